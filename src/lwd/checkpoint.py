@@ -1,0 +1,209 @@
+"""Checkpoints as JSON + safetensors only (never pickle), written atomically.
+
+A run directory holds:
+    config.json              RunConfig: method, its config, training config, data info
+    model.safetensors        all weights of the trained method (EMA weights once training ends)
+    normalizer.safetensors   min-max statistics fitted on the training split
+    train_state/latest.json  -> train_state/step-<stage>-<step>/ (optimizer, EMA, RNG, weights)
+Every file is written to a temporary name and renamed into place, and a training state becomes
+visible only when latest.json is replaced, so an interrupted write never leaves a state that
+looks complete but is not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from lwd.config import BCConfig, DataInfo, LWDConfig, RunConfig, from_dict
+from lwd.data import MinMaxNormalizer
+from lwd.methods.base import Method
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupt, or does not match the model it is loaded into."""
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    save_file({k: v.detach().contiguous().clone() for k, v in tensors.items()}, tmp, metadata=metadata)
+    os.replace(tmp, path)
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({err}); the checkpoint is corrupt") from err
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path} is not valid JSON ({err}); the checkpoint is corrupt") from err
+
+
+# ------------------------------------------------------------------------------ methods
+def build_method(run: RunConfig, normalizer: MinMaxNormalizer) -> Method:
+    """A fresh (untrained) method from its RunConfig."""
+    info_dict = dict(run.data)
+    info_dict["tasks"] = tuple(info_dict.get("tasks", ()))
+    info = from_dict(DataInfo, info_dict)
+    if run.method == "lwd":
+        from lwd.methods.lwd import LWD
+
+        return LWD(from_dict(LWDConfig, run.method_config), info, normalizer)
+    if run.method == "bc":
+        from lwd.methods.bc import BC
+
+        return BC(from_dict(BCConfig, run.method_config), info, normalizer)
+    if run.method == "dp":
+        from lwd.methods.diffusion_policy import DiffusionPolicy, DPConfig
+
+        return DiffusionPolicy(from_dict(DPConfig, run.method_config), info, normalizer)
+    raise CheckpointError(f"unknown method {run.method!r} in config.json (known: lwd, bc, dp)")
+
+
+def save_model(out_dir: Path, method: Method, run: RunConfig) -> None:
+    out_dir = Path(out_dir)
+    save_tensors(method.normalizer.state_dict(), out_dir / "normalizer.safetensors")
+    save_tensors(method.state_dict(), out_dir / "model.safetensors", metadata={"method": run.method})
+    atomic_write_json(out_dir / "config.json", run.__dict__)
+
+
+def read_run_config(ckpt_dir: Path) -> RunConfig:
+    raw = read_json(Path(ckpt_dir) / "config.json")
+    try:
+        return RunConfig(**raw)
+    except TypeError as err:
+        raise CheckpointError(f"{ckpt_dir}/config.json does not describe a run ({err})") from err
+
+
+def load_model(ckpt_dir: str | Path) -> Method:
+    """Rebuild a trained method from a run directory; every mismatch is a CheckpointError."""
+    ckpt_dir = Path(ckpt_dir)
+    if not ckpt_dir.is_dir():
+        raise CheckpointError(f"{ckpt_dir} is not a run directory")
+    run = read_run_config(ckpt_dir)
+    normalizer = MinMaxNormalizer.from_state_dict(load_tensors(ckpt_dir / "normalizer.safetensors"))
+    try:
+        method = build_method(run, normalizer)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{ckpt_dir}/config.json is inconsistent: {err}") from err
+    load_state(method, load_tensors(ckpt_dir / "model.safetensors"), ckpt_dir / "model.safetensors")
+    return method.eval()
+
+
+def load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], where: Path | str) -> None:
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{where} does not match the model in config.json: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    for key, value in state.items():
+        if value.shape != expected[key].shape:
+            raise CheckpointError(
+                f"{where}: {key} has shape {tuple(value.shape)} but the model expects {tuple(expected[key].shape)}"
+            )
+    module.load_state_dict(state)
+
+
+# ------------------------------------------------------------------------------ training state
+def optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimizer state_dict into tensors (safetensors) and plain values (JSON)."""
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, entry in sd["state"].items():
+        for name, value in entry.items():
+            if torch.is_tensor(value):
+                tensors[f"{idx}.{name}"] = value
+            else:
+                scalars.setdefault(str(idx), {})[name] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = value
+    for idx, entry in meta.get("scalars", {}).items():
+        state.setdefault(int(idx), {}).update(entry)
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def write_train_state(
+    out_dir: Path, stage: int, step: int, files: dict[str, dict[str, torch.Tensor]], info: dict[str, Any], keep: int = 1
+) -> Path:
+    """Write one complete training state, then point latest.json at it and prune older ones."""
+    root = Path(out_dir) / "train_state"
+    name = f"step-{stage}-{step:08d}"
+    target = root / name
+    tmp = Path(tempfile.mkdtemp(dir=root if root.exists() else _mkdir(root), prefix=f".{name}."))
+    for fname, tensors in files.items():
+        save_file({k: v.detach().contiguous().clone() for k, v in tensors.items()}, str(tmp / f"{fname}.safetensors"))
+    (tmp / "state.json").write_text(json.dumps(dict(info, stage=stage, step=step)))
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+    atomic_write_json(root / "latest.json", {"dir": name, "stage": stage, "step": step})
+    states = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-"))
+    for old in states:
+        if old.name != name and old not in states[-keep:]:
+            shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def read_train_state(out_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, torch.Tensor]]] | None:
+    """The latest complete training state, or None when the run never saved one."""
+    root = Path(out_dir) / "train_state"
+    if not (root / "latest.json").exists():
+        return None
+    latest = read_json(root / "latest.json")
+    folder = root / latest["dir"]
+    info = read_json(folder / "state.json")
+    if (info.get("stage"), info.get("step")) != (latest["stage"], latest["step"]):
+        raise CheckpointError(f"{folder} does not match latest.json; the training state is inconsistent")
+    files = {p.stem: load_tensors(p) for p in folder.glob("*.safetensors")}
+    return info, files

@@ -1,0 +1,528 @@
+"""The episode store: every episode of a dataset, concatenated along time.
+
+Why this layout (Diffusion Policy's "replay buffer"): one contiguous array per key plus the
+cumulative episode ends makes every later step a cheap slice or a vectorised gather, and it maps
+one-to-one onto a zarr group (``data/<key>`` + ``meta/episode_ends``), so files written here open
+in Diffusion Policy's tools and theirs open here.
+
+::
+
+    data["obs"]     |e0 e0 e0 e0|e1 e1|e2 e2 e2|      (N, Do), N = total steps
+    episode_ends                 4     6        9      (E,) exclusive ends
+    episode_starts  0            4     6               (E,)
+
+Everything that builds an ``Episodes`` goes through :meth:`Episodes.validate`, so downstream code
+(windows, normaliser, trainers) may assume clean data and need no defensive checks of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numcodecs
+import numpy as np
+import zarr
+
+from lwd.data.errors import DatasetError
+from lwd.data.keys import ACTION, OBS, TASK
+
+#: Version of the on-disk layout written by :meth:`Episodes.save` (root attribute ``lwd_format``).
+FORMAT_VERSION = 1
+#: Steps per zarr chunk. Large enough for fast sequential reads, small enough to load partially.
+CHUNK_STEPS = 10_000
+#: dtype kinds we accept: bool, signed int, unsigned int, float. Strings, objects and complex
+#: numbers cannot be fed to a network, so they are rejected early with a clear message.
+_NUMERIC_KINDS = "biuf"
+_MAX_LISTED = 5  # how many offending episodes an error message lists before "..."
+
+
+@dataclass(eq=False)  # arrays have no single truth value; compare fields explicitly
+class Episodes:
+    """All episodes of a dataset, concatenated along time (Diffusion Policy's replay-buffer layout).
+
+    Attributes:
+        data: key -> array of shape (N, ...) for N total steps. Native keys: ``"obs"`` (N, Do)
+            float32, ``"action"`` (N, Da) float32, optional ``"task"`` (N,) int64. Other numeric
+            keys are carried along untouched (float arrays are stored as float32).
+        episode_ends: (E,) int64 cumulative exclusive end index of each episode.
+        attrs: JSON-serialisable metadata (env name, task names, source, ...).
+
+    The constructor coerces arrays (float -> float32, integer task -> int64) and validates;
+    an invalid dataset raises :class:`DatasetError` here rather than later in training.
+    """
+
+    data: dict[str, np.ndarray]
+    episode_ends: np.ndarray
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.data = {key: _coerce(key, value) for key, value in dict(self.data).items()}
+        self.episode_ends = np.asarray(self.episode_ends)
+        self.attrs = dict(self.attrs) if self.attrs is not None else {}
+        self.validate()
+        # Only after validation: the dtype check must see what the caller passed.
+        self.episode_ends = self.episode_ends.astype(np.int64, copy=False)
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_list(
+        cls,
+        episodes: Sequence[Mapping[str, np.ndarray]],
+        attrs: Mapping[str, Any] | None = None,
+    ) -> Episodes:
+        """Build from one dict per episode, each mapping key -> (T_i, ...) array.
+
+        A scalar ``"task"`` is broadcast to (T_i,), since a scripted expert runs one task per
+        episode and should not have to repeat the id at every step.
+        """
+        if len(episodes) == 0:
+            raise DatasetError("cannot build Episodes from an empty list: pass at least one episode")
+        keys = list(episodes[0].keys())
+        lengths: list[int] = []
+        for i, episode in enumerate(episodes):
+            if set(episode.keys()) != set(keys):
+                raise DatasetError(
+                    f"episode {i} has keys {sorted(episode.keys())} but episode 0 has {sorted(keys)}; "
+                    "every episode must have the same keys"
+                )
+            sized = {k: np.asarray(v) for k, v in episode.items() if np.ndim(v) > 0}
+            if not sized:
+                raise DatasetError(f"episode {i} has no per-step arrays (all values are scalars)")
+            length = len(next(iter(sized.values())))
+            for key, value in sized.items():
+                if len(value) != length:
+                    raise DatasetError(
+                        f"episode {i}: '{key}' has {len(value)} steps but "
+                        f"'{next(iter(sized))}' has {length}; all keys of an episode need the same length"
+                    )
+            lengths.append(length)
+
+        data: dict[str, np.ndarray] = {}
+        for key in keys:
+            parts = []
+            for episode, length in zip(episodes, lengths):
+                value = np.asarray(episode[key])
+                if value.ndim == 0:  # scalar per episode, e.g. the task id
+                    value = np.full(length, value, dtype=value.dtype)
+                parts.append(value)
+            data[key] = np.concatenate(parts, axis=0)
+        return cls(data=data, episode_ends=np.cumsum(lengths, dtype=np.int64), attrs=dict(attrs or {}))
+
+    @classmethod
+    def empty_like(cls, template: Episodes) -> Episodes:
+        """An ``Episodes`` with zero episodes and the same keys, trailing shapes and attrs.
+
+        The only legitimately empty dataset is a validation split with ``val_fraction=0``;
+        everywhere else an empty dataset is an error, so this deliberately skips ``validate``.
+        """
+        empty = cls.__new__(cls)
+        empty.data = {key: value[:0] for key, value in template.data.items()}
+        empty.episode_ends = np.zeros(0, dtype=np.int64)
+        empty.attrs = dict(template.attrs)
+        return empty
+
+    # ------------------------------------------------------------------ shape information
+
+    @property
+    def num_episodes(self) -> int:
+        return int(len(self.episode_ends))
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.episode_ends[-1]) if len(self.episode_ends) else 0
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """(E,) int64 number of steps of each episode."""
+        return np.diff(self.episode_ends, prepend=0).astype(np.int64)
+
+    @property
+    def episode_starts(self) -> np.ndarray:
+        """(E,) int64 inclusive start index of each episode."""
+        return (self.episode_ends - self.lengths).astype(np.int64)
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self.data.keys())
+
+    def episode(self, index: int) -> dict[str, np.ndarray]:
+        """Arrays of one episode, as views into ``data`` (no copy; do not modify in place)."""
+        if not -self.num_episodes <= index < self.num_episodes:
+            raise IndexError(f"episode index {index} out of range for {self.num_episodes} episodes")
+        index %= self.num_episodes
+        start, end = int(self.episode_starts[index]), int(self.episode_ends[index])
+        return {key: value[start:end] for key, value in self.data.items()}
+
+    def __len__(self) -> int:
+        """Number of episodes (not steps: use ``num_steps`` for those)."""
+        return self.num_episodes
+
+    # ------------------------------------------------------------------ validation
+
+    def validate(self, required: Sequence[str] = (OBS, ACTION)) -> None:
+        """Raise :class:`DatasetError` naming the first problem found, or return None.
+
+        Checks, in order: non-empty; ``required`` keys present; numeric dtypes; episode_ends
+        integer, 1-D, positive and strictly increasing (a repeated end is reported as an empty
+        episode); every key has ``episode_ends[-1]`` steps; obs/action 2-D; task a non-negative
+        integer vector; no NaN/inf in float arrays (reported by episode and step).
+        """
+        present = sorted(self.data.keys())
+        if not self.data:
+            raise DatasetError("empty dataset: data has no keys; expected at least 'obs' and 'action'")
+        for key in required:
+            if key not in self.data:
+                raise DatasetError(
+                    f"required key '{key}' is missing; the dataset has keys {present} "
+                    "(add it, or map a stored name to it with Episodes.load(..., rename={...}))"
+                )
+        for key, value in self.data.items():
+            if not isinstance(key, str):
+                raise DatasetError(f"data keys must be strings, got {key!r}")
+            if value.dtype.kind not in _NUMERIC_KINDS:
+                raise DatasetError(
+                    f"'{key}' has unsupported dtype {value.dtype}; only bool, integer and float arrays "
+                    "are supported (convert or drop this key)"
+                )
+            if value.ndim == 0:
+                raise DatasetError(f"'{key}' is a scalar; every key needs a leading time dimension (N, ...)")
+
+        ends = self.episode_ends
+        if ends.ndim != 1:
+            raise DatasetError(f"episode_ends must be 1-D (E,), got shape {ends.shape}")
+        if ends.dtype.kind not in "iu":
+            raise DatasetError(f"episode_ends must be integers, got dtype {ends.dtype}")
+        if len(ends) == 0:
+            raise DatasetError("empty dataset: episode_ends is empty (no episodes)")
+        lengths = np.diff(ends, prepend=0)
+        if ends[0] < 0 or (lengths < 0).any():
+            bad = int(np.argmax(lengths < 0))
+            raise DatasetError(
+                f"episode_ends must start > 0 and be strictly increasing, but episode_ends[{bad}]="
+                f"{int(ends[bad])} follows {0 if bad == 0 else int(ends[bad - 1])}"
+            )
+        if (lengths == 0).any():
+            bad = int(np.argmax(lengths == 0))
+            raise DatasetError(
+                f"episode {bad} is empty (zero length): episode_ends must start > 0 and be strictly "
+                "increasing; remove the empty episode"
+            )
+
+        num_steps = int(ends[-1])
+        for key, value in self.data.items():
+            if len(value) != num_steps:
+                raise DatasetError(
+                    f"'{key}' has {len(value)} steps but episode_ends[-1] is {num_steps}; "
+                    "every key needs one entry per step"
+                )
+        for key in (OBS, ACTION):
+            if key in self.data and self.data[key].ndim != 2:
+                raise DatasetError(
+                    f"'{key}' must be 2-D (steps, dims) but has shape {self.data[key].shape}; "
+                    "flatten per-step features to a vector"
+                )
+        if TASK in self.data:
+            task = self.data[TASK]
+            if task.dtype.kind not in "iu" or task.ndim != 1:
+                raise DatasetError(
+                    f"'task' must be a 1-D integer array (N,) of task ids, got dtype {task.dtype} "
+                    f"and shape {task.shape}"
+                )
+            if (task < 0).any():
+                step = int(np.argmax(task < 0))
+                raise DatasetError(f"'task' ids must be >= 0, found {int(task[step])} at step {step}")
+
+        for key, value in self.data.items():
+            if value.dtype.kind != "f":
+                continue
+            finite_rows = np.isfinite(value).reshape(len(value), -1).all(axis=1)
+            if not finite_rows.all():
+                step = int(np.argmin(finite_rows))
+                episode = int(np.searchsorted(ends, step, side="right"))
+                start = 0 if episode == 0 else int(ends[episode - 1])
+                kind = "NaN" if np.isnan(value[step]).any() else "inf"
+                raise DatasetError(
+                    f"'{key}' contains {kind} (first in episode {episode} at step {step - start}); "
+                    "clean or drop that episode (float64 values beyond float32 range also become inf)"
+                )
+
+    def check_min_length(self, min_length: int, what: str) -> None:
+        """Raise if any episode has fewer than ``min_length`` steps.
+
+        ``what`` names the requirement for the message, e.g. ``"the action horizon H=8"``.
+        """
+        short = np.flatnonzero(self.lengths < min_length)
+        if len(short) == 0:
+            return
+        listed = ", ".join(f"episode {int(i)} has {int(self.lengths[i])} steps" for i in short[:_MAX_LISTED])
+        more = f" (and {len(short) - _MAX_LISTED} more)" if len(short) > _MAX_LISTED else ""
+        raise DatasetError(
+            f"{len(short)} of {self.num_episodes} episodes are too short: {listed}{more}, but {what} "
+            f"needs at least {min_length}; pass a shorter horizon or drop short episodes with "
+            f"episodes.drop_shorter_than({min_length})"
+        )
+
+    # ------------------------------------------------------------------ subsets
+
+    def select(self, indices: Sequence[int] | np.ndarray) -> Episodes:
+        """A new ``Episodes`` holding the given episodes, in the given order (arrays are copied).
+
+        ``indices`` may also be a boolean mask over episodes. An empty selection gives an empty
+        ``Episodes`` (see :meth:`empty_like`).
+        """
+        indices = np.asarray(indices)
+        if indices.dtype == bool:
+            if len(indices) != self.num_episodes:
+                raise DatasetError(
+                    f"boolean mask has {len(indices)} entries but there are {self.num_episodes} episodes"
+                )
+            indices = np.flatnonzero(indices)
+        if indices.size == 0:
+            return Episodes.empty_like(self)
+        if indices.dtype.kind not in "iu" or indices.ndim != 1:
+            raise DatasetError(
+                f"episode indices must be a 1-D integer array, got dtype {indices.dtype}, shape {indices.shape}"
+            )
+        if indices.min() < 0 or indices.max() >= self.num_episodes:
+            raise DatasetError(f"episode indices must be in [0, {self.num_episodes}), got {indices.tolist()}")
+        starts, ends = self.episode_starts[indices], self.episode_ends[indices]
+        steps = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)])
+        return Episodes(
+            data={key: value[steps] for key, value in self.data.items()},
+            episode_ends=np.cumsum(ends - starts),
+            attrs=dict(self.attrs),
+        )
+
+    def episode_tasks(self) -> np.ndarray | None:
+        """(E,) int64 task id of each episode (its first step's), or None without a task key."""
+        if TASK not in self.data or self.num_episodes == 0:
+            return None
+        return self.data[TASK][self.episode_starts].astype(np.int64)
+
+    def split(self, val_fraction: float, seed: int) -> tuple[Episodes, Episodes]:
+        """Split by whole episodes into (train, val), deterministically for a given seed.
+
+        Episodes never straddle the split, so no window of a validation episode was seen in
+        training. With a ``"task"`` key the split is stratified: each task (the task of an
+        episode's first step) sends ``round(n * val_fraction)`` of its ``n`` episodes to val, at
+        least one when ``val_fraction > 0`` and at most ``n - 1``, so every task keeps at least one
+        training episode. Both halves keep the original episode order. ``val_fraction=0`` gives an
+        empty val set.
+        """
+        if not 0.0 <= val_fraction < 1.0:
+            raise DatasetError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        rng = np.random.default_rng(seed)
+        tasks = self.episode_tasks()
+        groups = [np.arange(self.num_episodes)] if tasks is None else [
+            np.flatnonzero(tasks == task) for task in np.unique(tasks)
+        ]
+        val: list[np.ndarray] = []
+        for group in groups:
+            n = len(group)
+            n_val = int(np.floor(n * val_fraction + 0.5))
+            if val_fraction > 0:
+                n_val = max(n_val, 1)
+            n_val = min(n_val, n - 1)
+            val.append(rng.permutation(group)[:n_val])
+        val_idx = np.sort(np.concatenate(val)) if val else np.zeros(0, dtype=np.int64)
+        train_idx = np.setdiff1d(np.arange(self.num_episodes), val_idx)
+        return self.select(train_idx), self.select(val_idx)
+
+    def drop_shorter_than(self, min_length: int) -> Episodes:
+        """A new ``Episodes`` without the episodes that have fewer than ``min_length`` steps."""
+        keep = self.lengths >= min_length
+        if not keep.any():
+            raise DatasetError(
+                f"all {self.num_episodes} episodes are shorter than {min_length} steps "
+                f"(longest has {int(self.lengths.max())}); use a shorter horizon"
+            )
+        return self.select(np.flatnonzero(keep))
+
+    # ------------------------------------------------------------------ disk
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write a zarr (format 2) store in Diffusion Policy's replay-buffer layout; return the path.
+
+        Layout: ``data/<key>`` arrays chunked along time, ``meta/episode_ends``, root attributes =
+        ``attrs`` plus ``"lwd_format": 1``. A path ending in ``.zarr.zip`` (or ``.zip``) is written
+        as one zip file, anything else as a directory. The write goes to a temporary sibling first
+        and is renamed into place, so an interrupted save never leaves a half-written dataset at
+        ``path`` and an existing dataset there is only replaced once the new one is complete.
+        """
+        self.validate()
+        try:
+            root_attrs = json.loads(json.dumps({**self.attrs, "lwd_format": FORMAT_VERSION}))
+        except (TypeError, ValueError) as exc:
+            raise DatasetError(f"attrs must be JSON-serialisable to be saved: {exc}") from exc
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+        try:
+            # mode "w-" and attributes at creation: a zip store cannot overwrite a member, so every
+            # file must be written exactly once (no later attrs update, no re-created groups).
+            if _is_zip_path(path):
+                store = zarr.storage.ZipStore(tmp, mode="w")
+                try:
+                    root = zarr.open_group(store=store, mode="w-", zarr_format=2, attributes=root_attrs)
+                    self._write_arrays(root)
+                finally:
+                    store.close()
+            else:
+                root = zarr.open_group(str(tmp), mode="w-", zarr_format=2, attributes=root_attrs)
+                self._write_arrays(root)
+            _replace(tmp, path)
+        except BaseException:
+            _remove(tmp)
+            raise
+        return path
+
+    def _write_arrays(self, root: Any) -> None:
+        # Diffusion Policy's own compressor settings, so their loaders read our files unchanged.
+        compressor = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.NOSHUFFLE)
+        data_group = root.create_group("data")
+        for key, value in self.data.items():
+            chunks = (min(CHUNK_STEPS, len(value)),) + value.shape[1:]
+            data_group.create_array(key, data=value, chunks=chunks, compressors=compressor)
+        root.create_group("meta").create_array(
+            "episode_ends", data=self.episode_ends, chunks=self.episode_ends.shape, compressors=compressor
+        )
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        keys: Sequence[str] | None = None,
+        rename: Mapping[str, str] | None = None,
+    ) -> Episodes:
+        """Read a store written by :meth:`save` or by Diffusion Policy (directory or ``.zarr.zip``).
+
+        Args:
+            path: directory store, or a ``.zip`` file.
+            keys: stored names of the ``data/`` arrays to read (default: all). Reading only what
+                is needed matters for DP files, whose image arrays dwarf the low-dim ones.
+            rename: stored name -> our name, applied after reading, e.g. ``{"state": "obs"}``.
+
+        Float arrays come back as float32, an integer ``task`` as int64; the result is validated.
+        """
+        path = Path(path)
+        if not path.exists():
+            raise DatasetError(f"dataset path {path} does not exist")
+        if path.is_file() and not zipfile.is_zipfile(path):
+            raise DatasetError(f"{path} is not a zarr store: it is a file but not a zip archive")
+        store = zarr.storage.ZipStore(path, mode="r") if path.is_file() else None
+        try:
+            try:
+                root = (
+                    zarr.open_group(store=store, mode="r")
+                    if store is not None
+                    else zarr.open_group(str(path), mode="r")
+                )
+            except (FileNotFoundError, ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
+                raise DatasetError(
+                    f"{path} is not a zarr store (expected a directory or .zarr.zip with groups "
+                    f"'data' and 'meta'): {exc}"
+                ) from exc
+            return cls._read_group(root, path, keys, rename)
+        finally:
+            if store is not None:
+                store.close()
+
+    @classmethod
+    def _read_group(
+        cls, root: Any, path: Path, keys: Sequence[str] | None, rename: Mapping[str, str] | None
+    ) -> Episodes:
+        groups = set(root.group_keys())
+        if "meta" not in groups or "episode_ends" not in set(root["meta"].array_keys()):
+            raise DatasetError(f"{path} has no 'meta/episode_ends' array; it is not an episode dataset")
+        if "data" not in groups:
+            raise DatasetError(f"{path} has no 'data' group; it is not an episode dataset")
+        attrs = dict(root.attrs)
+        version = attrs.pop("lwd_format", FORMAT_VERSION)
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise DatasetError(
+                f"{path} was written in lwd_format {version} but this lwd reads up to "
+                f"{FORMAT_VERSION}; upgrade lwd"
+            )
+        data_group = root["data"]
+        available = sorted(data_group.array_keys())
+        wanted = list(keys) if keys is not None else available
+        missing = [key for key in wanted if key not in available]
+        if missing:
+            raise DatasetError(f"{path} has no data key(s) {missing}; available keys are {available}")
+        rename = dict(rename or {})
+        data = {rename.get(key, key): np.asarray(data_group[key][...]) for key in wanted}
+        episode_ends = np.asarray(root["meta"]["episode_ends"][...])
+        return cls(data=data, episode_ends=episode_ends, attrs=attrs)
+
+
+def concatenate(parts: Sequence[Episodes]) -> Episodes:
+    """Join several ``Episodes`` (same keys and per-step shapes) into one; attrs of the first win."""
+    parts = [part for part in parts if part.num_episodes > 0]
+    if not parts:
+        raise DatasetError("concatenate needs at least one non-empty Episodes")
+    keys = sorted(parts[0].data)
+    for i, part in enumerate(parts[1:], start=1):
+        if sorted(part.data) != keys:
+            raise DatasetError(f"cannot concatenate: part {i} has keys {sorted(part.data)} but part 0 has {keys}")
+        for key in keys:
+            if part.data[key].shape[1:] != parts[0].data[key].shape[1:]:
+                raise DatasetError(
+                    f"cannot concatenate: '{key}' has per-step shape {part.data[key].shape[1:]} in part {i} "
+                    f"but {parts[0].data[key].shape[1:]} in part 0"
+                )
+    offsets = np.cumsum([0] + [part.num_steps for part in parts[:-1]])
+    return Episodes(
+        data={key: np.concatenate([part.data[key] for part in parts]) for key in keys},
+        episode_ends=np.concatenate([part.episode_ends + off for part, off in zip(parts, offsets)]),
+        attrs=dict(parts[0].attrs),
+    )
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _coerce(key: str, value: Any) -> np.ndarray:
+    """One dtype per kind of data: float -> float32 (what the networks use), task int -> int64."""
+    value = np.asarray(value)
+    if value.dtype.kind == "f" and value.dtype != np.float32:
+        with np.errstate(over="ignore"):  # overflow shows up as inf and is reported by validate
+            value = value.astype(np.float32)
+    elif key == TASK and value.dtype.kind in "iu" and value.dtype != np.int64:
+        value = value.astype(np.int64)
+    return value
+
+
+def _is_zip_path(path: Path) -> bool:
+    return path.name.endswith(".zip")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _replace(tmp: Path, target: Path) -> None:
+    """Move ``tmp`` to ``target``; an existing target is moved aside first and deleted last."""
+    if not target.exists():
+        os.replace(tmp, target)
+        return
+    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+    os.replace(target, old)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        os.replace(old, target)  # put the previous dataset back
+        raise
+    _remove(old)

@@ -1,0 +1,166 @@
+"""Training windows cut from episodes: an observation history plus a horizon of actions.
+
+Both LWD and Diffusion Policy train on the same kind of window and differ only in where the
+actions start relative to the anchor step, so one dataset serves both (see :class:`WindowSpec`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from lwd.data.episodes import Episodes
+from lwd.data.keys import ACTION, ACTIONS, MASK, OBS, OBS_HISTORY, STATES, TASK
+from lwd.data.normalize import MinMaxNormalizer
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """Which steps around an anchor step ``t`` a window contains.
+
+    Attributes:
+        obs_steps: To, observation history ending at the anchor: obs[t-To+1 .. t].
+        action_steps: H, number of actions in the window.
+        action_offset: actions cover [t+action_offset, t+action_offset+H). LWD uses 0 (the H
+            actions starting at t); Diffusion Policy uses -(To-1) (its horizon starts with the
+            first observed step).
+        with_states: also return the obs at the action steps ("states"), which LWD's
+            behaviour-cloning loss feeds to the generated policy.
+    """
+
+    obs_steps: int
+    action_steps: int
+    action_offset: int = 0
+    with_states: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("obs_steps", "action_steps", "action_offset"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+                raise ValueError(f"WindowSpec.{name} must be an int, got {value!r}")
+        if self.obs_steps < 1:
+            raise ValueError(f"WindowSpec.obs_steps (To) must be >= 1, got {self.obs_steps}")
+        if self.action_steps < 1:
+            raise ValueError(f"WindowSpec.action_steps (H) must be >= 1, got {self.action_steps}")
+
+    @classmethod
+    def diffusion_policy(cls, obs_steps: int = 2, horizon: int = 16) -> WindowSpec:
+        """Diffusion Policy's window: the predicted horizon starts at the oldest observed step."""
+        return cls(obs_steps=obs_steps, action_steps=horizon, action_offset=-(obs_steps - 1), with_states=False)
+
+
+class SegmentDataset(torch.utils.data.Dataset):
+    """Every step of every episode as the anchor of one window, padded at episode edges.
+
+    Timeline for To=2, H=4, action_offset=0, anchor t two steps before the episode's end::
+
+        step            s   ...   t-1    t    t+1 | t+2  t+3     (episode ends after t+1)
+        obs_history               [o     o]
+        actions                        [ a    a   | a*   a* ]    a* = last action repeated
+        states                         [ o    o   | o*   o* ]    o* = last obs repeated
+        mask                             1    1     0    0
+
+    With Diffusion Policy's ``action_offset = -(To-1)`` the action window starts at t-1 instead,
+    and at the start of an episode its first entries repeat the first action (mask 0). The
+    observation history before the start repeats the first observation (no mask: the models
+    condition on it, they are not scored on it).
+
+    Padding keeps every step an anchor exactly once, so the end of each episode, where a robot
+    must stop or hold, is seen as often as the middle. ``mask`` lets a loss ignore padded steps.
+
+    Indexing is vectorised: :meth:`sample_batch` builds (B, To) and (B, H) index arrays with
+    broadcasting and gathers with one fancy-indexing call per key, which makes a DataLoader with
+    per-item Python calls unnecessary on CPU. Only O(steps) per-anchor bounds are precomputed,
+    not O(steps x H) index tables, so long horizons on big datasets cost no extra memory.
+    """
+
+    def __init__(
+        self,
+        episodes: Episodes,
+        spec: WindowSpec,
+        normalizer: MinMaxNormalizer | None = None,
+        min_episode_length: int | None = None,
+    ) -> None:
+        if min_episode_length is None:
+            episodes.check_min_length(spec.action_steps, f"the action horizon H={spec.action_steps}")
+        else:
+            episodes.check_min_length(min_episode_length, f"min_episode_length={min_episode_length}")
+        self.episodes = episodes
+        self.spec = spec
+        self.normalizer = normalizer
+
+        obs = episodes.data[OBS]  # (N, Do)
+        action = episodes.data[ACTION]  # (N, Da)
+        if normalizer is not None:  # once for the whole dataset, not per batch
+            obs = normalizer.normalize(OBS, obs)
+            action = normalizer.normalize(ACTION, action)
+        self._obs = np.ascontiguousarray(obs, dtype=np.float32)  # (N, Do)
+        self._action = np.ascontiguousarray(action, dtype=np.float32)  # (N, Da)
+        self._task = episodes.data.get(TASK)  # (N,) int64 or None
+
+        # Per-anchor bounds; anchor n is global step n.
+        self._anchor_episode = np.repeat(np.arange(episodes.num_episodes), episodes.lengths)  # (N,)
+        self._first = episodes.episode_starts[self._anchor_episode]  # (N,) first step of n's episode
+        self._last = episodes.episode_ends[self._anchor_episode] - 1  # (N,) last step of n's episode
+        self._obs_offsets = np.arange(-spec.obs_steps + 1, 1)  # (To,)
+        self._action_offsets = np.arange(spec.action_steps) + spec.action_offset  # (H,)
+
+    def __len__(self) -> int:
+        return len(self._anchor_episode)
+
+    @property
+    def obs_dim(self) -> int:
+        return int(self._obs.shape[1])
+
+    @property
+    def action_dim(self) -> int:
+        return int(self._action.shape[1])
+
+    @property
+    def anchor_episodes(self) -> np.ndarray:
+        """(N_anchor,) int64 episode index of each anchor."""
+        return self._anchor_episode
+
+    @property
+    def anchor_tasks(self) -> np.ndarray | None:
+        """(N_anchor,) int64 task id of each anchor, or None when the episodes have no task."""
+        return self._task
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        """One window: obs_history (To, Do), actions (H, Da), [states (H, Do)], mask (H,), [task ()]."""
+        n = len(self)
+        if not isinstance(index, (int, np.integer)) or not -n <= index < n:
+            raise IndexError(f"window index {index!r} out of range for {n} windows")
+        batch = self.sample_batch(np.array([index % n]))
+        return {key: value[0] for key, value in batch.items()}
+
+    def sample_batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
+        """Gather B windows at once; same content as stacking ``self[i]`` for i in ``indices``.
+
+        Returns obs_history (B, To, Do), actions (B, H, Da), states (B, H, Do) when
+        ``spec.with_states``, mask (B, H) float32, and task (B,) int64 when present.
+        """
+        anchors = np.asarray(indices, dtype=np.int64).reshape(-1)  # (B,)
+        if anchors.size and (anchors.min() < 0 or anchors.max() >= len(self)):
+            raise IndexError(f"window indices must be in [0, {len(self)}), got min {anchors.min()} max {anchors.max()}")
+        first = self._first[anchors][:, None]  # (B, 1)
+        last = self._last[anchors][:, None]  # (B, 1)
+
+        obs_idx = np.clip(anchors[:, None] + self._obs_offsets, first, last)  # (B, To)
+        raw_action_idx = anchors[:, None] + self._action_offsets  # (B, H)
+        mask = (raw_action_idx >= first) & (raw_action_idx <= last)  # (B, H)
+        action_idx = np.clip(raw_action_idx, first, last)  # (B, H)
+
+        batch = {
+            OBS_HISTORY: torch.from_numpy(self._obs[obs_idx]),  # (B, To, Do)
+            ACTIONS: torch.from_numpy(self._action[action_idx]),  # (B, H, Da)
+            MASK: torch.from_numpy(mask.astype(np.float32)),  # (B, H)
+        }
+        if self.spec.with_states:
+            batch[STATES] = torch.from_numpy(self._obs[action_idx])  # (B, H, Do)
+        if self._task is not None:
+            batch[TASK] = torch.from_numpy(self._task[anchors])  # (B,)
+        return batch
+

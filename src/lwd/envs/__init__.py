@@ -1,0 +1,1 @@
+"""Benchmark environments, made by name through `lwd.envs.registry.make_suite`."""

@@ -1,0 +1,85 @@
+"""Benchmarks by name: which tasks, how to make each env and expert, and the test protocol.
+
+A `Suite` is one benchmark: `metaworld/mt10` (10 tasks, task-id = index in `tasks`) or a single
+task such as `metaworld/push-v3`. Every command takes these names, so one string fixes the
+environment, the demonstrator and the evaluation protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import gymnasium as gym
+import numpy as np
+
+
+class Expert(Protocol):
+    def reset(self, seed: int) -> None: ...
+
+    def act(self, obs: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    tasks: tuple[str, ...]
+    obs_dim: int
+    action_dim: int
+    max_episode_steps: int
+    make_task_env: Callable[..., gym.Env] = field(repr=False)
+    make_task_expert: Callable[[str], Expert] = field(repr=False)
+    test_seed_start: int = 100_000
+    """Evaluation seeds are test_seed_start + i; demonstrations use seeds from 0, far below."""
+
+    @property
+    def multitask(self) -> bool:
+        return len(self.tasks) > 1
+
+    def task_id(self, task: str) -> int:
+        if task not in self.tasks:
+            raise ValueError(f"task {task!r} is not part of {self.name}; its tasks: {', '.join(self.tasks)}")
+        return self.tasks.index(task)
+
+    def make_env(self, task: str, **kwargs: Any) -> gym.Env:
+        self.task_id(task)
+        return self.make_task_env(task, **kwargs)
+
+    def make_expert(self, task: str) -> Expert:
+        self.task_id(task)
+        return self.make_task_expert(task)
+
+
+def _metaworld_suite(name: str, tasks: tuple[str, ...]) -> Suite:
+    from lwd.envs import metaworld as mw
+    from lwd.experts.metaworld import MetaworldExpert
+
+    suite_kind = "mt10" if len(tasks) > 1 else "mt1"
+
+    def make_env(task: str, **kwargs: Any) -> gym.Env:
+        return mw.MetaworldTaskEnv(task, suite=suite_kind, **kwargs)
+
+    return Suite(name, tasks, mw.OBS_DIM, mw.ACTION_DIM, mw.MAX_EPISODE_STEPS, make_env, MetaworldExpert)
+
+
+def available_suites() -> list[str]:
+    from lwd.envs.metaworld import MT10_TASKS
+
+    return ["metaworld/mt10", *[f"metaworld/{t}" for t in MT10_TASKS], "metaworld/<any v3 task>"]
+
+
+def make_suite(name: str) -> Suite:
+    """`metaworld/mt10` or `metaworld/<task>-v3`. Unknown names raise with the list of known ones."""
+    from lwd.envs.metaworld import MT10_TASKS
+
+    key = name.strip().lower()
+    if key in ("metaworld/mt10", "mt10"):
+        return _metaworld_suite("metaworld/mt10", MT10_TASKS)
+    if key.startswith("metaworld/"):
+        task = key.split("/", 1)[1]
+        from lwd.envs.metaworld import _import_metaworld
+
+        if task not in _import_metaworld().ALL_V3_ENVIRONMENTS:
+            raise ValueError(f"unknown Metaworld task {task!r} in {name!r}; try one of: {', '.join(MT10_TASKS)}")
+        return _metaworld_suite(f"metaworld/{task}", (task,))
+    raise ValueError(f"unknown environment {name!r}; known: {', '.join(available_suites())}")

@@ -1,0 +1,247 @@
+"""Evaluate a policy on a suite: fixed seeds, gymnasium vector envs, per-task success, FLOPs.
+
+Each episode is fully defined by (task, seed). Every env slot of the vector env owns its own
+runtime policy object, reset with the episode's seed, so an episode's outcome does not depend on
+how many envs run in parallel or which episodes ran before it (the reference Diffusion Policy
+runner only counted its first n_envs seeds; here every requested episode is counted).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from tqdm.auto import tqdm
+
+from lwd.envs.perturb import apply_perturbation
+from lwd.envs.registry import Suite
+from lwd.methods.base import Method
+
+
+@dataclass
+class EpisodeResult:
+    task: str
+    seed: int
+    success: bool
+    steps: int
+    total_reward: float
+
+
+class _SlotEnv(gym.Env):
+    """One vector-env slot that can host any task of a suite; after an episode ends it stays frozen.
+
+    The slot never reports terminated/truncated to the vector env (which in gymnasium's
+    autoreset-disabled mode refuses to step a finished env, though slots finish at different
+    times); the episode's end is reported in info["slot_done"] instead, and the runner resets
+    the slot with the next planned episode when it sees it.
+
+    The task is chosen at reset via options={"tasks": [task of slot 0, task of slot 1, ...]} (the
+    vector env passes the same options to every slot), and the env is rebuilt only when it changes.
+    """
+
+    def __init__(self, suite: Suite, perturb: str | None, env_kwargs: dict[str, Any], index: int) -> None:
+        self.index = index
+        self.suite = suite
+        self.perturb = perturb
+        self.env_kwargs = env_kwargs
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (suite.obs_dim,), np.float32)
+        self.action_space = gym.spaces.Box(-np.inf, np.inf, (suite.action_dim,), np.float32)
+        self._task: str | None = None
+        self._env: gym.Env | None = None
+        self._done = True
+        self._last = np.zeros(suite.obs_dim, np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        task = (options or {}).get("tasks", [self._task] * (self.index + 1))[self.index]
+        if task is None:
+            raise ValueError("the first reset of an env slot must name its task")
+        if task != self._task or self._env is None:
+            if self._env is not None:
+                self._env.close()
+            self._env = apply_perturbation(self.suite.make_env(task, **self.env_kwargs), self.perturb)
+            self._task = task
+        obs, info = self._env.reset(seed=seed)
+        self._done = False
+        self._last = np.asarray(obs, np.float32)
+        return self._last, info
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        if self._done or self._env is None:
+            return self._last, 0.0, False, False, {}
+        obs, reward, terminated, truncated, info = self._env.step(action)
+        self._done = bool(terminated or truncated)
+        self._last = np.asarray(obs, np.float32)
+        info = {"slot_done": self._done, "success": bool(info.get("success", False))}
+        return self._last, float(reward), False, False, info
+
+    def close(self) -> None:
+        if self._env is not None:
+            self._env.close()
+
+
+def episode_plan(suite: Suite, episodes_per_task: int, seed_start: int | None = None, tasks: list[str] | None = None) -> list[tuple[str, int, int]]:
+    """(task, task_id, seed) for every episode to run, in a fixed order."""
+    start = suite.test_seed_start if seed_start is None else seed_start
+    chosen = tasks or list(suite.tasks)
+    return [(t, suite.task_id(t), start + i) for t in chosen for i in range(episodes_per_task)]
+
+
+def evaluate(
+    method: Method,
+    suite: Suite,
+    episodes_per_task: int = 50,
+    n_envs: int = 1,
+    seed_start: int | None = None,
+    tasks: list[str] | None = None,
+    perturb: str | None = None,
+    policy_kwargs: dict[str, Any] | None = None,
+    vector: str = "sync",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run every planned episode; returns per-episode results, per-task success and costs."""
+    if episodes_per_task <= 0 or n_envs <= 0:
+        raise ValueError("episodes_per_task and n_envs must be positive")
+    info_tasks = tuple(getattr(method, "info").tasks)
+    if info_tasks and suite.multitask and tuple(suite.tasks) != info_tasks:
+        raise ValueError(f"the model was trained on tasks {list(info_tasks)} but {suite.name} has {list(suite.tasks)}")
+    obs_dim = getattr(method, "info").obs_dim
+    if obs_dim != suite.obs_dim:
+        raise ValueError(f"the model expects {obs_dim}-d observations but {suite.name} gives {suite.obs_dim}-d")
+    plan = episode_plan(suite, episodes_per_task, seed_start, tasks)
+    n_envs = min(n_envs, len(plan))
+    policy_kwargs = dict(policy_kwargs or {})
+    policies = [method.make_policy(**policy_kwargs) for _ in range(n_envs)]
+    factories = [lambda i=i: _SlotEnv(suite, perturb, {}, i) for i in range(n_envs)]
+    vec_cls = gym.vector.AsyncVectorEnv if vector == "async" else gym.vector.SyncVectorEnv
+    envs = vec_cls(factories, autoreset_mode=gym.vector.AutoresetMode.DISABLED)
+
+    results: list[EpisodeResult] = []
+    current: list[dict[str, Any] | None] = [None] * n_envs
+    obs = np.zeros((n_envs, suite.obs_dim), np.float32)
+    queue = list(plan)
+    started = time.perf_counter()
+    bar = tqdm(total=len(plan), desc=f"eval {suite.name}", unit="ep", disable=not progress)
+
+    def start_next(slots: list[int]) -> None:
+        """Give each slot in `slots` the next planned episode (one vector reset for all of them)."""
+        mask = np.zeros(n_envs, dtype=bool)
+        seeds: list[int | None] = [None] * n_envs
+        tasks_now: list[str | None] = [c["task"] if c else None for c in current]
+        for i in slots:
+            if not queue:
+                current[i] = None
+                continue
+            task, task_id, seed = queue.pop(0)
+            mask[i], seeds[i], tasks_now[i] = True, seed, task
+            policies[i].reset(seed, task_id if (suite.multitask or info_tasks) else None)
+            current[i] = {"task": task, "seed": seed, "steps": 0, "reward": 0.0, "success": False}
+        if mask.any():
+            new_obs, _ = envs.reset(seed=seeds, options={"reset_mask": mask, "tasks": tasks_now})
+            obs[mask] = np.asarray(new_obs, np.float32)[mask]
+
+    try:
+        start_next(list(range(n_envs)))
+        while any(c is not None for c in current):
+            actions = np.zeros((n_envs, suite.action_dim), np.float32)
+            for i, cur in enumerate(current):
+                if cur is not None:
+                    actions[i] = policies[i].act(obs[i])
+            obs, rewards, _, _, infos = envs.step(actions)
+            obs = np.array(obs, np.float32)
+            success = infos.get("success", np.zeros(n_envs, bool))
+            done = infos.get("slot_done", np.zeros(n_envs, bool))
+            finished = []
+            for i, cur in enumerate(current):
+                if cur is None:
+                    continue
+                cur["steps"] += 1
+                cur["reward"] += float(rewards[i])
+                cur["success"] = cur["success"] or bool(success[i])
+                if done[i]:
+                    results.append(EpisodeResult(cur["task"], cur["seed"], cur["success"], cur["steps"], cur["reward"]))
+                    bar.update(1)
+                    finished.append(i)
+            if finished:
+                start_next(finished)
+    finally:
+        bar.close()
+        envs.close()
+    seconds = time.perf_counter() - started
+    results.sort(key=lambda r: (suite.task_id(r.task), r.seed))
+    return summarise(method, suite, results, policies, policy_kwargs, perturb, seconds, n_envs)
+
+
+def summarise(
+    method: Method, suite: Suite, results: list[EpisodeResult], policies: list[Any],
+    policy_kwargs: dict[str, Any], perturb: str | None, seconds: float, n_envs: int,
+) -> dict[str, Any]:
+    per_task: dict[str, dict[str, float]] = {}
+    for task in dict.fromkeys(r.task for r in results):
+        rows = [r for r in results if r.task == task]
+        per_task[task] = {
+            "success_rate": float(np.mean([r.success for r in rows])),
+            "episodes": len(rows),
+            "mean_steps": float(np.mean([r.steps for r in rows])),
+        }
+    cost = method.cost(**policy_kwargs)
+    steps = sum(getattr(p, "steps", 0) for p in policies)
+    generations = sum(getattr(p, "generations", 0) for p in policies)
+    if "flops_generation" in cost and steps:
+        # What the evaluation actually spent per step, generation included (e.g. per-episode generation).
+        cost["flops_per_step_measured"] = (generations * cost["flops_generation"] + steps * cost["flops_policy_step"]) / steps
+    elif steps:
+        cost["flops_per_step_measured"] = cost["flops_per_step"]
+    cost["generations"] = generations
+    cost["policy_steps"] = steps
+    return {
+        "suite": suite.name,
+        "method": method.name,
+        "perturbation": perturb or "none",
+        "policy_kwargs": policy_kwargs,
+        "episodes_per_task": max(v["episodes"] for v in per_task.values()),
+        "n_envs": n_envs,
+        "mean_success": float(np.mean([v["success_rate"] for v in per_task.values()])),
+        "per_task": per_task,
+        "cost": cost,
+        "seconds": round(seconds, 2),
+        "episodes": [asdict(r) for r in results],
+    }
+
+
+def format_table(result: dict[str, Any]) -> str:
+    from tabulate import tabulate
+
+    rows = [[t, f"{v['success_rate']:.2f}", v["episodes"], f"{v['mean_steps']:.0f}"] for t, v in result["per_task"].items()]
+    rows.append(["MEAN", f"{result['mean_success']:.3f}", sum(v["episodes"] for v in result["per_task"].values()), ""])
+    cost = result["cost"]
+    text = tabulate(rows, headers=["task", "success", "episodes", "mean steps"], tablefmt="github")
+    text += (
+        f"\nparams total {cost['params_total']:,} | per-step policy params {cost['params_per_step']:,}"
+        f" | FLOPs/step {cost['flops_per_step']:,.0f} (measured {cost.get('flops_per_step_measured', 0):,.0f})"
+    )
+    return text
+
+
+def plot_success(result: dict[str, Any], path: str, title: str | None = None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(result["per_task"])
+    values = [result["per_task"][t]["success_rate"] for t in tasks]
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(tasks) + 1.5), 3.6))
+    ax.bar(range(len(tasks)), values, color="#4477aa")
+    ax.axhline(result["mean_success"], color="k", ls="--", lw=1, label=f"mean {result['mean_success']:.3f}")
+    ax.set_xticks(range(len(tasks)))
+    ax.set_xticklabels([t.replace("-v3", "") for t in tasks], rotation=40, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("success rate")
+    ax.set_title(title or f"{result['method']} on {result['suite']} ({result['episodes_per_task']} episodes/task)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

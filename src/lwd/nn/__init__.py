@@ -1,0 +1,1 @@
+"""Neural-network building blocks for lwd (encoders, hypernetworks, denoisers, U-Nets)."""
