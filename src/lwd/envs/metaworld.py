@@ -45,6 +45,13 @@ def _import_metaworld() -> Any:
 
 
 @functools.lru_cache(maxsize=None)
+def _benchmark(kind: str, task_name: str) -> Any:
+    """Building a Metaworld benchmark samples its goals by resetting envs (MT10: ~4.5 s): do it once."""
+    metaworld = _import_metaworld()
+    return metaworld.MT10(seed=0) if kind == "mt10" else metaworld.MT1(task_name, seed=0)
+
+
+@functools.lru_cache(maxsize=None)
 def benchmark_tasks(task_name: str, suite: str = "mt10") -> tuple[type, tuple[Any, ...]]:
     """The env class and the 50 goal variations of a task, as the benchmark defines them.
 
@@ -55,7 +62,7 @@ def benchmark_tasks(task_name: str, suite: str = "mt10") -> tuple[type, tuple[An
     all_names = set(metaworld.ALL_V3_ENVIRONMENTS)
     if task_name not in all_names:
         raise ValueError(f"unknown Metaworld task {task_name!r}; known tasks include {', '.join(MT10_TASKS)}")
-    bench = metaworld.MT10(seed=0) if (suite == "mt10" and task_name in MT10_TASKS) else metaworld.MT1(task_name, seed=0)
+    bench = _benchmark("mt10", "") if (suite == "mt10" and task_name in MT10_TASKS) else _benchmark("mt1", task_name)
     tasks = tuple(t for t in bench.train_tasks if t.env_name == task_name)
     return bench.train_classes[task_name], tasks
 

@@ -88,6 +88,7 @@ class LWD(Method):
         self.register_buffer("latent_std", torch.ones(cfg.latent_dim))
         self._prior_data: dict[str, torch.Tensor] = {}
         self.noise_scheduler = self.make_scheduler("ddpm")
+        self._samplers: dict[tuple[str, int], Any] = {}
 
     def method_config(self) -> dict[str, Any]:
         return to_dict(self.cfg)
@@ -113,9 +114,12 @@ class LWD(Method):
     ) -> torch.Tensor:
         """Reverse diffusion from N(0, I): cond (B, C) -> z (B, Dz) in the VAE's latent units."""
         sampler = sampler or self.cfg.sampler
-        scheduler = self.make_scheduler(sampler)
         n_steps = self.cfg.diffusion_train_steps if sampler == "ddpm" else (steps or self.cfg.inference_steps)
-        scheduler.set_timesteps(n_steps)
+        key = (sampler, n_steps)
+        if key not in self._samplers:  # schedulers are stateless once their timesteps are set
+            self._samplers[key] = self.make_scheduler(sampler)
+            self._samplers[key].set_timesteps(n_steps)
+        scheduler = self._samplers[key]
         z = torch.randn(cond.shape[0], self.cfg.latent_dim, generator=generator)
         for k in scheduler.timesteps:
             eps = self.prior(z, k.expand(z.shape[0]), cond)

@@ -1,0 +1,171 @@
+"""The `lwd` command. Every subcommand has --help; long work shows progress and ends with a table.
+
+    lwd quickstart
+    lwd demos metaworld/mt10 --episodes 50 --out data/mt10.zarr
+    lwd train lwd --data data/mt10.zarr --out runs/mt10-lwd --preset mt10
+    lwd eval runs/mt10-lwd --episodes 50 --out results.json
+    lwd info runs/mt10-lwd
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _horizon(value: str) -> int:
+    if value.lower() in ("episode", "0"):
+        return 0
+    try:
+        h = int(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"--action-horizon takes a positive integer or 'episode', got {value!r}") from err
+    if h <= 0:
+        raise argparse.ArgumentTypeError("--action-horizon must be positive (or 'episode')")
+    return h
+
+
+def cmd_demos(args: argparse.Namespace) -> None:
+    from lwd.demos import collect_demos
+    from lwd.envs.registry import make_suite
+
+    suite = make_suite(args.env)
+    t0 = time.perf_counter()
+    episodes = collect_demos(suite, args.episodes, seed_start=args.seed_start, keep_failures=args.keep_failures)
+    path = episodes.save(args.out)
+    lengths = episodes.lengths
+    print(f"wrote {episodes.num_episodes} episodes ({episodes.num_steps} steps, length {lengths.min()}-{lengths.max()}, "
+          f"mean {lengths.mean():.0f}) to {path} in {time.perf_counter() - t0:.1f} s")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from lwd.pipeline import train_run
+
+    t0 = time.perf_counter()
+    train_run(args.method, args.data, args.out, args.preset, args.set or [], args.train_set or [], args.seed,
+              args.resume, eval_every=args.eval_every, eval_episodes=args.eval_episodes)
+    print(f"trained {args.method} in {time.perf_counter() - t0:.1f} s -> {args.out}")
+    _print_info(Path(args.out))
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from lwd.evaluate import format_table, plot_success
+    from lwd.pipeline import evaluate_run
+    from lwd.provenance import provenance
+
+    result = evaluate_run(args.run, args.env, args.episodes, args.action_horizon, args.n_envs, args.vector, args.perturb,
+                          args.sampler, args.inference_steps, args.seed_start, args.tasks.split(",") if args.tasks else None)
+    result["provenance"] = provenance()
+    print(format_table(result))
+    print(f"evaluated in {result['seconds']:.1f} s")
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
+        plot_success(result, str(out.with_suffix(".png")))
+        print(f"wrote {out} and {out.with_suffix('.png')}")
+
+
+def _print_info(run_dir: Path, **runtime: Any) -> None:
+    from tabulate import tabulate
+
+    from lwd.checkpoint import load_model, read_run_config
+
+    model = load_model(run_dir)
+    run = read_run_config(run_dir)
+    cost = model.cost(**runtime)
+    rows = [["method", run.method], ["preset", run.preset or "-"], ["trained on", run.data.get("dataset", "")],
+            ["suite", run.data.get("suite", "")], ["obs / action dims", f"{run.data['obs_dim']} / {run.data['action_dim']}"]]
+    rows += [[k, f"{v:,.0f}" if isinstance(v, (int, float)) else v] for k, v in cost.items()]
+    print(tabulate(rows, tablefmt="simple"))
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    from lwd.checkpoint import read_run_config
+
+    runtime = {"action_horizon": args.action_horizon} if args.action_horizon is not None else {}
+    _print_info(Path(args.run), **runtime)
+    if args.config:
+        print(json.dumps(read_run_config(args.run).__dict__, indent=2))
+
+
+def cmd_quickstart(args: argparse.Namespace) -> None:
+    from lwd.quickstart import quickstart
+
+    quickstart(Path(args.out), episodes_per_task=args.demos, eval_episodes=args.episodes, n_envs=args.n_envs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lwd", description="Latent Weight Diffusion: generate the weights of small closed-loop policies.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    q = sub.add_parser("quickstart", help="MT10 demos -> train LWD -> evaluate -> table, JSON and plot (CPU, < 15 min)")
+    q.add_argument("--out", default="quickstart-out", help="folder for data, run and results (default: quickstart-out)")
+    q.add_argument("--demos", type=int, default=50, help="expert demonstrations per task (default 50)")
+    q.add_argument("--episodes", type=int, default=50, help="evaluation episodes per task (default 50)")
+    q.add_argument("--n-envs", type=int, default=2, help="parallel env processes for evaluation (default 2)")
+    q.set_defaults(func=cmd_quickstart)
+
+    d = sub.add_parser("demos", help="collect expert demonstrations into a zarr episode store")
+    d.add_argument("env", help="suite name, e.g. metaworld/mt10 or metaworld/push-v3")
+    d.add_argument("--episodes", type=int, default=50, help="successful episodes per task")
+    d.add_argument("--out", required=True, help="output path (.zarr directory or .zarr.zip)")
+    d.add_argument("--seed-start", type=int, default=0, help="first episode seed (evaluation uses 100000+)")
+    d.add_argument("--keep-failures", action="store_true", help="also keep episodes where the expert failed")
+    d.set_defaults(func=cmd_demos)
+
+    t = sub.add_parser("train", help="train a method on a dataset")
+    t.add_argument("method", choices=["lwd", "bc", "dp"])
+    t.add_argument("--data", required=True, help="episode store written by `lwd demos` (or an imported dataset)")
+    t.add_argument("--out", required=True, help="run directory to create")
+    t.add_argument("--preset", default="default", help="named settings, see lwd/presets.py (e.g. mt10-quick, mt10)")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a method setting (repeatable)")
+    t.add_argument("--train-set", action="append", metavar="KEY=VALUE", help="override an optimiser setting (repeatable)")
+    t.add_argument("--seed", type=int, default=None, help="training seed (overrides the preset)")
+    t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    t.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps during training (0: never)")
+    t.add_argument("--eval-episodes", type=int, default=5, help="episodes per task for --eval-every")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate a trained run in its environment")
+    e.add_argument("run", help="run directory")
+    e.add_argument("--env", default=None, help="suite name (default: the one the run was trained on)")
+    e.add_argument("--episodes", type=int, default=50, help="episodes per task (default 50)")
+    e.add_argument("--action-horizon", type=_horizon, default=None, help="regenerate the policy every H steps, or 'episode' (default: training H)")
+    e.add_argument("--n-envs", type=int, default=1, help="parallel envs (results do not depend on it)")
+    e.add_argument("--vector", choices=["sync", "async"], default="sync", help="gymnasium vector env kind")
+    e.add_argument("--perturb", default=None, help="e.g. action-noise:0.1 or obs-noise:0.01 (default none)")
+    e.add_argument("--sampler", choices=["ddim", "ddpm"], default=None, help="latent sampler (default: the run's)")
+    e.add_argument("--inference-steps", type=int, default=None, help="DDIM steps (default: the run's)")
+    e.add_argument("--seed-start", type=int, default=None, help="first test seed (default 100000)")
+    e.add_argument("--tasks", default=None, help="comma-separated subset of tasks")
+    e.add_argument("--out", default=None, help="results JSON (a PNG plot is written next to it)")
+    e.set_defaults(func=cmd_eval)
+
+    i = sub.add_parser("info", help="parameters, FLOPs per control step and config of a run")
+    i.add_argument("run")
+    i.add_argument("--action-horizon", type=_horizon, default=None)
+    i.add_argument("--config", action="store_true", help="also print the full config")
+    i.set_defaults(func=cmd_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from lwd.checkpoint import CheckpointError
+    from lwd.data import DatasetError
+
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (DatasetError, CheckpointError, FileExistsError, FileNotFoundError, ValueError, ImportError) as err:
+        print(f"lwd {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

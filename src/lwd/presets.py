@@ -1,0 +1,37 @@
+"""Named training presets: method settings + optimiser settings, chosen with `--preset`.
+
+`mt10-quick` is what `lwd quickstart` trains (fits the 15-minute budget on 2 CPU cores);
+`mt10` is the longer benchmark preset. Any value can still be changed with `--set key=value`
+(method settings) or `--train-set key=value` (optimiser settings).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
+    "lwd": {
+        "default": {"method": {}, "train": {}},
+        "mt10-quick": {
+            "method": {"horizon": 32, "condition": "task", "vae_steps": 3000, "prior_steps": 2000},
+            "train": {"batch_size": 64, "lr": 1e-3},
+        },
+        "mt10": {
+            "method": {"horizon": 32, "condition": "task", "vae_steps": 12000, "prior_steps": 4000},
+            "train": {"batch_size": 64, "lr": 1e-3},
+        },
+    },
+    "bc": {
+        "default": {"method": {}, "train": {"batch_size": 256}},
+        "mt10-quick": {"method": {"steps": 10000}, "train": {"batch_size": 256, "lr": 1e-3}},
+        "mt10": {"method": {"steps": 60000}, "train": {"batch_size": 256, "lr": 1e-3}},
+    },
+}
+
+
+def get_preset(method: str, name: str) -> dict[str, dict[str, Any]]:
+    if method not in PRESETS:
+        raise ValueError(f"unknown method {method!r}; known: {', '.join(PRESETS)}")
+    if name not in PRESETS[method]:
+        raise ValueError(f"unknown preset {name!r} for {method}; known: {', '.join(PRESETS[method])}")
+    return PRESETS[method][name]

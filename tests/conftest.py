@@ -1,0 +1,28 @@
+"""Shared tiny fixtures, built in-test (no files in the repo, nothing downloaded)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lwd.data import Episodes
+
+
+def make_episodes(num_episodes: int = 6, length: int = 20, obs_dim: int = 5, action_dim: int = 2, num_tasks: int = 2, seed: int = 0) -> Episodes:
+    """Random-walk observations; actions a smooth function of obs (so they are learnable)."""
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=(obs_dim, action_dim)).astype(np.float32)
+    eps = []
+    for i in range(num_episodes):
+        obs = np.cumsum(rng.normal(scale=0.3, size=(length, obs_dim)), axis=0).astype(np.float32)
+        task = i % num_tasks
+        action = np.tanh(obs @ w + task).astype(np.float32)
+        eps.append({"obs": obs, "action": action, "task": np.full(length, task, np.int64)})
+    return Episodes.from_list(eps, attrs={"tasks": [f"t{k}" for k in range(num_tasks)], "suite": ""})
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_torch():
+    torch.manual_seed(0)
+    yield

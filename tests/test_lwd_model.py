@@ -1,0 +1,160 @@
+"""The LWD model: hypernetwork, decoder capacity, latent prior, runtime policy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lwd.config import DataInfo, LWDConfig, TrainConfig
+from lwd.data import MinMaxNormalizer
+from lwd.methods.lwd import LWD
+from lwd.nn.hypernet import ChunkedHypernetwork
+from lwd.nn.target_mlp import TargetMLPSpec, batched_mlp_forward, numpy_mlp_forward
+
+from conftest import make_episodes
+
+SMALL = dict(latent_dim=8, policy_hidden=(32, 32), chunk_size=256, hyper_hidden=(64,), encoder_dim=32,
+             encoder_layers=1, encoder_heads=2, denoiser_width=64, denoiser_blocks=2, horizon=8)
+
+
+def small_lwd(**over) -> tuple[LWD, object]:
+    episodes = make_episodes()
+    cfg = LWDConfig(**{**SMALL, **over})
+    info = DataInfo(5, 2, ("t0", "t1"))
+    return LWD(cfg, info, MinMaxNormalizer.fit(episodes.data)), episodes
+
+
+def test_batched_decoder_matches_per_sample_loop():
+    spec = TargetMLPSpec(7, 3, (16, 12), "mish")
+    hyper = ChunkedHypernetwork(spec, latent_dim=5, chunk_size=100, hidden=(32,))
+    z = torch.randn(4, 5)
+    obs = torch.randn(4, 6, 7)
+    batched = hyper.policy_actions(z, obs)  # (4, 6, 3)
+    for b in range(4):
+        theta = hyper(z[b : b + 1])
+        single = batched_mlp_forward(spec, theta, obs[b : b + 1])
+        torch.testing.assert_close(batched[b], single[0], rtol=1e-5, atol=1e-6)
+        # and the same policy written out by hand with torch.nn.functional
+        h = obs[b]
+        for i, (w, bias) in enumerate(spec.unflatten(theta)):
+            h = h @ w[0] + bias[0, 0]
+            if i < 2:
+                h = torch.nn.functional.mish(h)
+        torch.testing.assert_close(batched[b], h, rtol=1e-5, atol=1e-6)
+
+
+def test_different_latents_give_different_policies():
+    spec = TargetMLPSpec(4, 2, (8,))
+    hyper = ChunkedHypernetwork(spec, latent_dim=3, chunk_size=16, hidden=(16,))
+    theta = hyper(torch.randn(2, 3))
+    assert not torch.allclose(theta[0], theta[1])
+
+
+def test_fresh_decoder_gives_sanely_scaled_policy():
+    spec = TargetMLPSpec(39, 4, (128, 128))
+    hyper = ChunkedHypernetwork(spec, latent_dim=64)
+    out = hyper.policy_actions(torch.randn(16, 64), torch.randn(16, 10, 39))
+    std = out.std().item()
+    assert 0.05 < std < 5.0, f"fresh generated policies output std {std}: badly scaled initialisation"
+
+
+def test_numpy_runtime_matches_torch():
+    spec = TargetMLPSpec(6, 2, (10, 10), "relu")
+    theta = torch.randn(1, spec.num_params)
+    obs = torch.randn(1, 1, 6)
+    layers = [(w[0].numpy(), b[0, 0].numpy()) for w, b in spec.unflatten(theta)]
+    np.testing.assert_allclose(numpy_mlp_forward(spec, layers, obs[0, 0].numpy()), batched_mlp_forward(spec, theta, obs)[0, 0].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_decoder_overfits_a_handful_of_segments():
+    model, episodes = small_lwd(kl_weight=0.0)
+    dataset = model.segment_dataset(episodes)
+    batch = dataset.sample_batch(np.arange(0, len(dataset), 15)[:8])
+    opt = torch.optim.Adam(model.vae.parameters(), lr=3e-3)
+    first = None
+    for _ in range(400):
+        loss, metrics = model.vae.loss(batch, kl_weight=0.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        first = first if first is not None else metrics["bc_mse"]
+    assert metrics["bc_mse"] < 1e-3, f"decoder could not fit 8 segments: mse {metrics['bc_mse']:.5f} (start {first:.3f})"
+
+
+def test_prior_learns_two_mode_latent_distribution():
+    model, episodes = small_lwd(diffusion_train_steps=50, inference_steps=10, denoiser_width=128)
+    n = 512
+    modes = torch.tensor([[2.5] * 8, [-2.5] * 8])
+    z = modes[torch.arange(n) % 2] + 0.1 * torch.randn(n, 8)
+    model._prior_data = {"z": z, "task": torch.zeros(n, dtype=torch.long), "obs_history": torch.zeros(n, 2, 5)}
+    prior_stage = model.stages(TrainConfig(batch_size=32), episodes)[1]
+    opt = torch.optim.Adam(model.prior.parameters(), lr=1e-3)
+    rng = np.random.default_rng(0)
+    for _ in range(1500):
+        loss, _ = prior_stage.loss(prior_stage.sample_batch(rng))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    cond = model.condition(torch.zeros(400, dtype=torch.long), None)
+    samples = model.sample_latents(cond, torch.Generator().manual_seed(1))
+    side = samples.mean(-1)
+    frac_pos = (side > 0).float().mean().item()
+    assert 0.3 < frac_pos < 0.7, f"only one mode sampled: {frac_pos:.2f} of samples on the + side"
+    dist = torch.cdist(samples, modes).min(-1).values
+    assert (dist < 1.5).float().mean() > 0.9, "samples do not concentrate on the two modes"
+
+
+def test_policy_regenerates_every_horizon_steps():
+    model, _ = small_lwd(horizon=4)
+    policy = model.make_policy(action_horizon=3)
+    policy.reset(seed=0, task=1)
+    for _ in range(10):
+        policy.act(np.zeros(5, np.float32))
+    assert policy.generations == 4  # steps 0, 3, 6, 9
+    policy = model.make_policy(action_horizon=0)
+    policy.reset(seed=0, task=1)
+    for _ in range(10):
+        policy.act(np.zeros(5, np.float32))
+    assert policy.generations == 1
+
+
+def test_same_seed_same_actions_other_seed_other_policy():
+    model, _ = small_lwd()
+    obs = np.random.default_rng(0).normal(size=(6, 5)).astype(np.float32)
+
+    def rollout(seed):
+        p = model.make_policy()
+        p.reset(seed, task=0)
+        return np.stack([p.act(o) for o in obs])
+
+    np.testing.assert_array_equal(rollout(3), rollout(3))
+    assert not np.allclose(rollout(3), rollout(4))
+
+
+def test_task_conditioned_policy_requires_task():
+    model, _ = small_lwd()
+    with pytest.raises(ValueError, match="task"):
+        model.make_policy().reset(0)
+
+
+def test_state_conditioned_lwd_trains_and_acts():
+    model, episodes = small_lwd(condition="state", vae_steps=5, prior_steps=5)
+    from lwd.config import RunConfig
+    from lwd.train import train
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        train(model, episodes, TrainConfig(batch_size=8, checkpoint_every=100), RunConfig("lwd", {}, {}, {}), tmp, progress=False)
+    p = model.make_policy()
+    p.reset(0)
+    assert p.act(np.zeros(5, np.float32)).shape == (2,)
+
+
+def test_cost_counts_generation_and_step_flops():
+    model, _ = small_lwd()
+    c8 = model.cost(action_horizon=8)
+    c16 = model.cost(action_horizon=16)
+    assert c8["flops_policy_step"] == 2 * (5 * 32 + 32 * 32 + 32 * 2)
+    assert c8["flops_generation"] > 0
+    assert c16["flops_per_step"] < c8["flops_per_step"]
