@@ -87,7 +87,7 @@ def test_prior_learns_two_mode_latent_distribution():
     n = 512
     modes = torch.tensor([[2.5] * 8, [-2.5] * 8])
     z = modes[torch.arange(n) % 2] + 0.1 * torch.randn(n, 8)
-    model._prior_data = {"z": z, "task": torch.zeros(n, dtype=torch.long), "obs_history": torch.zeros(n, 2, 5)}
+    model._prior_data = {"mu": z, "logvar": torch.full((n, 8), -12.0), "task": torch.zeros(n, dtype=torch.long), "obs_history": torch.zeros(n, 2, 5)}
     prior_stage = model.stages(TrainConfig(batch_size=32), episodes)[1]
     opt = torch.optim.Adam(model.prior.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)

@@ -117,10 +117,15 @@ class LWDConfig:
     beta_schedule: str = "squaredcos_cap_v2"
     sampler: str = "ddim"
     inference_steps: int = 10
+    clip_sample_range: float = 3.0
+    """Clip the predicted clean latent to +-this many standard deviations while sampling (0: off)."""
     vae_steps: int = 3000
     prior_steps: int = 3000
     prior_lr: float = 3e-4
     prior_batch_size: int = 256
+    segment_starts: str = "any"
+    """'any': segments start at every step; 'episode': only at episode starts, so each latent
+    describes a whole demonstration (with horizon >= episode length: a policy for the episode)."""
     latent_stride: int = 1
     """Use every k-th segment start when encoding latents for the prior (speed on big datasets)."""
 
@@ -129,6 +134,8 @@ class LWDConfig:
                   chunk_size=self.chunk_size, inference_steps=self.inference_steps, latent_stride=self.latent_stride)
         if self.condition not in ("task", "state", "task+state"):
             raise ValueError(f"LWDConfig.condition must be 'task', 'state' or 'task+state', got {self.condition!r}")
+        if self.segment_starts not in ("any", "episode"):
+            raise ValueError(f"LWDConfig.segment_starts must be 'any' or 'episode', got {self.segment_starts!r}")
         if self.sampler not in ("ddim", "ddpm"):
             raise ValueError(f"LWDConfig.sampler must be 'ddim' or 'ddpm', got {self.sampler!r}")
         if self.kl_weight < 0:

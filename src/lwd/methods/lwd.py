@@ -99,7 +99,11 @@ class LWD(Method):
             num_train_timesteps=self.cfg.diffusion_train_steps,
             beta_schedule=self.cfg.beta_schedule,
             prediction_type="epsilon",
-            clip_sample=False,
+            # At the noisiest steps of squaredcos_cap_v2 (alpha_bar ~ 1e-5 at k=99) the implied x0 is
+            # eps error x ~300: clipping it to a few standard deviations (as Diffusion Policy clips to
+            # [-1, 1]) keeps long DDIM/DDPM chains from blowing up.
+            clip_sample=self.cfg.clip_sample_range > 0,
+            clip_sample_range=self.cfg.clip_sample_range if self.cfg.clip_sample_range > 0 else 1.0,
         )
         return DDIMScheduler(**common) if kind == "ddim" else DDPMScheduler(**common)
 
@@ -129,24 +133,37 @@ class LWD(Method):
     # ----------------------------------------------------------------- training
     def segment_dataset(self, episodes: Episodes) -> SegmentDataset:
         spec = WindowSpec(obs_steps=self.cfg.obs_steps, action_steps=self.cfg.horizon, action_offset=0, with_states=True)
-        return SegmentDataset(episodes, spec, self.normalizer)
+        # Whole-episode segments may be shorter than H (the rest is masked); windows anywhere must fit.
+        min_length = 1 if self.cfg.segment_starts == "episode" else None
+        return SegmentDataset(episodes, spec, self.normalizer, min_episode_length=min_length)
+
+    def segment_starts(self, episodes: Episodes, dataset: SegmentDataset) -> np.ndarray:
+        """Indices of the segments used for training (anchors are one per step, in order)."""
+        if self.cfg.segment_starts == "episode":
+            return np.asarray(episodes.episode_starts, dtype=np.int64)
+        return np.arange(len(dataset), dtype=np.int64)
 
     def stages(self, train_cfg: TrainConfig, episodes: Episodes) -> list[Stage]:
         dataset = self.segment_dataset(episodes)
+        starts = self.segment_starts(episodes, dataset)
         cfg = self.cfg
 
         def vae_batch(rng: np.random.Generator) -> dict[str, torch.Tensor]:
-            return dataset.sample_batch(rng.integers(len(dataset), size=train_cfg.batch_size))
+            return dataset.sample_batch(starts[rng.integers(len(starts), size=train_cfg.batch_size)])
 
         def vae_loss(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
             return self.vae.loss(batch, cfg.kl_weight)
 
         def prior_prepare() -> None:
-            self._prior_data = self.encode_latents(dataset)
+            self._prior_data = self.encode_latents(dataset, starts)
 
         def prior_batch(rng: np.random.Generator) -> dict[str, torch.Tensor]:
-            idx = torch.from_numpy(rng.integers(len(self._prior_data["z"]), size=cfg.prior_batch_size))
-            return {k: v[idx] for k, v in self._prior_data.items()}
+            idx = torch.from_numpy(rng.integers(len(self._prior_data["mu"]), size=cfg.prior_batch_size))
+            batch = {k: v[idx] for k, v in self._prior_data.items()}
+            # A fresh draw from each segment's posterior: the prior models the aggregated posterior,
+            # i.e. exactly the latents the decoder was trained to turn into good policies.
+            batch["z"] = batch.pop("mu") + torch.randn_like(batch["logvar"]) * (0.5 * batch.pop("logvar")).exp()
+            return batch
 
         def prior_loss(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
             z0 = (batch["z"] - self.latent_mean) / self.latent_std  # (B, Dz)
@@ -163,23 +180,31 @@ class LWD(Method):
         ]
 
     @torch.no_grad()
-    def encode_latents(self, dataset: SegmentDataset, batch_size: int = 512) -> dict[str, torch.Tensor]:
-        """Posterior means of every `latent_stride`-th segment, with their conditions; sets latent stats."""
+    def encode_latents(self, dataset: SegmentDataset, starts: np.ndarray | None = None, batch_size: int = 512) -> dict[str, torch.Tensor]:
+        """Posterior (mu, logvar) of every `latent_stride`-th segment with its condition; sets latent stats.
+
+        The statistics are those of the aggregated posterior (mean of mu; variance of mu plus mean
+        posterior variance), so standardised latents have unit scale in every dimension, including
+        dimensions the KL term has collapsed to the prior.
+        """
         was_training = self.training
         self.eval()
-        index = np.arange(0, len(dataset), self.cfg.latent_stride)
-        out: dict[str, list[torch.Tensor]] = {"z": [], "task": [], "obs_history": []}
+        starts = np.arange(len(dataset)) if starts is None else starts
+        index = starts[:: self.cfg.latent_stride]
+        out: dict[str, list[torch.Tensor]] = {"mu": [], "logvar": [], "task": [], "obs_history": []}
         for start in range(0, len(index), batch_size):
             batch = dataset.sample_batch(index[start : start + batch_size])
-            mu, _ = self.vae.encoder(batch["states"], batch["actions"], batch["mask"], batch.get("task"))
-            out["z"].append(mu)
+            mu, logvar = self.vae.encoder(batch["states"], batch["actions"], batch["mask"], batch.get("task"))
+            out["mu"].append(mu)
+            out["logvar"].append(logvar)
             if "task" in batch:
                 out["task"].append(batch["task"])
             out["obs_history"].append(batch["obs_history"])
         self.train(was_training)
         data = {k: torch.cat(v) for k, v in out.items() if v}
-        self.latent_mean.copy_(data["z"].mean(0))
-        self.latent_std.copy_(data["z"].std(0).clamp_min(1e-3))
+        variance = data["mu"].var(0) + data["logvar"].exp().mean(0)
+        self.latent_mean.copy_(data["mu"].mean(0))
+        self.latent_std.copy_(variance.sqrt().clamp_min(1e-3))
         return data
 
     # ----------------------------------------------------------------- run time
