@@ -36,7 +36,12 @@ def main() -> None:
     p.add_argument("--n-envs", type=int, default=2)
     p.add_argument("--runs", default=str(ROOT / "runs" / "bench-mt10"))
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "mt10.json"))
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = p.parse_args()
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     suite = make_suite("metaworld/mt10")
     runs = Path(args.runs)

@@ -107,9 +107,9 @@ class LWDConfig:
     policy_activation: str = "relu"
     chunk_size: int = 2048
     chunk_emb_dim: int = 64
-    hyper_hidden: tuple[int, ...] = (256, 256)
-    encoder_dim: int = 128
-    encoder_layers: int = 2
+    hyper_hidden: tuple[int, ...] = (256,)
+    encoder_dim: int = 64
+    encoder_layers: int = 1
     encoder_heads: int = 4
     denoiser_width: int = 256
     denoiser_blocks: int = 4

@@ -13,18 +13,18 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     "lwd": {
         "default": {"method": {}, "train": {}},
         "mt10-quick": {
-            "method": {"horizon": 32, "condition": "task", "vae_steps": 3000, "prior_steps": 2000},
+            "method": {"horizon": 32, "condition": "task", "vae_steps": 8000, "prior_steps": 2000},
             "train": {"batch_size": 64, "lr": 1e-3},
         },
         "mt10": {
-            "method": {"horizon": 32, "condition": "task", "vae_steps": 12000, "prior_steps": 4000},
+            "method": {"horizon": 32, "condition": "task", "vae_steps": 20000, "prior_steps": 4000},
             "train": {"batch_size": 64, "lr": 1e-3},
         },
     },
     "bc": {
         "default": {"method": {}, "train": {"batch_size": 256}},
         "mt10-quick": {"method": {"steps": 10000}, "train": {"batch_size": 256, "lr": 1e-3}},
-        "mt10": {"method": {"steps": 60000}, "train": {"batch_size": 256, "lr": 1e-3}},
+        "mt10": {"method": {"steps": 80000}, "train": {"batch_size": 256, "lr": 1e-3}},
     },
     # Diffusion Policy baseline. "default"/"paper": the reference low-dim config (U-Net
     # (256, 512, 1024), ~66M params, DDPM 100/100 steps) with its optimiser settings; the reference
