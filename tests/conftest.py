@@ -22,6 +22,11 @@ def make_episodes(num_episodes: int = 6, length: int = 20, obs_dim: int = 5, act
     return Episodes.from_list(eps, attrs={"tasks": [f"t{k}" for k in range(num_tasks)], "suite": ""})
 
 
+# One thread: tests are many tiny ops, where thread start-up and spinning cost more than they save,
+# and CI shares its 2 cores with env worker processes.
+torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_torch():
     torch.manual_seed(0)

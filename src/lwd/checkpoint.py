@@ -23,7 +23,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from lwd.config import BCConfig, DataInfo, LWDConfig, RunConfig, from_dict
+from lwd.config import DataInfo, RunConfig, from_dict
 from lwd.data import MinMaxNormalizer
 from lwd.methods.base import Method
 
@@ -79,22 +79,14 @@ def read_json(path: Path) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ methods
 def build_method(run: RunConfig, normalizer: MinMaxNormalizer) -> Method:
     """A fresh (untrained) method from its RunConfig."""
+    from lwd import methods
+
+    if run.method not in methods.METHODS:
+        raise CheckpointError(f"unknown method {run.method!r} in config.json (known: {', '.join(methods.METHODS)})")
     info_dict = dict(run.data)
     info_dict["tasks"] = tuple(info_dict.get("tasks", ()))
     info = from_dict(DataInfo, info_dict)
-    if run.method == "lwd":
-        from lwd.methods.lwd import LWD
-
-        return LWD(from_dict(LWDConfig, run.method_config), info, normalizer)
-    if run.method == "bc":
-        from lwd.methods.bc import BC
-
-        return BC(from_dict(BCConfig, run.method_config), info, normalizer)
-    if run.method == "dp":
-        from lwd.methods.diffusion_policy import DiffusionPolicy, DPConfig
-
-        return DiffusionPolicy(from_dict(DPConfig, run.method_config), info, normalizer)
-    raise CheckpointError(f"unknown method {run.method!r} in config.json (known: lwd, bc, dp)")
+    return methods.build(run.method, from_dict(methods.config_class(run.method), run.method_config), info, normalizer)
 
 
 def save_model(out_dir: Path, method: Method, run: RunConfig) -> None:

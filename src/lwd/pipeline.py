@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from lwd.checkpoint import load_model, read_run_config
-from lwd.config import BCConfig, DataInfo, LWDConfig, RunConfig, TrainConfig, apply_overrides, from_dict, to_dict
+from lwd import methods
+from lwd.config import DataInfo, RunConfig, TrainConfig, apply_overrides, from_dict, to_dict
 from lwd.data import Episodes, MinMaxNormalizer
 from lwd.envs.registry import make_suite
 from lwd.methods.base import Method
@@ -20,15 +21,7 @@ from lwd.presets import get_preset
 
 
 def method_config_class(method: str) -> type:
-    if method == "lwd":
-        return LWDConfig
-    if method == "bc":
-        return BCConfig
-    if method == "dp":
-        from lwd.methods.diffusion_policy import DPConfig
-
-        return DPConfig
-    raise ValueError(f"unknown method {method!r}; known: lwd, bc, dp")
+    return methods.config_class(method)
 
 
 def build_configs(method: str, preset: str = "default", overrides: list[str] = (), train_overrides: list[str] = (), seed: int | None = None) -> tuple[Any, TrainConfig]:
@@ -56,24 +49,7 @@ def data_info(episodes: Episodes, dataset: str) -> DataInfo:
 
 
 def build_method(method: str, cfg: Any, info: DataInfo, normalizer: MinMaxNormalizer, seed: int | None = None) -> Method:
-    """A fresh method; with `seed`, its initial weights depend on nothing else (part of exact reproducibility)."""
-    if seed is not None:
-        import torch
-
-        torch.manual_seed(seed)
-    if method == "lwd":
-        from lwd.methods.lwd import LWD
-
-        return LWD(cfg, info, normalizer)
-    if method == "bc":
-        from lwd.methods.bc import BC
-
-        return BC(cfg, info, normalizer)
-    if method == "dp":
-        from lwd.methods.diffusion_policy import DiffusionPolicy
-
-        return DiffusionPolicy(cfg, info, normalizer)
-    raise ValueError(f"unknown method {method!r}; known: lwd, bc, dp")
+    return methods.build(method, cfg, info, normalizer, seed)
 
 
 def train_run(
