@@ -81,3 +81,4 @@ def test_info_prints_params_and_flops(reach_demos, tmp_path, capsys):
     assert main(["info", str(run), "--action-horizon", "16"]) == 0
     text = capsys.readouterr().out
     assert "flops_per_step" in text and "params_per_step" in text and "generation_every" in text
+    assert "latency_us_median" in text and "latency_us_p95" in text

@@ -70,7 +70,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         print(f"wrote {out} and {out.with_suffix('.png')}")
 
 
-def _print_info(run_dir: Path, **runtime: Any) -> None:
+def _print_info(run_dir: Path, latency_steps: int = 0, **runtime: Any) -> None:
     from tabulate import tabulate
 
     from lwd.checkpoint import load_model, read_run_config
@@ -78,17 +78,27 @@ def _print_info(run_dir: Path, **runtime: Any) -> None:
     model = load_model(run_dir)
     run = read_run_config(run_dir)
     cost = model.cost(**runtime)
+    if latency_steps > 0:
+        from lwd.latency import measure_latency
+
+        cost.update(measure_latency(model, steps=latency_steps, **runtime))
     rows = [["method", run.method], ["preset", run.preset or "-"], ["trained on", run.data.get("dataset", "")],
             ["suite", run.data.get("suite", "")], ["obs / action dims", f"{run.data['obs_dim']} / {run.data['action_dim']}"]]
-    rows += [[k, f"{v:,.0f}" if isinstance(v, (int, float)) else v] for k, v in cost.items()]
+    rows += [[k, _fmt(v)] for k, v in cost.items()]
     print(tabulate(rows, tablefmt="simple"))
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float) and abs(value) < 1000:
+        return f"{value:.1f}"
+    return f"{value:,.0f}" if isinstance(value, (int, float)) else str(value)
 
 
 def cmd_info(args: argparse.Namespace) -> None:
     from lwd.checkpoint import read_run_config
 
     runtime = {"action_horizon": args.action_horizon} if args.action_horizon is not None else {}
-    _print_info(Path(args.run), **runtime)
+    _print_info(Path(args.run), latency_steps=args.latency_steps, **runtime)
     if args.config:
         print(json.dumps(read_run_config(args.run).__dict__, indent=2))
 
@@ -150,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("run")
     i.add_argument("--action-horizon", type=_horizon, default=None)
     i.add_argument("--config", action="store_true", help="also print the full config")
+    i.add_argument("--latency-steps", type=int, default=2000, help="control steps timed on one CPU thread (0: skip)")
     i.set_defaults(func=cmd_info)
     return p
 
