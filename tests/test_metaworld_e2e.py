@@ -82,3 +82,25 @@ def test_info_prints_params_and_flops(reach_demos, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "flops_per_step" in text and "params_per_step" in text and "generation_every" in text
     assert "latency_us_median" in text and "latency_us_p95" in text
+
+
+def test_bench_grid_runs_every_method_horizon_and_perturbation(reach_demos, tmp_path):
+    out = tmp_path / "bench"
+    tiny = [f"lwd:{TINY_LWD[i + 1]}" for i in range(0, len(TINY_LWD) - 2, 2) if TINY_LWD[i] == "--set"]
+    tiny += ["dp:down_dims=[16,32]", "dp:diffusion_step_embed_dim=16", "dp:steps=20", "dp:num_inference_steps=5",
+             "dp:num_train_timesteps=5", "bc:steps=20", "bc:hidden=[16]"]
+    args = ["bench", "metaworld/reach-v3", "--data", str(reach_demos), "--out", str(out), "--methods", "lwd,dp,dp-ddim,bc",
+            "--horizons", "4,16", "--perturb", "none,action-noise:0.3", "--episodes", "1", "--ddim-steps", "3"]
+    for item in tiny:
+        args += ["--set", item]
+    assert main(args) == 0
+    grid = json.loads((out / "grid.json").read_text())
+    keys = {(c["method"], c["horizon"], c["perturbation"]) for c in grid["cells"]}
+    assert len(grid["cells"]) == len(keys) == 3 * 2 * 2 + 2
+    # DP with H=16 needs a prediction horizon of at least To-1+16 = 17, rounded up to a multiple of 2
+    assert any("dp-T18" in c["run_dir"] for c in grid["cells"] if c["horizon"] == 16)
+    ddim = [c for c in grid["cells"] if c["method"] == "dp-ddim"]
+    ddpm = [c for c in grid["cells"] if c["method"] == "dp"]
+    assert ddim[0]["cost"]["flops_generation"] < ddpm[0]["cost"]["flops_generation"] or ddim[0]["cost"]["inference_steps"] == 3
+    assert (out / "success_vs_horizon.png").exists() and (out / "flops_per_step.png").exists()
+    assert "| lwd | 4 |" in (out / "grid.md").read_text()

@@ -109,6 +109,32 @@ def cmd_quickstart(args: argparse.Namespace) -> None:
     quickstart(Path(args.out), episodes_per_task=args.demos, eval_episodes=args.episodes, n_envs=args.n_envs)
 
 
+def _pairs(text: str | None) -> dict[str, str]:
+    out = {}
+    for item in (text or "").split(","):
+        if item:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"expected method=value pairs, got {item!r}")
+            out[key] = value
+    return out
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from lwd.bench import run_bench
+
+    overrides: dict[str, list[str]] = {}
+    for item in args.set or []:
+        method, sep, setting = item.partition(":")
+        if not sep:
+            raise ValueError(f"--set takes METHOD:KEY=VALUE, got {item!r}")
+        overrides.setdefault(method, []).append(setting)
+    grid = run_bench(args.env, args.data, args.out, args.methods.split(","), [int(h) for h in args.horizons.split(",")],
+                     args.perturb.split(","), args.episodes, _pairs(args.presets), overrides, args.seed, args.n_envs, args.ddim_steps)
+    print((Path(args.out) / "grid.md").read_text())
+    print(f"bench done in {grid['seconds']:.0f} s -> {args.out}/grid.json, success_vs_horizon.png, flops_per_step.png")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lwd", description="Latent Weight Diffusion: generate the weights of small closed-loop policies.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -155,6 +181,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--tasks", default=None, help="comma-separated subset of tasks")
     e.add_argument("--out", default=None, help="results JSON (a PNG plot is written next to it)")
     e.set_defaults(func=cmd_eval)
+
+    b = sub.add_parser("bench", help="methods x action horizons x perturbations, side by side -> JSON, table, plots")
+    b.add_argument("env", help="suite name, e.g. metaworld/mt10")
+    b.add_argument("--data", required=True, help="episode store all methods train on")
+    b.add_argument("--out", required=True, help="folder for runs/, grid.json, grid.md and plots")
+    b.add_argument("--methods", default="lwd,dp", help="comma-separated: lwd, dp, dp-ddim, bc")
+    b.add_argument("--horizons", default="8,16,32", help="action horizons H")
+    b.add_argument("--perturb", default="none", help="comma-separated perturbations, e.g. none,action-noise:0.1")
+    b.add_argument("--episodes", type=int, default=50, help="episodes per task per cell")
+    b.add_argument("--presets", default="", help="per-method presets, e.g. lwd=mt10-quick,dp=cpu,bc=mt10-quick")
+    b.add_argument("--set", action="append", metavar="METHOD:KEY=VALUE", help="override a method setting (repeatable)")
+    b.add_argument("--seed", type=int, default=0, help="training seed shared by all methods")
+    b.add_argument("--n-envs", type=int, default=1, help="parallel envs per evaluation")
+    b.add_argument("--ddim-steps", type=int, default=10, help="DDIM steps for dp-ddim")
+    b.set_defaults(func=cmd_bench)
 
     i = sub.add_parser("info", help="parameters, FLOPs per control step and config of a run")
     i.add_argument("run")

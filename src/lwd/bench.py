@@ -1,0 +1,170 @@
+"""`lwd bench`: methods x action horizons x perturbations on one benchmark, side by side.
+
+Every cell uses the same demonstrations, the same training seed and the same test episodes
+(task, seed), so differences come from the methods. Meaning of the horizon H per method:
+- lwd: regenerate the policy every H steps (one trained model; H is a runtime setting);
+- dp / dp-ddim: execute H actions open-loop between replans (n_action_steps = H); the
+  prediction horizon is at least To-1+H, rounded up as the U-Net requires, so a model is trained
+  per distinct prediction horizon. dp-ddim evaluates the DDPM-trained model with the DDIM sampler;
+- bc: acts every step, H does not apply (evaluated once, drawn as a flat line).
+Writes grid.json (every figure + provenance), grid.md (a table) and two plots.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from lwd.data import Episodes
+from lwd.provenance import provenance
+
+KNOWN = ("lwd", "dp", "dp-ddim", "bc")
+
+
+def dp_prediction_horizon(action_horizon: int, obs_steps: int, base_horizon: int, down_dims: tuple[int, ...]) -> int:
+    from lwd.nn.unet1d import round_up_horizon
+
+    return round_up_horizon(max(base_horizon, obs_steps - 1 + action_horizon), down_dims)
+
+
+def run_bench(
+    env: str,
+    data: str | Path,
+    out: str | Path,
+    methods: list[str],
+    horizons: list[int],
+    perturbations: list[str],
+    episodes: int,
+    presets: dict[str, str],
+    overrides: dict[str, list[str]],
+    seed: int = 0,
+    n_envs: int = 1,
+    ddim_steps: int = 10,
+    progress: bool = True,
+) -> dict[str, Any]:
+    from lwd.pipeline import build_configs, evaluate_run, train_run
+
+    unknown = [m for m in methods if m not in KNOWN]
+    if unknown:
+        raise ValueError(f"unknown bench method(s) {unknown}; known: {', '.join(KNOWN)}")
+    if not horizons or any(h <= 0 for h in horizons):
+        raise ValueError("--horizons needs positive integers, e.g. 8,16,32")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    Episodes.load(data)  # fail early on a bad dataset
+    cells: list[dict[str, Any]] = []
+    started = time.perf_counter()
+
+    def trained(method: str, extra: list[str], tag: str) -> Path:
+        run_dir = out / "runs" / f"{method}-{tag}-s{seed}"
+        if not (run_dir / "model.safetensors").exists():
+            train_run(method, data, run_dir, preset=presets.get(method, "default"), overrides=[*overrides.get(method, []), *extra],
+                      seed=seed, resume=(run_dir / "train_state").exists(), progress=progress)
+        return run_dir
+
+    for method in methods:
+        base = "dp" if method.startswith("dp") else method
+        for perturb in perturbations:
+            method_horizons = [None] if method == "bc" else horizons
+            for horizon in method_horizons:
+                if base == "dp":
+                    cfg, _ = build_configs("dp", presets.get("dp", "default"), overrides.get("dp", []))
+                    pred = dp_prediction_horizon(horizon, cfg.obs_steps, cfg.horizon, tuple(cfg.down_dims))
+                    run_dir = trained("dp", [f"horizon={pred}"], f"T{pred}")
+                    kwargs = {"action_horizon": horizon}
+                    if method == "dp-ddim":
+                        kwargs.update(sampler="ddim", inference_steps=ddim_steps)
+                elif method == "lwd":
+                    run_dir = trained("lwd", [], "")
+                    kwargs = {"action_horizon": horizon}
+                else:
+                    run_dir = trained("bc", [], "")
+                    kwargs = {}
+                t0 = time.perf_counter()
+                result = evaluate_run(run_dir, env=env, episodes=episodes, n_envs=n_envs, perturb=perturb if perturb != "none" else None,
+                                      vector="async" if n_envs > 1 else "sync", progress=progress, **kwargs)
+                cell = {
+                    "method": method, "horizon": horizon, "perturbation": perturb, "run_dir": str(run_dir),
+                    "mean_success": result["mean_success"], "per_task": result["per_task"], "cost": result["cost"],
+                    "episodes": result["episodes"], "seconds": round(time.perf_counter() - t0, 1),
+                }
+                for key in ("mean_score",):  # benchmark-specific extra metrics, when the evaluator reports them
+                    if key in result:
+                        cell[key] = result[key]
+                cells.append(cell)
+                grid = {"env": env, "data": str(data), "seed": seed, "episodes_per_task": episodes, "cells": cells,
+                        "seconds": round(time.perf_counter() - started, 1), "provenance": provenance()}
+                (out / "grid.json").write_text(json.dumps(grid, indent=2))
+                if progress:
+                    print(f"{method} H={horizon} perturb={perturb}: success {result['mean_success']:.3f}", flush=True)
+    (out / "grid.md").write_text(markdown_table(grid))
+    plot_grid(grid, out)
+    return grid
+
+
+def markdown_table(grid: dict[str, Any]) -> str:
+    perturbs = list(dict.fromkeys(c["perturbation"] for c in grid["cells"]))
+    lines = ["| method | H | " + " | ".join(f"success ({p})" for p in perturbs) + " | FLOPs / step | params per step |",
+             "|---|---|" + "---|" * len(perturbs) + "---|---|"]
+    keys = list(dict.fromkeys((c["method"], c["horizon"]) for c in grid["cells"]))
+    for method, horizon in keys:
+        row = [c for c in grid["cells"] if c["method"] == method and c["horizon"] == horizon]
+        by_p = {c["perturbation"]: c for c in row}
+        cells = [f"{by_p[p]['mean_success']:.3f}" if p in by_p else "-" for p in perturbs]
+        cost = row[0]["cost"]
+        lines.append(f"| {method} | {horizon if horizon is not None else 'every step'} | " + " | ".join(cells)
+                     + f" | {cost['flops_per_step']:,.0f} | {cost['params_per_step']:,} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_grid(grid: dict[str, Any], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = grid["cells"]
+    horizons = sorted({c["horizon"] for c in cells if c["horizon"] is not None})
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, method in enumerate(dict.fromkeys(c["method"] for c in cells)):
+        for j, perturb in enumerate(dict.fromkeys(c["perturbation"] for c in cells)):
+            rows = [c for c in cells if c["method"] == method and c["perturbation"] == perturb]
+            if not rows:
+                continue
+            if rows[0]["horizon"] is None:
+                xs, ys = horizons, [rows[0]["mean_success"]] * len(horizons)
+            else:
+                rows.sort(key=lambda c: c["horizon"])
+                xs, ys = [c["horizon"] for c in rows], [c["mean_success"] for c in rows]
+            ax.plot(xs, ys, marker="o", color=f"C{i}", ls="-" if j == 0 else "--", label=f"{method} ({perturb})")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(horizons)
+    ax.set_xticklabels([str(h) for h in horizons])
+    ax.set_xlabel("action horizon H (steps between generations / replans)")
+    ax.set_ylabel("success rate")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"{grid['env']}: success against action horizon")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "success_vs_horizon.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    labels, values = [], []
+    for c in cells:
+        if c["perturbation"] != cells[0]["perturbation"]:
+            continue
+        labels.append(f"{c['method']}\nH={c['horizon'] if c['horizon'] is not None else '-'}")
+        values.append(c["cost"]["flops_per_step"])
+    ax.bar(range(len(values)), values, color=[f"C{list(dict.fromkeys(c['method'] for c in cells)).index(lbl.split(chr(10))[0])}" for lbl in labels])
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(values)))
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_ylabel("FLOPs per control step (FlopCounterMode)")
+    ax.set_title("inference cost per control step")
+    fig.tight_layout()
+    fig.savefig(out / "flops_per_step.png", dpi=110)
+    plt.close(fig)
