@@ -35,7 +35,11 @@ def test_demos_are_seeded_successful_expert_episodes(reach_demos):
     assert len(set(map(tuple, episodes.data["obs"][episodes.episode_starts, -3:]))) > 1, "goals should vary between episodes"
 
 
-@pytest.mark.parametrize("method,extra", [("bc", ["--set", "steps=30", "--set", "hidden=[32]"]), ("lwd", TINY_LWD)])
+TINY_DP = ["--set", "down_dims=[16,32]", "--set", "diffusion_step_embed_dim=16", "--set", "steps=20",
+           "--set", "num_inference_steps=5", "--set", "num_train_timesteps=5", "--train-set", "batch_size=8"]
+
+
+@pytest.mark.parametrize("method,extra", [("bc", ["--set", "steps=30", "--set", "hidden=[32]"]), ("lwd", TINY_LWD), ("dp", TINY_DP)])
 def test_eval_results_do_not_depend_on_parallel_envs(reach_demos, tmp_path, method, extra):
     run = tmp_path / "run"
     assert main(["train", method, "--data", str(reach_demos), "--out", str(run), *extra]) == 0
@@ -104,3 +108,12 @@ def test_bench_grid_runs_every_method_horizon_and_perturbation(reach_demos, tmp_
     assert ddim[0]["cost"]["flops_generation"] < ddpm[0]["cost"]["flops_generation"] or ddim[0]["cost"]["inference_steps"] == 3
     assert (out / "success_vs_horizon.png").exists() and (out / "flops_per_step.png").exists()
     assert "| lwd | 4 |" in (out / "grid.md").read_text()
+
+
+def test_periodic_evaluation_during_training_is_logged(reach_demos, tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "bc", "--data", str(reach_demos), "--out", str(run), "--set", "steps=20", "--set", "hidden=[16]",
+                 "--train-set", "checkpoint_every=5", "--eval-every", "10", "--eval-episodes", "1"]) == 0
+    log = json.loads((run / "train_log.json").read_text())
+    assert [e["step"] for e in log["evals"]] == [10]
+    assert 0.0 <= log["evals"][0]["mean_success"] <= 1.0
