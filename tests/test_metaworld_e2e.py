@@ -117,3 +117,15 @@ def test_periodic_evaluation_during_training_is_logged(reach_demos, tmp_path):
     log = json.loads((run / "train_log.json").read_text())
     assert [e["step"] for e in log["evals"]] == [10]
     assert 0.0 <= log["evals"][0]["mean_success"] <= 1.0
+
+
+def test_bench_reuses_a_cached_run_only_with_identical_settings(reach_demos, tmp_path):
+    from lwd.bench import _check_reuse
+
+    run = tmp_path / "run"
+    assert main(["train", "bc", "--data", str(reach_demos), "--out", str(run), "--set", "steps=5", "--seed", "3"]) == 0
+    _check_reuse(run, "bc", "default", ["steps=5"], seed=3)
+    with pytest.raises(ValueError, match="other settings"):
+        _check_reuse(run, "bc", "default", ["steps=6"], seed=3)
+    with pytest.raises(ValueError, match="other settings"):
+        _check_reuse(run, "bc", "default", ["steps=5"], seed=4)

@@ -59,7 +59,9 @@ def run_bench(
 
     def trained(method: str, extra: list[str], tag: str) -> Path:
         run_dir = out / "runs" / f"{method}-{tag}-s{seed}"
-        if not (run_dir / "model.safetensors").exists():
+        if (run_dir / "model.safetensors").exists():
+            _check_reuse(run_dir, method, presets.get(method, "default"), [*overrides.get(method, []), *extra], seed)
+        else:
             train_run(method, data, run_dir, preset=presets.get(method, "default"), overrides=[*overrides.get(method, []), *extra],
                       seed=seed, resume=(run_dir / "train_state").exists(), progress=progress)
         return run_dir
@@ -102,6 +104,21 @@ def run_bench(
     (out / "grid.md").write_text(markdown_table(grid))
     plot_grid(grid, out)
     return grid
+
+
+def _check_reuse(run_dir: Path, method: str, preset: str, overrides: list[str], seed: int) -> None:
+    """A cached run is reused only if it was trained with exactly the settings this bench asks for."""
+    from dataclasses import asdict
+
+    from lwd.checkpoint import read_run_config
+    from lwd.pipeline import build_configs
+
+    cfg, train_cfg = build_configs(method, preset, overrides, seed=seed)
+    run = read_run_config(run_dir)
+    want = (json.loads(json.dumps(asdict(cfg))), json.loads(json.dumps(asdict(train_cfg))))
+    have = (run.method_config, run.train)
+    if run.method != method or want != have:
+        raise ValueError(f"{run_dir} was trained with other settings than this bench asks for; remove it or use another --out")
 
 
 def markdown_table(grid: dict[str, Any]) -> str:
