@@ -158,3 +158,21 @@ def test_cost_counts_generation_and_step_flops():
     assert c8["flops_policy_step"] == 2 * (5 * 32 + 32 * 32 + 32 * 2)
     assert c8["flops_generation"] > 0
     assert c16["flops_per_step"] < c8["flops_per_step"]
+
+
+def test_whole_episode_segments_start_only_at_episode_starts():
+    model, episodes = small_lwd(horizon=32, segment_starts="episode")  # episodes have 20 steps < H
+    dataset = model.segment_dataset(episodes)
+    starts = model.segment_starts(episodes, dataset)
+    np.testing.assert_array_equal(starts, episodes.episode_starts)
+    batch = dataset.sample_batch(starts)
+    assert batch["mask"].sum(1).tolist() == [20.0] * episodes.num_episodes
+    np.testing.assert_allclose(batch["states"][:, 0].numpy(), model.normalizer.normalize("obs", episodes.data["obs"][starts]), rtol=1e-6)
+
+
+def test_segments_longer_than_episodes_are_refused_unless_whole_episode():
+    from lwd.data import DatasetError
+
+    model, episodes = small_lwd(horizon=32)
+    with pytest.raises(DatasetError, match="32"):
+        model.segment_dataset(episodes)
