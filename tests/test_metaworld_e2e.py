@@ -108,6 +108,7 @@ def test_bench_grid_runs_every_method_horizon_and_perturbation(reach_demos, tmp_
     assert ddim[0]["cost"]["flops_generation"] < ddpm[0]["cost"]["flops_generation"] or ddim[0]["cost"]["inference_steps"] == 3
     assert (out / "success_vs_horizon.png").exists() and (out / "flops_per_step.png").exists()
     assert "| lwd | 4 |" in (out / "grid.md").read_text()
+    assert all(c["cost"]["latency_us_median"] > 0 for c in grid["cells"])
 
 
 def test_periodic_evaluation_during_training_is_logged(reach_demos, tmp_path):
@@ -129,3 +130,10 @@ def test_bench_reuses_a_cached_run_only_with_identical_settings(reach_demos, tmp
         _check_reuse(run, "bc", "default", ["steps=6"], seed=3)
     with pytest.raises(ValueError, match="other settings"):
         _check_reuse(run, "bc", "default", ["steps=5"], seed=4)
+
+
+def test_info_counts_an_untrained_preset(capsys):
+    assert main(["info", "dp:paper", "--preset-only", "--dims", "20,2", "--latency-steps", "0"]) == 0
+    text = capsys.readouterr().out
+    assert "65,783,298" in text  # the reference low-dim U-Net for PushT (obs 20, action 2)
+    assert "flops_denoiser_call" in text and "flops_per_step" in text

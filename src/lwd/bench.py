@@ -43,6 +43,7 @@ def run_bench(
     n_envs: int = 1,
     ddim_steps: int = 10,
     progress: bool = True,
+    latency_steps: int = 400,
 ) -> dict[str, Any]:
     from lwd.pipeline import build_configs, evaluate_run, train_run
 
@@ -92,6 +93,11 @@ def run_bench(
                     "mean_success": result["mean_success"], "per_task": result["per_task"], "cost": result["cost"],
                     "episodes": result["episodes"], "seconds": round(time.perf_counter() - t0, 1),
                 }
+                if latency_steps > 0:  # wall clock per control step, one CPU thread, same runtime settings
+                    from lwd.checkpoint import load_model
+                    from lwd.latency import measure_latency
+
+                    cell["cost"].update(measure_latency(load_model(run_dir), steps=latency_steps, **kwargs))
                 for key in ("mean_score",):  # benchmark-specific extra metrics, when the evaluator reports them
                     if key in result:
                         cell[key] = result[key]
@@ -123,8 +129,8 @@ def _check_reuse(run_dir: Path, method: str, preset: str, overrides: list[str], 
 
 def markdown_table(grid: dict[str, Any]) -> str:
     perturbs = list(dict.fromkeys(c["perturbation"] for c in grid["cells"]))
-    lines = ["| method | H | " + " | ".join(f"success ({p})" for p in perturbs) + " | FLOPs / step | params per step |",
-             "|---|---|" + "---|" * len(perturbs) + "---|---|"]
+    lines = ["| method | H | " + " | ".join(f"success ({p})" for p in perturbs) + " | FLOPs / step | params per step | latency median / p95 (µs) |",
+             "|---|---|" + "---|" * len(perturbs) + "---|---|---|"]
     keys = list(dict.fromkeys((c["method"], c["horizon"]) for c in grid["cells"]))
     for method, horizon in keys:
         row = [c for c in grid["cells"] if c["method"] == method and c["horizon"] == horizon]
@@ -132,7 +138,8 @@ def markdown_table(grid: dict[str, Any]) -> str:
         cells = [f"{by_p[p]['mean_success']:.3f}" if p in by_p else "-" for p in perturbs]
         cost = row[0]["cost"]
         lines.append(f"| {method} | {horizon if horizon is not None else 'every step'} | " + " | ".join(cells)
-                     + f" | {cost['flops_per_step']:,.0f} | {cost['params_per_step']:,} |")
+                     + f" | {cost['flops_per_step']:,.0f} | {cost['params_per_step']:,} | "
+                     + (f"{cost['latency_us_median']:,.0f} / {cost['latency_us_p95']:,.0f} |" if "latency_us_median" in cost else "- |"))
     return "\n".join(lines) + "\n"
 
 

@@ -98,9 +98,40 @@ def cmd_info(args: argparse.Namespace) -> None:
     from lwd.checkpoint import read_run_config
 
     runtime = {"action_horizon": args.action_horizon} if args.action_horizon is not None else {}
+    if args.preset_only:
+        _print_preset_cost(args.run, args.dims, args.latency_steps, **runtime)
+        return
     _print_info(Path(args.run), latency_steps=args.latency_steps, **runtime)
     if args.config:
         print(json.dumps(read_run_config(args.run).__dict__, indent=2))
+
+
+def _print_preset_cost(spec: str, dims: str, latency_steps: int, **runtime: Any) -> None:
+    """Cost of an untrained model built from a preset: FLOPs and params need no training."""
+    import numpy as np
+    from tabulate import tabulate
+
+    from lwd.config import DataInfo
+    from lwd.data import MinMaxNormalizer
+    from lwd.pipeline import build_configs, build_method
+
+    method, _, preset = spec.partition(":")
+    parts = [int(x) for x in dims.split(",")]
+    if len(parts) not in (2, 3):
+        raise ValueError("--dims takes OBS_DIM,ACTION_DIM[,NUM_TASKS], e.g. 20,2")
+    obs_dim, action_dim = parts[:2]
+    tasks = tuple(f"task{i}" for i in range(parts[2])) if len(parts) == 3 else ()
+    cfg, _ = build_configs(method, preset or "default")
+    normalizer = MinMaxNormalizer.fit({"obs": np.stack([-np.ones(obs_dim), np.ones(obs_dim)]).astype(np.float32),
+                                       "action": np.stack([-np.ones(action_dim), np.ones(action_dim)]).astype(np.float32)})
+    model = build_method(method, cfg, DataInfo(obs_dim, action_dim, tasks), normalizer, seed=0)
+    cost = model.cost(**runtime)
+    if latency_steps > 0:
+        from lwd.latency import measure_latency
+
+        cost.update(measure_latency(model, steps=latency_steps, **runtime))
+    rows = [["method", method], ["preset", preset or "default"], ["obs / action dims", f"{obs_dim} / {action_dim}"], ["trained", "no (cost only)"]]
+    print(tabulate(rows + [[k, _fmt(v)] for k, v in cost.items()], tablefmt="simple"))
 
 
 def cmd_quickstart(args: argparse.Namespace) -> None:
@@ -130,7 +161,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
             raise ValueError(f"--set takes METHOD:KEY=VALUE, got {item!r}")
         overrides.setdefault(method, []).append(setting)
     grid = run_bench(args.env, args.data, args.out, args.methods.split(","), [int(h) for h in args.horizons.split(",")],
-                     args.perturb.split(","), args.episodes, _pairs(args.presets), overrides, args.seed, args.n_envs, args.ddim_steps)
+                     args.perturb.split(","), args.episodes, _pairs(args.presets), overrides, args.seed, args.n_envs, args.ddim_steps,
+                     latency_steps=args.latency_steps)
     print((Path(args.out) / "grid.md").read_text())
     print(f"bench done in {grid['seconds']:.0f} s -> {args.out}/grid.json, success_vs_horizon.png, flops_per_step.png")
 
@@ -195,10 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0, help="training seed shared by all methods")
     b.add_argument("--n-envs", type=int, default=1, help="parallel envs per evaluation")
     b.add_argument("--ddim-steps", type=int, default=10, help="DDIM steps for dp-ddim")
+    b.add_argument("--latency-steps", type=int, default=400, help="control steps timed per cell on one CPU thread (0: skip)")
     b.set_defaults(func=cmd_bench)
 
     i = sub.add_parser("info", help="parameters, FLOPs per control step and config of a run")
-    i.add_argument("run")
+    i.add_argument("run", help="run directory, or METHOD:PRESET with --preset-only (e.g. dp:paper)")
+    i.add_argument("--preset-only", action="store_true", help="cost of an untrained model from a preset (FLOPs need no training)")
+    i.add_argument("--dims", default="20,2", help="with --preset-only: OBS_DIM,ACTION_DIM[,NUM_TASKS] (default 20,2: DP's low-dim PushT)")
     i.add_argument("--action-horizon", type=_horizon, default=None)
     i.add_argument("--config", action="store_true", help="also print the full config")
     i.add_argument("--latency-steps", type=int, default=2000, help="control steps timed on one CPU thread (0: skip)")
