@@ -23,12 +23,11 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
     unknown = sorted(set(data) - set(known))
     if unknown:
         raise ValueError(f"unknown {cls.__name__} keys: {unknown}; known keys: {sorted(known)}")
-    kwargs = {}
-    for name, value in data.items():
-        default = getattr(cls, name, None) if not isinstance(known[name].default, dataclasses._MISSING_TYPE) else None
-        if isinstance(value, list) and isinstance(default, tuple):
-            value = tuple(value)
-        kwargs[name] = value
+    # JSON has no tuples: turn lists back into tuples where the field's default is one.
+    kwargs = {
+        name: tuple(value) if isinstance(value, list) and isinstance(known[name].default, tuple) else value
+        for name, value in data.items()
+    }
     return cls(**kwargs)  # type: ignore[call-arg]
 
 
