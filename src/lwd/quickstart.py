@@ -16,7 +16,14 @@ from pathlib import Path
 from lwd.provenance import provenance
 
 
-def quickstart(out: Path, episodes_per_task: int = 50, eval_episodes: int = 50, n_envs: int = 2) -> dict:
+def quickstart(
+    out: Path,
+    episodes_per_task: int = 50,
+    eval_episodes: int = 50,
+    n_envs: int = 2,
+    preset: str = "mt10-quick",
+    overrides: tuple[str, ...] = (),
+) -> dict:
     import torch
 
     from lwd.data import Episodes
@@ -39,12 +46,12 @@ def quickstart(out: Path, episodes_per_task: int = 50, eval_episodes: int = 50, 
         collect_demos(suite, episodes_per_task).save(data)
     timings["demos"] = time.perf_counter() - t0
 
-    print(f"[2/3] training LWD (task-conditioned, preset mt10-quick) -> {run_dir}")
+    print(f"[2/3] training LWD (task-conditioned, preset {preset}) -> {run_dir}")
     t0 = time.perf_counter()
     if (run_dir / "model.safetensors").exists():
         print("      reusing trained model")
     else:
-        train_run("lwd", data, run_dir, preset="mt10-quick", resume=(run_dir / "train_state").exists())
+        train_run("lwd", data, run_dir, preset=preset, overrides=list(overrides), resume=(run_dir / "train_state").exists())
     timings["train"] = time.perf_counter() - t0
 
     print(f"[3/3] evaluating {eval_episodes} episodes per task ({n_envs} env processes)")
