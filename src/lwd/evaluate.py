@@ -42,11 +42,10 @@ class _SlotEnv(gym.Env):
     vector env passes the same options to every slot), and the env is rebuilt only when it changes.
     """
 
-    def __init__(self, suite: Suite, perturb: str | None, env_kwargs: dict[str, Any], index: int) -> None:
+    def __init__(self, suite: Suite, perturb: str | None, index: int) -> None:
         self.index = index
         self.suite = suite
         self.perturb = perturb
-        self.env_kwargs = env_kwargs
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (suite.obs_dim,), np.float32)
         self.action_space = gym.spaces.Box(-np.inf, np.inf, (suite.action_dim,), np.float32)
         self._task: str | None = None
@@ -61,7 +60,7 @@ class _SlotEnv(gym.Env):
         if task != self._task or self._env is None:
             if self._env is not None:
                 self._env.close()
-            self._env = apply_perturbation(self.suite.make_env(task, **self.env_kwargs), self.perturb)
+            self._env = apply_perturbation(self.suite.make_env(task), self.perturb)
             self._task = task
         obs, info = self._env.reset(seed=seed)
         self._done = False
@@ -114,7 +113,7 @@ def evaluate(
     n_envs = min(n_envs, len(plan))
     policy_kwargs = dict(policy_kwargs or {})
     policies = [method.make_policy(**policy_kwargs) for _ in range(n_envs)]
-    factories = [lambda i=i: _SlotEnv(suite, perturb, {}, i) for i in range(n_envs)]
+    factories = [lambda i=i: _SlotEnv(suite, perturb, i) for i in range(n_envs)]
     vec_cls = gym.vector.AsyncVectorEnv if vector == "async" else gym.vector.SyncVectorEnv
     envs = vec_cls(factories, autoreset_mode=gym.vector.AutoresetMode.DISABLED)
 

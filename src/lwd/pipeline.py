@@ -20,8 +20,7 @@ from lwd.methods.base import Method
 from lwd.presets import get_preset
 
 
-def method_config_class(method: str) -> type:
-    return methods.config_class(method)
+method_config_class = methods.config_class
 
 
 def build_configs(method: str, preset: str = "default", overrides: list[str] = (), train_overrides: list[str] = (), seed: int | None = None) -> tuple[Any, TrainConfig]:
@@ -48,8 +47,7 @@ def data_info(episodes: Episodes, dataset: str) -> DataInfo:
     )
 
 
-def build_method(method: str, cfg: Any, info: DataInfo, normalizer: MinMaxNormalizer, seed: int | None = None) -> Method:
-    return methods.build(method, cfg, info, normalizer, seed)
+build_method = methods.build
 
 
 def train_run(
@@ -118,9 +116,7 @@ def evaluate_run(
         raise ValueError(f"{run_dir} does not record its environment; pass --env")
     suite = make_suite(suite_name)
     policy_kwargs: dict[str, Any] = {}
-    if run.method == "lwd":
-        policy_kwargs = {"action_horizon": action_horizon, "sampler": sampler, "inference_steps": inference_steps}
-    elif run.method == "dp":
+    if run.method in ("lwd", "dp"):  # generative methods: how often to generate, and how to sample
         policy_kwargs = {"action_horizon": action_horizon, "sampler": sampler, "inference_steps": inference_steps}
     policy_kwargs = {k: v for k, v in policy_kwargs.items() if v is not None}
     if vector == "async":
