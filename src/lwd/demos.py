@@ -37,26 +37,29 @@ def collect_demos(
         expert = suite.make_expert(task)
         n_kept, seed = 0, seed_start
         while n_kept < episodes_per_task and seed < seed_start + max_attempts_factor * episodes_per_task:
-            obs_list, act_list = [], []
-            obs, _ = env.reset(seed=seed)
+            obs_list, act_list, sim_states = [], [], []
+            obs, info = env.reset(seed=seed)
             expert.reset(seed)
             success = False
             for _ in range(suite.max_episode_steps):
-                action = expert.act(obs)
+                action = expert.act(obs, info)
                 obs_list.append(obs)
                 act_list.append(action)
+                if "sim_state" in info:  # simulator state at this obs (robomimic HDF5 export needs it)
+                    sim_states.append(np.asarray(info["sim_state"], np.float64))
                 obs, _, terminated, truncated, info = env.step(action)
                 success = success or bool(info.get("success", False))
                 if terminated or truncated:
                     break
             if success or keep_failures:
-                kept.append(
-                    {
-                        "obs": np.asarray(obs_list, np.float32),
-                        "action": np.asarray(act_list, np.float32),
-                        "task": np.full(len(obs_list), task_id, np.int64),
-                    }
-                )
+                episode = {
+                    "obs": np.asarray(obs_list, np.float32),
+                    "action": np.asarray(act_list, np.float32),
+                    "task": np.full(len(obs_list), task_id, np.int64),
+                }
+                if len(sim_states) == len(obs_list):
+                    episode["sim_state"] = np.stack(sim_states)
+                kept.append(episode)
                 seeds.append(seed)
                 n_kept += 1
                 bar.update(1)

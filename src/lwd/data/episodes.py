@@ -41,6 +41,8 @@ CHUNK_STEPS = 10_000
 #: dtype kinds we accept: bool, signed int, unsigned int, float. Strings, objects and complex
 #: numbers cannot be fed to a network, so they are rejected early with a clear message.
 _NUMERIC_KINDS = "biuf"
+#: Keys stored as float64 rather than float32 (simulator states that must replay exactly).
+FLOAT64_KEYS = frozenset({"sim_state"})
 _MAX_LISTED = 5  # how many offending episodes an error message lists before "..."
 
 
@@ -492,9 +494,14 @@ def concatenate(parts: Sequence[Episodes]) -> Episodes:
 
 
 def _coerce(key: str, value: Any) -> np.ndarray:
-    """One dtype per kind of data: float -> float32 (what the networks use), task int -> int64."""
+    """One dtype per kind of data: float -> float32 (what the networks use), task int -> int64.
+
+    Keys in FLOAT64_KEYS keep float64: simulator states must replay exactly.
+    """
     value = np.asarray(value)
-    if value.dtype.kind == "f" and value.dtype != np.float32:
+    if key in FLOAT64_KEYS and value.dtype.kind == "f":
+        value = value.astype(np.float64)
+    elif value.dtype.kind == "f" and value.dtype != np.float32:
         with np.errstate(over="ignore"):  # overflow shows up as inf and is reported by validate
             value = value.astype(np.float32)
     elif key == TASK and value.dtype.kind in "iu" and value.dtype != np.int64:

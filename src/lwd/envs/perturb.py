@@ -1,4 +1,10 @@
-"""Named, parameterised perturbations, e.g. `--perturb action-noise:0.1`.
+"""Named, parameterised perturbations, e.g. `--perturb action-noise:0.1` or `--perturb object-push:30:0.05`.
+
+Spec: `name:magnitude[:probability]`. The generic ones act on actions or observations; the
+physical one, `object-push` (alias `block-push`), displaces the task's object (PushT's T-block,
+robomimic's cube/can/nut) with the given probability per control step, through the env's own
+`push_object(rng, magnitude)`, so each benchmark defines what "magnitude" means physically
+(documented on its env class).
 
 Each perturbation is a gymnasium wrapper whose randomness is seeded from the episode's reset
 seed, so a perturbed evaluation is as reproducible as a clean one. Every results file records
@@ -55,31 +61,73 @@ class ObservationNoise(_SeededWrapper):
         return self._noisy(obs), reward, terminated, truncated, info
 
 
-PERTURBATIONS: dict[str, Callable[[gym.Env, float], gym.Env]] = {
+class ObjectPush(_SeededWrapper):
+    """With probability `probability` per step, displace the task object by `magnitude` before acting.
+
+    The env (unwrapped) must implement `push_object(rng, magnitude)`; the push happens after the
+    policy has chosen its action from the pre-push observation, as a disturbance would.
+    """
+
+    DEFAULT_PROBABILITY = 0.05
+
+    def __init__(self, env: gym.Env, magnitude: float, probability: float | None = None) -> None:
+        super().__init__(env)
+        if not callable(getattr(env.unwrapped, "push_object", None)):
+            raise ValueError(f"{type(env.unwrapped).__name__} does not support object-push (no push_object method)")
+        self.magnitude = magnitude
+        self.probability = self.DEFAULT_PROBABILITY if probability is None else probability
+        if not 0.0 <= self.probability <= 1.0:
+            raise ValueError(f"object-push probability must be in [0, 1], got {self.probability}")
+        self._rng = np.random.default_rng(0)
+        self.pushes = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:
+        self.pushes = 0
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action: np.ndarray) -> Any:
+        if self._rng.random() < self.probability:
+            self.env.unwrapped.push_object(self._rng, self.magnitude)
+            self.pushes += 1
+        return self.env.step(action)
+
+
+PERTURBATIONS: dict[str, Callable[..., gym.Env]] = {
     "action-noise": ActionNoise,
     "obs-noise": ObservationNoise,
+    "object-push": ObjectPush,
+    "block-push": ObjectPush,
 }
+_TAKES_PROBABILITY = {"object-push", "block-push"}
 
 
-def parse_perturbation(spec: str | None) -> tuple[str, float] | None:
-    """'name:value' -> (name, value); None or 'none' -> None. Unknown names raise with the list."""
+def parse_perturbation(spec: str | None) -> tuple[str, tuple[float, ...]] | None:
+    """'name:magnitude[:probability]' -> (name, numbers); None or 'none' -> None.
+
+    Unknown names, missing or negative numbers, and a probability on a perturbation that takes
+    none all raise with a message that says what to write instead.
+    """
     if spec is None or spec.strip().lower() in ("", "none"):
         return None
-    name, _, value = spec.partition(":")
+    name, *values = spec.strip().split(":")
     if name not in PERTURBATIONS:
         raise ValueError(f"unknown perturbation {name!r}; known: {', '.join(sorted(PERTURBATIONS))} (use name:value)")
+    most = 2 if name in _TAKES_PROBABILITY else 1
+    if not 1 <= len(values) <= most:
+        form = f"{name}:magnitude:probability (probability optional)" if most == 2 else f"{name}:magnitude"
+        raise ValueError(f"perturbation {spec!r} should read {form}, e.g. {name}:0.1")
     try:
-        magnitude = float(value)
+        numbers = tuple(float(v) for v in values)
     except ValueError as err:
-        raise ValueError(f"perturbation {spec!r} needs a number after ':', e.g. {name}:0.1") from err
-    if magnitude < 0:
-        raise ValueError(f"perturbation magnitude must be >= 0, got {magnitude}")
-    return name, magnitude
+        raise ValueError(f"perturbation {spec!r} needs numbers after ':', e.g. {name}:0.1") from err
+    if any(n < 0 or not np.isfinite(n) for n in numbers):
+        raise ValueError(f"perturbation numbers must be finite and >= 0, got {spec!r}")
+    return name, numbers
 
 
 def apply_perturbation(env: gym.Env, spec: str | None) -> gym.Env:
     parsed = parse_perturbation(spec)
     if parsed is None:
         return env
-    name, magnitude = parsed
-    return PERTURBATIONS[name](env, magnitude)
+    name, numbers = parsed
+    return PERTURBATIONS[name](env, *numbers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +21,8 @@ class MetaworldExpert:
     def reset(self, seed: int) -> None:  # the scripted policies are stateless and deterministic
         del seed
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
+    def act(self, obs: np.ndarray, info: dict[str, Any] | None = None) -> np.ndarray:
+        del info  # Metaworld's scripted policies read only the observation
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "Constant(s) may be too high": we clip below
             action = self._policy.get_action(obs.astype(np.float64))
