@@ -190,3 +190,37 @@ def test_config_errors_say_what_to_change():
 
     with pytest.raises(ValueError, match="unknown DPConfig keys"):
         from_dict(DPConfig, {"horizn": 16})
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_batched_replanning_matches_each_episode_planned_alone(sampler):
+    """plan_together: one network call for several episodes, each with its own noise and task."""
+    model = _tiny(tasks=("a", "b"))
+    rng = np.random.default_rng(2)
+    obs = rng.uniform(-1, 1, size=(3, 9, 3)).astype(np.float32)  # 3 episodes x 9 steps
+    seeds, tasks = [11, 12, 13], [0, 1, 1]
+
+    alone = []
+    for i in range(3):
+        policy = model.make_policy(action_horizon=4, sampler=sampler)
+        alone.append(_run(policy, obs[i], seed=seeds[i], task=tasks[i]))
+
+    policies = [model.make_policy(action_horizon=4, sampler=sampler) for _ in range(3)]
+    for p, s, k in zip(policies, seeds, tasks):
+        p.reset(s, k)
+    together: list[list[np.ndarray]] = [[], [], []]
+    for t in range(9):
+        needing = [p for p, o in zip(policies, obs[:, t]) if p.observe(o)]
+        assert len(needing) == (3 if t % 4 == 0 else 0)
+        DPPolicy.plan_together(needing)
+        for i, p in enumerate(policies):
+            together[i].append(p.next_action())
+    np.testing.assert_allclose(np.stack([np.stack(a) for a in together]), np.stack(alone), rtol=0, atol=1e-4)
+    assert [p.generations for p in policies] == [3, 3, 3]
+
+
+def test_batched_replanning_refuses_policies_with_different_settings():
+    model = _tiny()
+    a, b = model.make_policy(action_horizon=2), model.make_policy(action_horizon=3)
+    with pytest.raises(ValueError, match="same runtime settings"):
+        DPPolicy.plan_together([a, b])

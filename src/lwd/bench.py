@@ -44,6 +44,7 @@ def run_bench(
     ddim_steps: int = 10,
     progress: bool = True,
     latency_steps: int = 400,
+    batch_plans: bool = False,
 ) -> dict[str, Any]:
     from lwd.pipeline import build_configs, evaluate_run, train_run
 
@@ -87,7 +88,8 @@ def run_bench(
                     kwargs = {}
                 t0 = time.perf_counter()
                 result = evaluate_run(run_dir, env=env, episodes=episodes, n_envs=n_envs, perturb=perturb if perturb != "none" else None,
-                                      vector="async" if n_envs > 1 else "sync", progress=progress, **kwargs)
+                                      vector="async" if n_envs > 1 else "sync", progress=progress,
+                                      batch_plans=batch_plans, **kwargs)
                 cell = {
                     "method": method, "horizon": horizon, "perturbation": perturb, "run_dir": str(run_dir),
                     "mean_success": result["mean_success"], "per_task": result["per_task"], "cost": result["cost"],
@@ -102,7 +104,7 @@ def run_bench(
                     if key in result:
                         cell[key] = result[key]
                 cells.append(cell)
-                grid = {"env": env, "data": str(data), "seed": seed, "episodes_per_task": episodes, "cells": cells,
+                grid = {"env": env, "data": str(data), "seed": seed, "episodes_per_task": episodes, "batch_plans": batch_plans, "cells": cells,
                         "seconds": round(time.perf_counter() - started, 1), "provenance": provenance()}
                 (out / "grid.json").write_text(json.dumps(grid, indent=2))
                 if progress:

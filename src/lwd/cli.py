@@ -2,6 +2,8 @@
 
     lwd quickstart
     lwd demos metaworld/mt10 --episodes 50 --out data/mt10.zarr
+    lwd demos pusht --episodes 200 --out data/pusht.zarr
+    lwd import dp-pusht pusht_cchi_v7_replay.zarr.zip --out data/pusht-human.zarr
     lwd train lwd --data data/mt10.zarr --out runs/mt10-lwd --preset mt10
     lwd eval runs/mt10-lwd --episodes 50 --out results.json
     lwd info runs/mt10-lwd
@@ -42,6 +44,48 @@ def cmd_demos(args: argparse.Namespace) -> None:
           f"mean {lengths.mean():.0f}) to {path} in {time.perf_counter() - t0:.1f} s")
 
 
+def cmd_import(args: argparse.Namespace) -> None:
+    """Convert another project's dataset into our episode store (zarr, DP layout)."""
+    t0 = time.perf_counter()
+    if args.format == "dp-pusht":
+        from lwd.data.formats.dp_zarr import load_dp_pusht
+
+        episodes = load_dp_pusht(args.source, obs_type=args.obs_type, check_keypoints=not args.no_keypoint_check)
+    else:
+        from lwd.data.formats.robomimic_hdf5 import load_robomimic_hdf5
+        from lwd.envs.robomimic import OBS_KEYS
+
+        keys = args.obs_keys.split(",") if args.obs_keys else list(OBS_KEYS)
+        episodes = load_robomimic_hdf5(args.source, keys, filter_key=args.filter_key)
+        if args.task:
+            if keys != list(OBS_KEYS):
+                raise ValueError("--task tags the data for evaluation in robomimic/<task>, which needs the default --obs-keys")
+            episodes.attrs.update(suite=f"robomimic/{args.task}", tasks=[args.task])
+    path = episodes.save(args.out)
+    print(f"imported {episodes.num_episodes} episodes ({episodes.num_steps} steps, obs {episodes.data['obs'].shape[1]}-d) "
+          f"from {args.source} to {path} in {time.perf_counter() - t0:.1f} s")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    """Write our demonstrations in robomimic's HDF5 layout (opens in robomimic's own tools)."""
+    from lwd.data import Episodes
+    from lwd.data.formats.robomimic_hdf5 import save_robomimic_hdf5
+    from lwd.envs.robomimic import RobomimicEnv, obs_key_dims
+
+    episodes = Episodes.load(args.data)
+    suite = str(episodes.attrs.get("suite", ""))
+    if not suite.startswith("robomimic/"):
+        raise ValueError(f"{args.data} holds {suite or 'untagged'} data; robomimic export needs demos from `lwd demos robomimic/<task>`")
+    task = suite.split("/", 1)[1]
+    env = RobomimicEnv(task)
+    try:
+        env_args = env.env_args()
+    finally:
+        env.close()
+    save_robomimic_hdf5(episodes, args.out, obs_key_dims(task), env_args)
+    print(f"wrote {episodes.num_episodes} demos to {args.out} (robomimic layout, env {env_args.get('env_name')})")
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from lwd.pipeline import train_run
 
@@ -58,7 +102,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from lwd.provenance import provenance
 
     result = evaluate_run(args.run, args.env, args.episodes, args.action_horizon, args.n_envs, args.vector, args.perturb,
-                          args.sampler, args.inference_steps, args.seed_start, args.tasks.split(",") if args.tasks else None)
+                          args.sampler, args.inference_steps, args.seed_start, args.tasks.split(",") if args.tasks else None,
+                          batch_plans=args.batch_plans)
     result["provenance"] = provenance()
     print(format_table(result))
     print(f"evaluated in {result['seconds']:.1f} s")
@@ -162,7 +207,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         overrides.setdefault(method, []).append(setting)
     grid = run_bench(args.env, args.data, args.out, args.methods.split(","), [int(h) for h in args.horizons.split(",")],
                      args.perturb.split(","), args.episodes, _pairs(args.presets), overrides, args.seed, args.n_envs, args.ddim_steps,
-                     latency_steps=args.latency_steps)
+                     latency_steps=args.latency_steps, batch_plans=args.batch_plans)
     print((Path(args.out) / "grid.md").read_text())
     print(f"bench done in {grid['seconds']:.0f} s -> {args.out}/grid.json, success_vs_horizon.png, flops_per_step.png")
 
@@ -179,12 +224,30 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_quickstart)
 
     d = sub.add_parser("demos", help="collect expert demonstrations into a zarr episode store")
-    d.add_argument("env", help="suite name, e.g. metaworld/mt10 or metaworld/push-v3")
+    d.add_argument("env", help="suite name: pusht, pusht/state, robomimic/lift|can|square, metaworld/mt10, metaworld/<task>-v3")
     d.add_argument("--episodes", type=int, default=50, help="successful episodes per task")
     d.add_argument("--out", required=True, help="output path (.zarr directory or .zarr.zip)")
     d.add_argument("--seed-start", type=int, default=0, help="first episode seed (evaluation uses 100000+)")
     d.add_argument("--keep-failures", action="store_true", help="also keep episodes where the expert failed")
     d.set_defaults(func=cmd_demos)
+
+    im = sub.add_parser("import", help="convert a Diffusion Policy PushT zarr or a robomimic HDF5 file into an episode store")
+    im.add_argument("format", choices=["dp-pusht", "robomimic"], help="source format")
+    im.add_argument("source", help="dp-pusht: .zarr directory or .zarr.zip; robomimic: .hdf5 file")
+    im.add_argument("--out", required=True, help="episode store to write (.zarr directory or .zarr.zip)")
+    im.add_argument("--obs-type", choices=["keypoints", "state"], default="keypoints",
+                    help="dp-pusht: 20-d keypoints + agent (DP's low-dim obs, default) or the 5-d state")
+    im.add_argument("--no-keypoint-check", action="store_true", help="dp-pusht: skip checking keypoints against lwd's env")
+    im.add_argument("--obs-keys", default=None, help="robomimic: comma-separated obs keys in order (default: object,robot0_eef_pos,robot0_eef_quat,robot0_gripper_qpos)")
+    im.add_argument("--filter-key", default=None, help="robomimic: only demos listed in mask/<key>, e.g. train")
+    im.add_argument("--task", choices=["lift", "can", "square"], default=None, help="robomimic: tag the data so eval uses robomimic/<task>")
+    im.set_defaults(func=cmd_import)
+
+    ex = sub.add_parser("export", help="write demos of a robomimic/<task> suite as a robomimic HDF5 file")
+    ex.add_argument("format", choices=["robomimic"])
+    ex.add_argument("data", help="episode store written by `lwd demos robomimic/<task>`")
+    ex.add_argument("--out", required=True, help="HDF5 file to write")
+    ex.set_defaults(func=cmd_export)
 
     t = sub.add_parser("train", help="train a method on a dataset")
     t.add_argument("method", choices=["lwd", "bc", "dp"])
@@ -206,16 +269,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--action-horizon", type=_horizon, default=None, help="regenerate the policy every H steps, or 'episode' (default: training H)")
     e.add_argument("--n-envs", type=int, default=1, help="parallel envs (results do not depend on it)")
     e.add_argument("--vector", choices=["sync", "async"], default="sync", help="gymnasium vector env kind")
-    e.add_argument("--perturb", default=None, help="e.g. action-noise:0.1 or obs-noise:0.01 (default none)")
+    e.add_argument("--perturb", default=None, help="e.g. action-noise:0.1, obs-noise:0.01, block-push:20:0.05 (PushT), object-push:3:0.05 (robomimic); default none")
     e.add_argument("--sampler", choices=["ddim", "ddpm"], default=None, help="latent sampler (default: the run's)")
     e.add_argument("--inference-steps", type=int, default=None, help="DDIM steps (default: the run's)")
     e.add_argument("--seed-start", type=int, default=None, help="first test seed (default 100000)")
     e.add_argument("--tasks", default=None, help="comma-separated subset of tasks")
+    e.add_argument("--batch-plans", action="store_true",
+                   help="DP: replan all envs that need it in one network call (~3x faster; equal to per-env results up to float rounding)")
     e.add_argument("--out", default=None, help="results JSON (a PNG plot is written next to it)")
     e.set_defaults(func=cmd_eval)
 
     b = sub.add_parser("bench", help="methods x action horizons x perturbations, side by side -> JSON, table, plots")
-    b.add_argument("env", help="suite name, e.g. metaworld/mt10")
+    b.add_argument("env", help="suite name, e.g. pusht, robomimic/lift or metaworld/mt10")
     b.add_argument("--data", required=True, help="episode store all methods train on")
     b.add_argument("--out", required=True, help="folder for runs/, grid.json, grid.md and plots")
     b.add_argument("--methods", default="lwd,dp", help="comma-separated: lwd, dp, dp-ddim, bc")
@@ -228,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--n-envs", type=int, default=1, help="parallel envs per evaluation")
     b.add_argument("--ddim-steps", type=int, default=10, help="DDIM steps for dp-ddim")
     b.add_argument("--latency-steps", type=int, default=400, help="control steps timed per cell on one CPU thread (0: skip)")
+    b.add_argument("--batch-plans", action="store_true", help="DP: batch replans across envs (see lwd eval --help)")
     b.set_defaults(func=cmd_bench)
 
     i = sub.add_parser("info", help="parameters, FLOPs per control step and config of a run")

@@ -28,6 +28,8 @@ class EpisodeResult:
     success: bool
     steps: int
     total_reward: float
+    max_score: float | None = None
+    """Best per-step score of the episode, for suites that report one (PushT: DP's coverage score)."""
 
 
 class _SlotEnv(gym.Env):
@@ -73,7 +75,7 @@ class _SlotEnv(gym.Env):
         obs, reward, terminated, truncated, info = self._env.step(action)
         self._done = bool(terminated or truncated)
         self._last = np.asarray(obs, np.float32)
-        info = {"slot_done": self._done, "success": bool(info.get("success", False))}
+        info = {"slot_done": self._done, "success": bool(info.get("success", False)), "score": float(info.get("score", np.nan))}
         return self._last, float(reward), False, False, info
 
     def close(self) -> None:
@@ -99,8 +101,16 @@ def evaluate(
     policy_kwargs: dict[str, Any] | None = None,
     vector: str = "sync",
     progress: bool = True,
+    batch_plans: bool = False,
 ) -> dict[str, Any]:
-    """Run every planned episode; returns per-episode results, per-task success and costs."""
+    """Run every planned episode; returns per-episode results, per-task success and costs.
+
+    batch_plans: when the policy supports it (Diffusion Policy), the slots that replan at the
+    same step share one batched network call (~3x faster on CPU at 10 envs). Each episode still
+    draws its own noise, but batched arithmetic differs from batch 1 in the last float bits, so
+    an episode on a knife's edge can end differently; off by default, which makes results
+    bit-identical for any n_envs.
+    """
     if episodes_per_task <= 0 or n_envs <= 0:
         raise ValueError("episodes_per_task and n_envs must be positive")
     info_tasks = tuple(getattr(method, "info").tasks)
@@ -113,6 +123,7 @@ def evaluate(
     n_envs = min(n_envs, len(plan))
     policy_kwargs = dict(policy_kwargs or {})
     policies = [method.make_policy(**policy_kwargs) for _ in range(n_envs)]
+    plan_together = getattr(type(policies[0]), "plan_together", None) if batch_plans else None
     factories = [lambda i=i: _SlotEnv(suite, perturb, i) for i in range(n_envs)]
     vec_cls = gym.vector.AsyncVectorEnv if vector == "async" else gym.vector.SyncVectorEnv
     envs = vec_cls(factories, autoreset_mode=gym.vector.AutoresetMode.DISABLED)
@@ -136,7 +147,7 @@ def evaluate(
             task, task_id, seed = queue.pop(0)
             mask[i], seeds[i], tasks_now[i] = True, seed, task
             policies[i].reset(seed, task_id if (suite.multitask or info_tasks) else None)
-            current[i] = {"task": task, "seed": seed, "steps": 0, "reward": 0.0, "success": False}
+            current[i] = {"task": task, "seed": seed, "steps": 0, "reward": 0.0, "success": False, "score": None}
         if mask.any():
             new_obs, _ = envs.reset(seed=seeds, options={"reset_mask": mask, "tasks": tasks_now})
             obs[mask] = np.asarray(new_obs, np.float32)[mask]
@@ -145,13 +156,19 @@ def evaluate(
         start_next(list(range(n_envs)))
         while any(c is not None for c in current):
             actions = np.zeros((n_envs, suite.action_dim), np.float32)
-            for i, cur in enumerate(current):
-                if cur is not None:
+            active = [i for i, cur in enumerate(current) if cur is not None]
+            if plan_together is not None:
+                plan_together([policies[i] for i in active if policies[i].observe(obs[i])])
+                for i in active:
+                    actions[i] = policies[i].next_action()
+            else:
+                for i in active:
                     actions[i] = policies[i].act(obs[i])
             obs, rewards, _, _, infos = envs.step(actions)
             obs = np.array(obs, np.float32)
             success = infos.get("success", np.zeros(n_envs, bool))
             done = infos.get("slot_done", np.zeros(n_envs, bool))
+            scores = infos.get("score", np.full(n_envs, np.nan))
             finished = []
             for i, cur in enumerate(current):
                 if cur is None:
@@ -159,8 +176,10 @@ def evaluate(
                 cur["steps"] += 1
                 cur["reward"] += float(rewards[i])
                 cur["success"] = cur["success"] or bool(success[i])
+                if np.isfinite(scores[i]):
+                    cur["score"] = max(float(scores[i]), cur["score"] if cur["score"] is not None else -np.inf)
                 if done[i]:
-                    results.append(EpisodeResult(cur["task"], cur["seed"], cur["success"], cur["steps"], cur["reward"]))
+                    results.append(EpisodeResult(cur["task"], cur["seed"], cur["success"], cur["steps"], cur["reward"], cur["score"]))
                     bar.update(1)
                     finished.append(i)
             if finished:
@@ -170,7 +189,9 @@ def evaluate(
         envs.close()
     seconds = time.perf_counter() - started
     results.sort(key=lambda r: (suite.task_id(r.task), r.seed))
-    return summarise(method, suite, results, policies, policy_kwargs, perturb, seconds, n_envs)
+    summary = summarise(method, suite, results, policies, policy_kwargs, perturb, seconds, n_envs)
+    summary["batch_plans"] = plan_together is not None
+    return summary
 
 
 def summarise(
@@ -185,6 +206,8 @@ def summarise(
             "episodes": len(rows),
             "mean_steps": float(np.mean([r.steps for r in rows])),
         }
+        if all(r.max_score is not None for r in rows):
+            per_task[task]["mean_score"] = float(np.mean([r.max_score for r in rows]))
     cost = method.cost(**policy_kwargs)
     steps = sum(getattr(p, "steps", 0) for p in policies)
     generations = sum(getattr(p, "generations", 0) for p in policies)
@@ -195,6 +218,7 @@ def summarise(
         cost["flops_per_step_measured"] = cost["flops_per_step"]
     cost["generations"] = generations
     cost["policy_steps"] = steps
+    scored = all("mean_score" in v for v in per_task.values())
     return {
         "suite": suite.name,
         "method": method.name,
@@ -203,6 +227,7 @@ def summarise(
         "episodes_per_task": max(v["episodes"] for v in per_task.values()),
         "n_envs": n_envs,
         "mean_success": float(np.mean([v["success_rate"] for v in per_task.values()])),
+        **({"mean_score": float(np.mean([v["mean_score"] for v in per_task.values()]))} if scored else {}),
         "per_task": per_task,
         "cost": cost,
         "seconds": round(seconds, 2),
@@ -213,10 +238,14 @@ def summarise(
 def format_table(result: dict[str, Any]) -> str:
     from tabulate import tabulate
 
-    rows = [[t, f"{v['success_rate']:.2f}", v["episodes"], f"{v['mean_steps']:.0f}"] for t, v in result["per_task"].items()]
-    rows.append(["MEAN", f"{result['mean_success']:.3f}", sum(v["episodes"] for v in result["per_task"].values()), ""])
+    scored = "mean_score" in result
+    rows = [[t, f"{v['success_rate']:.2f}", *([f"{v['mean_score']:.3f}"] if scored else []), v["episodes"], f"{v['mean_steps']:.0f}"]
+            for t, v in result["per_task"].items()]
+    rows.append(["MEAN", f"{result['mean_success']:.3f}", *([f"{result['mean_score']:.3f}"] if scored else []),
+                 sum(v["episodes"] for v in result["per_task"].values()), ""])
     cost = result["cost"]
-    text = tabulate(rows, headers=["task", "success", "episodes", "mean steps"], tablefmt="github")
+    headers = ["task", "success", *(["score (max per episode)"] if scored else []), "episodes", "mean steps"]
+    text = tabulate(rows, headers=headers, tablefmt="github")
     text += (
         f"\nparams total {cost['params_total']:,} | per-step policy params {cost['params_per_step']:,}"
         f" | FLOPs/step {cost['flops_per_step']:,.0f} (measured {cost.get('flops_per_step_measured', 0):,.0f})"

@@ -106,6 +106,7 @@ def evaluate_run(
     seed_start: int | None = None,
     tasks: list[str] | None = None,
     progress: bool = True,
+    batch_plans: bool = False,
 ) -> dict[str, Any]:
     from lwd.evaluate import evaluate
 
@@ -121,6 +122,6 @@ def evaluate_run(
     policy_kwargs = {k: v for k, v in policy_kwargs.items() if v is not None}
     if vector == "async":
         suite.make_env(suite.tasks[0]).close()  # warm per-process caches before the workers fork
-    result = evaluate(model, suite, episodes, n_envs, seed_start, tasks, perturb, policy_kwargs, vector, progress)
+    result = evaluate(model, suite, episodes, n_envs, seed_start, tasks, perturb, policy_kwargs, vector, progress, batch_plans)
     result["run_dir"] = str(run_dir)
     return result

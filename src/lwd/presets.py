@@ -20,6 +20,15 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
             "method": {"horizon": 32, "condition": "task", "vae_steps": 20000, "prior_steps": 4000},
             "train": {"batch_size": 64, "lr": 1e-3},
         },
+        # Single-task, state-conditioned (PushT, robomimic): the prior sees the last To=2 observations.
+        "pusht": {
+            "method": {"horizon": 32, "condition": "state", "vae_steps": 20000, "prior_steps": 6000},
+            "train": {"batch_size": 64, "lr": 1e-3},
+        },
+        "robomimic": {
+            "method": {"horizon": 32, "condition": "state", "vae_steps": 20000, "prior_steps": 6000},
+            "train": {"batch_size": 64, "lr": 1e-3},
+        },
     },
     "bc": {
         "default": {"method": {}, "train": {"batch_size": 256}},

@@ -65,22 +65,64 @@ def _metaworld_suite(name: str, tasks: tuple[str, ...]) -> Suite:
     return Suite(name, tasks, mw.OBS_DIM, mw.ACTION_DIM, mw.MAX_EPISODE_STEPS, make_env, MetaworldExpert)
 
 
+def _pusht_suite(obs_type: str) -> Suite:
+    from lwd.envs import pusht
+    from lwd.experts.pusht import PushTExpert
+
+    def make_env(task: str, **kwargs: Any) -> gym.Env:
+        return pusht.PushTEnv(obs_type=obs_type, **kwargs)
+
+    name = "pusht" if obs_type == pusht.DEFAULT_OBS_TYPE else f"pusht/{obs_type}"
+    return Suite(name, ("pusht",), pusht.OBS_TYPES[obs_type], pusht.ACTION_DIM, pusht.MAX_EPISODE_STEPS,
+                 make_env, lambda task: PushTExpert())
+
+
+def _robomimic_suite(task_name: str) -> Suite:
+    from lwd.envs import robomimic
+    from lwd.experts.robomimic import RobomimicExpert
+
+    def make_env(task: str, **kwargs: Any) -> gym.Env:
+        return robomimic.RobomimicEnv(task, **kwargs)
+
+    return Suite(f"robomimic/{task_name}", (task_name,), robomimic.OBS_DIMS[task_name], robomimic.ACTION_DIM,
+                 robomimic.MAX_EPISODE_STEPS, make_env, RobomimicExpert)
+
+
+PUSHT_OBS_TYPES = ("keypoints", "state")
+ROBOMIMIC_TASKS = ("lift", "can", "square")
+
+
 def available_suites() -> list[str]:
     from lwd.envs.metaworld import MT10_TASKS
 
-    return ["metaworld/mt10", *[f"metaworld/{t}" for t in MT10_TASKS], "metaworld/<any v3 task>"]
+    return [
+        "pusht (= pusht/keypoints)", "pusht/state",
+        *[f"robomimic/{t}" for t in ROBOMIMIC_TASKS],
+        "metaworld/mt10", *[f"metaworld/{t}" for t in MT10_TASKS], "metaworld/<any v3 task>",
+    ]
 
 
 def make_suite(name: str) -> Suite:
-    """`metaworld/mt10` or `metaworld/<task>-v3`. Unknown names raise with the list of known ones."""
-    from lwd.envs.metaworld import MT10_TASKS
+    """`pusht[/keypoints|/state]`, `robomimic/<lift|can|square>`, `metaworld/mt10` or `metaworld/<task>-v3`.
 
+    Unknown names raise with the list of known ones. Simulators are imported only when their
+    suite is asked for, so a Metaworld-only install never needs gym-pusht or robosuite.
+    """
     key = name.strip().lower()
+    if key in ("pusht", "pusht/keypoints", "pusht/state"):
+        return _pusht_suite(key.partition("/")[2] or "keypoints")
+    if key.startswith("robomimic/"):
+        task = key.split("/", 1)[1]
+        if task not in ROBOMIMIC_TASKS:
+            raise ValueError(f"unknown robomimic task {task!r} in {name!r}; known: {', '.join(ROBOMIMIC_TASKS)}")
+        return _robomimic_suite(task)
     if key in ("metaworld/mt10", "mt10"):
+        from lwd.envs.metaworld import MT10_TASKS
+
         return _metaworld_suite("metaworld/mt10", MT10_TASKS)
     if key.startswith("metaworld/"):
         task = key.split("/", 1)[1]
-        from lwd.envs.metaworld import _import_metaworld
+        from lwd.envs.metaworld import MT10_TASKS, _import_metaworld
 
         if task not in _import_metaworld().ALL_V3_ENVIRONMENTS:
             raise ValueError(f"unknown Metaworld task {task!r} in {name!r}; try one of: {', '.join(MT10_TASKS)}")

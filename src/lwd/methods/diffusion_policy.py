@@ -216,15 +216,26 @@ class DiffusionPolicy(Method):
         self,
         obs_history: torch.Tensor,
         task: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
         sampler: str | None = None,
         inference_steps: int | None = None,
     ) -> torch.Tensor:
-        """Reverse diffusion from N(0, I): obs_history (B, To, Do) normalised -> actions (B, T, Da) normalised."""
+        """Reverse diffusion from N(0, I): obs_history (B, To, Do) normalised -> actions (B, T, Da) normalised.
+
+        `generator` may be a list of B generators, one per sample: each sample then draws exactly
+        the noise it would draw alone at batch 1 (diffusers' schedulers accept such lists too), which
+        is what lets the evaluator batch several episodes' replans into one network call.
+        """
         scheduler, _, _ = self._sampler(sampler, inference_steps)
         cond = self.global_condition(obs_history, task)  # (B, Dg)
-        shape = (obs_history.shape[0], self.cfg.horizon, self.info.action_dim)
-        x = torch.randn(shape, generator=generator, device=generator.device if generator is not None else "cpu")
+        batch = obs_history.shape[0]
+        shape = (batch, self.cfg.horizon, self.info.action_dim)
+        if isinstance(generator, list):
+            if len(generator) != batch:
+                raise ValueError(f"got {len(generator)} generators for a batch of {batch}")
+            x = torch.cat([torch.randn((1, *shape[1:]), generator=g, device=g.device) for g in generator])
+        else:
+            x = torch.randn(shape, generator=generator, device=generator.device if generator is not None else "cpu")
         x = x.to(cond.device)  # (B, T, Da)
         for k in scheduler.timesteps:
             model_out = self.unet(x, k, cond)  # (B, T, Da)
@@ -332,6 +343,28 @@ class DPPolicy:
         self._history = []
         self._queue = []
 
+    @staticmethod
+    def plan_together(policies: list["DPPolicy"]) -> None:
+        """One batched sampling run that refills the queue of every policy given (same model and settings).
+
+        Each policy keeps its own noise generator, so the noise is what it would draw alone; the
+        network's batched arithmetic can differ from batch 1 in the last float bits (~1e-6).
+        """
+        if not policies:
+            return
+        first = policies[0]
+        if any(p.model is not first.model or (p.sampler, p.inference_steps, p.action_horizon)
+               != (first.sampler, first.inference_steps, first.action_horizon) for p in policies):
+            raise ValueError("plan_together needs policies of one model with the same runtime settings")
+        hist = torch.from_numpy(np.stack([np.stack(p._history) for p in policies]))  # (B, To, Do)
+        task = torch.cat([p._task for p in policies]) if first._task is not None else None  # (B,)
+        sample = first.model.sample_actions(hist, task, [p._generator for p in policies], first.sampler, first.inference_steps)  # (B, T, Da)
+        start = first.model.cfg.obs_steps - 1
+        actions = sample[:, start : start + first.action_horizon].cpu().numpy()  # (B, Ta, Da) normalised
+        for policy, chunk in zip(policies, actions):
+            policy._queue = list(first.model.normalizer.unnormalize(ACTION, chunk).astype(np.float32))
+            policy.generations += 1
+
     def _plan(self) -> None:
         hist = torch.from_numpy(np.stack(self._history))[None]  # (1, To, Do)
         sample = self.model.sample_actions(hist, self._task, self._generator, self.sampler, self.inference_steps)  # (1, T, Da)
@@ -341,14 +374,23 @@ class DPPolicy:
         self._queue = list(actions)
         self.generations += 1
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        """obs (Do,) raw -> action (Da,) raw."""
+    def observe(self, obs: np.ndarray) -> bool:
+        """Record obs (Do,) raw in the history; True if a plan is needed before `next_action`."""
         obs_n = self.model.normalizer.normalize(OBS, np.asarray(obs, np.float32)).astype(np.float32)  # (Do,)
         if not self._history:
             self._history = [obs_n] * self.model.cfg.obs_steps  # pad the history with the first obs
         else:
             self._history = [*self._history[1:], obs_n]
+        return not self._queue
+
+    def next_action(self) -> np.ndarray:
+        """The next queued action (Da,) raw; plans first (at batch 1) if the queue is empty."""
         if not self._queue:
             self._plan()
         self.steps += 1
         return self._queue.pop(0)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """obs (Do,) raw -> action (Da,) raw."""
+        self.observe(obs)
+        return self.next_action()

@@ -1,0 +1,1 @@
+"""Readers and writers for other projects' dataset formats (Diffusion Policy zarr, robomimic HDF5)."""
