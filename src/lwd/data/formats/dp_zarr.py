@@ -44,8 +44,8 @@ def load_dp_pusht(path: str | os.PathLike[str], obs_type: str = "keypoints", che
     if obs_type not in ("keypoints", "state"):
         raise ValueError(f"obs_type must be 'keypoints' or 'state', got {obs_type!r}")
     wanted = ["state", "action"] + (["keypoint"] if obs_type == "keypoints" else [])
-    raw = Episodes.load(path, keys=wanted)
-    state, action = raw.data["state"], raw.data["action"]
+    raw = Episodes.load(path, keys=wanted, rename={"state": OBS})  # validated: lengths, NaN/inf, episode ends
+    state, action = raw.data[OBS], raw.data[ACTION]
     if state.ndim != 2 or state.shape[1] != 5:
         raise DatasetError(f"{path}: data/state must be (N, 5) (agent x, y, block x, y, angle), got {state.shape}")
     if action.ndim != 2 or action.shape[1] != 2:
