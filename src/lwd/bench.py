@@ -130,14 +130,21 @@ def _check_reuse(run_dir: Path, method: str, preset: str, overrides: list[str], 
 
 
 def markdown_table(grid: dict[str, Any]) -> str:
+    """One row per (method, H): success per perturbation (and the score, where the suite has one), costs."""
     perturbs = list(dict.fromkeys(c["perturbation"] for c in grid["cells"]))
-    lines = ["| method | H | " + " | ".join(f"success ({p})" for p in perturbs) + " | FLOPs / step | params per step | latency median / p95 (µs) |",
-             "|---|---|" + "---|" * len(perturbs) + "---|---|---|"]
+    scored = all("mean_score" in c for c in grid["cells"])
+    header = "| method | H | " + " | ".join(f"success ({p})" for p in perturbs)
+    if scored:
+        header += " | " + " | ".join(f"score ({p})" for p in perturbs)
+    lines = [header + " | FLOPs / step | params per step | latency median / p95 (µs) |",
+             "|---|---|" + "---|" * (len(perturbs) * (2 if scored else 1)) + "---|---|---|"]
     keys = list(dict.fromkeys((c["method"], c["horizon"]) for c in grid["cells"]))
     for method, horizon in keys:
         row = [c for c in grid["cells"] if c["method"] == method and c["horizon"] == horizon]
         by_p = {c["perturbation"]: c for c in row}
         cells = [f"{by_p[p]['mean_success']:.3f}" if p in by_p else "-" for p in perturbs]
+        if scored:
+            cells += [f"{by_p[p]['mean_score']:.3f}" if p in by_p else "-" for p in perturbs]
         cost = row[0]["cost"]
         lines.append(f"| {method} | {horizon if horizon is not None else 'every step'} | " + " | ".join(cells)
                      + f" | {cost['flops_per_step']:,.0f} | {cost['params_per_step']:,} | "
@@ -153,27 +160,31 @@ def plot_grid(grid: dict[str, Any], out: Path) -> None:
 
     cells = grid["cells"]
     horizons = sorted({c["horizon"] for c in cells if c["horizon"] is not None})
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for i, method in enumerate(dict.fromkeys(c["method"] for c in cells)):
-        for j, perturb in enumerate(dict.fromkeys(c["perturbation"] for c in cells)):
-            rows = [c for c in cells if c["method"] == method and c["perturbation"] == perturb]
-            if not rows:
-                continue
-            if rows[0]["horizon"] is None:
-                xs, ys = horizons, [rows[0]["mean_success"]] * len(horizons)
-            else:
-                rows.sort(key=lambda c: c["horizon"])
-                xs, ys = [c["horizon"] for c in rows], [c["mean_success"] for c in rows]
-            ax.plot(xs, ys, marker="o", color=f"C{i}", ls="-" if j == 0 else "--", label=f"{method} ({perturb})")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(horizons)
-    ax.set_xticklabels([str(h) for h in horizons])
-    ax.set_xlabel("action horizon H (steps between generations / replans)")
-    ax.set_ylabel("success rate")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"{grid['env']}: success against action horizon")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    metrics = [("mean_success", "success rate")]
+    if all("mean_score" in c for c in cells):
+        metrics.append(("mean_score", "score (max coverage / 0.95, clipped)"))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4), squeeze=False)
+    for ax, (key, label) in zip(axes[0], metrics):
+        for i, method in enumerate(dict.fromkeys(c["method"] for c in cells)):
+            for j, perturb in enumerate(dict.fromkeys(c["perturbation"] for c in cells)):
+                rows = [c for c in cells if c["method"] == method and c["perturbation"] == perturb]
+                if not rows:
+                    continue
+                if rows[0]["horizon"] is None:
+                    xs, ys = horizons, [rows[0][key]] * len(horizons)
+                else:
+                    rows.sort(key=lambda c: c["horizon"])
+                    xs, ys = [c["horizon"] for c in rows], [c[key] for c in rows]
+                ax.plot(xs, ys, marker="o", color=f"C{i}", ls="-" if j == 0 else "--", label=f"{method} ({perturb})")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(horizons)
+        ax.set_xticklabels([str(h) for h in horizons])
+        ax.set_xlabel("action horizon H (steps between generations / replans)")
+        ax.set_ylabel(label)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(f"{grid['env']}: {label.split(' (')[0]} against action horizon", fontsize=10)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out / "success_vs_horizon.png", dpi=110)
     plt.close(fig)

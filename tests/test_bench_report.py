@@ -1,0 +1,32 @@
+"""The bench's table and plots: every cell appears, the score columns appear only where there is a score."""
+
+from __future__ import annotations
+
+from lwd.bench import markdown_table, plot_grid
+
+
+def _cell(method, horizon, perturb, success, score=None):
+    cell = {"method": method, "horizon": horizon, "perturbation": perturb, "mean_success": success,
+            "cost": {"flops_per_step": 1000.0 * (horizon or 1), "params_per_step": 10}}
+    if score is not None:
+        cell["mean_score"] = score
+    return cell
+
+
+def test_table_has_a_success_and_a_score_column_per_perturbation(tmp_path):
+    cells = [_cell(m, h, p, 0.1 * h / 8, 0.5 + 0.01 * h) for m in ("lwd", "dp") for p in ("none", "block-push:20") for h in (8, 16)]
+    grid = {"env": "pusht", "cells": cells}
+    table = markdown_table(grid)
+    lines = table.strip().splitlines()
+    assert "score (block-push:20)" in lines[0] and "success (none)" in lines[0]
+    assert len(lines) == 2 + 4  # header, rule, one row per (method, H)
+    assert "| dp | 16 | 0.200 | 0.200 | 0.660 | 0.660 |" in table
+    plot_grid(grid, tmp_path)
+    assert (tmp_path / "success_vs_horizon.png").stat().st_size > 0 and (tmp_path / "flops_per_step.png").exists()
+
+
+def test_table_without_scores_has_no_score_columns(tmp_path):
+    grid = {"env": "metaworld/mt10", "cells": [_cell("lwd", 8, "none", 0.9), _cell("bc", None, "none", 0.95)]}
+    table = markdown_table(grid)
+    assert "score" not in table and "| bc | every step | 0.950 |" in table
+    plot_grid(grid, tmp_path)
