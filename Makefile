@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: venv setup setup-dev quickstart test bench-mt10 clean
+.PHONY: venv setup setup-all setup-dev quickstart test bench-mt10 bench-pusht clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ venv: $(BIN)/python
 
 setup: venv
 	$(BIN)/python -m pip install --quiet -e ".[metaworld]"
+
+setup-all: venv
+	$(BIN)/python -m pip install --quiet -e ".[metaworld,pusht,robomimic]"
 
 setup-dev: venv
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
@@ -31,6 +34,13 @@ test: setup-dev
 
 bench-mt10: setup
 	$(BIN)/python benchmarks/mt10.py
+
+# PushT study (issue 4): 200 expert demos, LWD vs DP at H = 8, 16, 32, 64, with and without block pushes.
+bench-pusht: setup-all
+	$(BIN)/lwd demos pusht --episodes 200 --out data/pusht-200.zarr
+	$(BIN)/lwd bench pusht --data data/pusht-200.zarr --out runs/bench-pusht --methods lwd,dp \
+		--presets lwd=pusht,dp=cpu --horizons 8,16,32,64 --perturb none,block-push:20:0.05 \
+		--episodes 50 --n-envs 10 --batch-plans
 
 clean:
 	rm -rf $(VENV) quickstart-out build src/*.egg-info
