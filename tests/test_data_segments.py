@@ -201,3 +201,16 @@ def test_window_spec_rejects_non_positive_sizes():
         WindowSpec(obs_steps=2, action_steps=0)
     with pytest.raises(ValueError, match=r"obs_steps \(To\) must be >= 1"):
         WindowSpec(obs_steps=0, action_steps=4)
+
+
+def test_short_episodes_can_be_padded_or_dropped_instead_of_refused():
+    episodes = random_episodes([10, 5, 12])
+    spec = WindowSpec(obs_steps=2, action_steps=8)
+    padded = SegmentDataset(episodes, spec, short_episodes="pad")
+    assert len(padded) == 27 and padded.dropped_episodes == 0
+    batch = padded.sample_batch(np.array([10]))  # first step of the 5-step episode
+    assert batch[MASK][0].tolist() == [1, 1, 1, 1, 1, 0, 0, 0], "steps past its end are masked"
+    dropped = SegmentDataset(episodes, spec, short_episodes="drop")
+    assert len(dropped) == 22 and dropped.dropped_episodes == 1
+    with pytest.raises(ValueError, match="short_episodes"):
+        SegmentDataset(episodes, spec, short_episodes="ignore")

@@ -75,9 +75,14 @@ class TrainConfig:
     val_fraction: float = 0.0
     num_threads: int = 0
     """torch threads; 0 keeps torch's default."""
+    short_episodes: str = "pad"
+    """Episodes shorter than a method's window of H actions: "pad" (masked, as Diffusion Policy's
+    sampler pads; real data such as PushT has episodes shorter than long horizons), "drop", or "error"."""
 
     def __post_init__(self) -> None:
         _positive("TrainConfig", batch_size=self.batch_size, lr=self.lr, checkpoint_every=self.checkpoint_every)
+        if self.short_episodes not in ("pad", "drop", "error"):
+            raise ValueError(f"TrainConfig.short_episodes must be pad, drop or error, got {self.short_episodes!r}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"TrainConfig.val_fraction must be in [0, 1), got {self.val_fraction}")
         if not 0.0 <= self.ema_max_decay < 1.0:

@@ -16,6 +16,9 @@ from lwd.data.keys import ACTION, ACTIONS, MASK, OBS, OBS_HISTORY, STATES, TASK
 from lwd.data.normalize import MinMaxNormalizer
 
 
+SHORT_EPISODE_POLICIES = ("error", "pad", "drop")
+
+
 @dataclass(frozen=True)
 class WindowSpec:
     """Which steps around an anchor step ``t`` a window contains.
@@ -82,11 +85,27 @@ class SegmentDataset(torch.utils.data.Dataset):
         spec: WindowSpec,
         normalizer: MinMaxNormalizer | None = None,
         min_episode_length: int | None = None,
+        short_episodes: str = "error",
     ) -> None:
-        if min_episode_length is None:
-            episodes.check_min_length(spec.action_steps, f"the action horizon H={spec.action_steps}")
-        else:
+        """
+        Args:
+            min_episode_length: explicit minimum episode length (overrides `short_episodes`).
+            short_episodes: what to do with episodes shorter than the window's H actions:
+                "error" (a DatasetError naming them), "pad" (keep them: their windows are padded
+                and masked like any window that runs past an episode's end, as Diffusion
+                Policy's sampler does), or "drop" (leave them out; `dropped_episodes` counts them).
+        """
+        if short_episodes not in SHORT_EPISODE_POLICIES:
+            raise ValueError(f"short_episodes must be one of {SHORT_EPISODE_POLICIES}, got {short_episodes!r}")
+        self.dropped_episodes = 0
+        if min_episode_length is not None:
             episodes.check_min_length(min_episode_length, f"min_episode_length={min_episode_length}")
+        elif short_episodes == "drop":
+            kept = episodes.drop_shorter_than(spec.action_steps)
+            self.dropped_episodes = episodes.num_episodes - kept.num_episodes
+            episodes = kept
+        elif short_episodes == "error":
+            episodes.check_min_length(spec.action_steps, f"the action horizon H={spec.action_steps}")
         self.episodes = episodes
         self.spec = spec
         self.normalizer = normalizer

@@ -262,7 +262,7 @@ class DiffusionPolicy(Method):
 
     def stages(self, train_cfg: TrainConfig, episodes: Episodes) -> list[Stage]:
         spec = WindowSpec.diffusion_policy(obs_steps=self.cfg.obs_steps, horizon=self.cfg.horizon)
-        dataset = SegmentDataset(episodes, spec, self.normalizer)
+        dataset = SegmentDataset(episodes, spec, self.normalizer, short_episodes=train_cfg.short_episodes)
 
         def sample(rng: np.random.Generator) -> dict[str, torch.Tensor]:
             return dataset.sample_batch(rng.integers(len(dataset), size=train_cfg.batch_size))

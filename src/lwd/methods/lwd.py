@@ -131,20 +131,21 @@ class LWD(Method):
         return z * self.latent_std + self.latent_mean
 
     # ----------------------------------------------------------------- training
-    def segment_dataset(self, episodes: Episodes) -> SegmentDataset:
+    def segment_dataset(self, episodes: Episodes, short_episodes: str = "error") -> SegmentDataset:
         spec = WindowSpec(obs_steps=self.cfg.obs_steps, action_steps=self.cfg.horizon, action_offset=0, with_states=True)
-        # Whole-episode segments may be shorter than H (the rest is masked); windows anywhere must fit.
-        min_length = 1 if self.cfg.segment_starts == "episode" else None
-        return SegmentDataset(episodes, spec, self.normalizer, min_episode_length=min_length)
+        # Whole-episode segments may be shorter than H (the rest is masked).
+        if self.cfg.segment_starts == "episode":
+            short_episodes = "pad"
+        return SegmentDataset(episodes, spec, self.normalizer, short_episodes=short_episodes)
 
     def segment_starts(self, episodes: Episodes, dataset: SegmentDataset) -> np.ndarray:
         """Indices of the segments used for training (anchors are one per step, in order)."""
         if self.cfg.segment_starts == "episode":
-            return np.asarray(episodes.episode_starts, dtype=np.int64)
+            return np.asarray(dataset.episodes.episode_starts, dtype=np.int64)
         return np.arange(len(dataset), dtype=np.int64)
 
     def stages(self, train_cfg: TrainConfig, episodes: Episodes) -> list[Stage]:
-        dataset = self.segment_dataset(episodes)
+        dataset = self.segment_dataset(episodes, train_cfg.short_episodes)
         starts = self.segment_starts(episodes, dataset)
         cfg = self.cfg
 

@@ -1,0 +1,260 @@
+"""Robomimic's Lift / Can / Square tasks on robosuite 1.5, as seeded single-task gymnasium envs.
+
+Robomimic's low-dim datasets use four observation keys, concatenated here in this documented
+order (``OBS_KEYS``)::
+
+    object               Lift 10: cube pos 3, cube quat 4, gripper-to-cube pos 3
+                         Can/Square 14: object-to-eef pos 3, object-to-eef quat 4, object pos 3,
+                         object quat 4 (robosuite 1.5's order)
+    robot0_eef_pos       3   position of the grip site (between the fingertips), world frame
+    robot0_eef_quat      4   orientation of the hand, (x, y, z, w)
+    robot0_gripper_qpos  2   finger joint positions
+
+so the observation is 19-d (Lift) or 23-d (Can, Square), float32. robosuite calls the object key
+``object-state``; robomimic calls it ``object``. Quaternions are (x, y, z, w).
+
+robosuite 1.5 computes the Can/Square object-to-eef terms from a cache of the hand pose, which
+is empty right after a reset (its first observation has zeros there); `reset` therefore computes
+the observation a second time, so every observation, the first included, is consistent.
+
+An episode is identified by (task, seed): ``reset(seed=s)`` reseeds robosuite's own generator
+(every placement sampler and the robot's initial joint noise draw from ``env.rng``), so the same
+seed gives the same initial state whatever ran before in this env, and in every process (the
+model itself is built from a fixed seed: Lift's cube size is drawn at build time). Resets are soft
+(``hard_reset=False``): robosuite keeps the compiled model, so a reset costs milliseconds instead
+of ~0.75 s.
+
+Success protocol (as Metaworld's): an episode succeeds if the env's own ``_check_success()`` is
+true at any step within 400; by default the env terminates at the first success.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+TASKS: tuple[str, ...] = ("lift", "can", "square")
+#: robosuite environment class of each task.
+ROBOSUITE_ENVS: dict[str, str] = {"lift": "Lift", "can": "PickPlaceCan", "square": "NutAssemblySquare"}
+#: robomimic's low-dim observation keys, in the order they are concatenated.
+OBS_KEYS: tuple[str, ...] = ("object", "robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos")
+OBS_DIMS: dict[str, int] = {"lift": 19, "can": 23, "square": 23}
+ACTION_DIM = 7
+MAX_EPISODE_STEPS = 400
+CONTROL_FREQ = 20
+#: Seed of the model build (see `RobomimicEnv._make_kwargs`); fixed, so every process gets one model.
+MODEL_SEED = 0
+_OBJECT_DIMS = {"lift": 10, "can": 14, "square": 14}
+#: robomimic key -> robosuite key (only the object key differs).
+_ROBOSUITE_KEY = {"object": "object-state"}
+#: Name of the task object's body / free joint in each robosuite env.
+_OBJECT_BODY = {"lift": "cube_main", "can": "Can_main", "square": "SquareNut_main"}
+_OBJECT_JOINT = {"lift": "cube_joint0", "can": "Can_joint0", "square": "SquareNut_joint0"}
+
+
+def obs_key_dims(task: str) -> dict[str, int]:
+    """robomimic obs key -> its width for `task`, in ``OBS_KEYS`` order (sums to ``OBS_DIMS[task]``)."""
+    _check_task(task)
+    return {"object": _OBJECT_DIMS[task], "robot0_eef_pos": 3, "robot0_eef_quat": 4, "robot0_gripper_qpos": 2}
+
+
+def _check_task(task: str) -> None:
+    if task not in TASKS:
+        raise ValueError(f"unknown robomimic task {task!r}; known tasks: {', '.join(TASKS)}")
+
+
+def _import_robosuite() -> Any:
+    try:
+        import robosuite
+    except ImportError as err:  # pragma: no cover - depends on the install
+        raise ImportError("robosuite is not installed: pip install -e '.[robomimic]'") from err
+    return robosuite
+
+
+class RobomimicEnv(gym.Env):
+    """One robomimic task (Panda, OSC_POSE deltas at 20 Hz); ``reset(seed=s)`` is deterministic in `s`.
+
+    Actions (7,) in [-1, 1]: end-effector position delta (x 5 cm), rotation delta as a world-frame
+    axis-angle (x 0.5 rad), gripper (-1 open, +1 close). They are clipped to the box.
+
+    ``info`` (on reset and every step) holds:
+
+    - ``success`` (bool, the env's own ``_check_success()``) and ``score`` (float(success));
+    - ``sim_state``: float64 ``sim.get_state().flatten()`` (time, qpos, qvel) at the returned obs,
+      robomimic's ``states`` layout, so a recorded episode can be replayed/exported exactly
+      (MuJoCo computes positions before integrating, so the obs lags this state by one 2 ms
+      physics substep: up to ~0.2 mm at full speed; restoring a state and re-observing differs
+      by that much);
+    - privileged state for scripted experts (learned policies never read it): ``object_pos``,
+      ``object_quat`` (x, y, z, w) of the task object, ``target_pos`` (Lift: a point 10 cm above
+      the table centre; Can: centre of the can's target bin quadrant at the bin floor; Square: the
+      square peg's base), ``eef_pos``, ``eef_quat``, ``gripper_qpos``.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": CONTROL_FREQ}
+
+    def __init__(
+        self,
+        task: str,
+        terminate_on_success: bool = True,
+        max_episode_steps: int = MAX_EPISODE_STEPS,
+        render_mode: str | None = None,
+    ) -> None:
+        _check_task(task)
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.task = task
+        self.terminate_on_success = terminate_on_success
+        self.max_episode_steps = int(max_episode_steps)
+        self.render_mode = render_mode
+        self._env_kwargs = self._make_kwargs(render_mode)
+        suite = _import_robosuite()
+        self._env = suite.make(ROBOSUITE_ENVS[task], **self._env_kwargs)
+        sim = self._env.sim
+        self._object_body = sim.model.body_name2id(_OBJECT_BODY[task])
+        self._object_qpos = sim.model.get_joint_qpos_addr(_OBJECT_JOINT[task])[0]
+        self._object_qvel = sim.model.get_joint_qvel_addr(_OBJECT_JOINT[task])[0]
+        self._target_pos = self._compute_target()
+        dim = OBS_DIMS[task]
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
+        self._t = 0
+        self._raw: dict[str, np.ndarray] = {}
+
+    # ------------------------------------------------------------------ construction
+
+    @staticmethod
+    def _make_kwargs(render_mode: str | None) -> dict[str, Any]:
+        """robosuite.make keyword arguments; JSON-serialisable, so `env_args()` can record them."""
+        suite = _import_robosuite()
+        controller = suite.load_composite_controller_config(robot="Panda")
+        offscreen = render_mode == "rgb_array"
+        return {
+            "robots": ["Panda"],
+            "controller_configs": controller,
+            "has_renderer": False,
+            "has_offscreen_renderer": offscreen,
+            "use_camera_obs": False,
+            "use_object_obs": True,
+            "control_freq": CONTROL_FREQ,
+            "horizon": MAX_EPISODE_STEPS,  # unused: ignore_done=True, this class cuts the episode
+            "ignore_done": True,
+            "hard_reset": False,
+            # Seeds robosuite's generator for building the model: Lift draws its cube's size
+            # (2.0-2.2 cm) there, so without a fixed seed every process would get another cube.
+            # reset(seed=...) reseeds the same generator for each episode.
+            "seed": MODEL_SEED,
+            "reward_shaping": False,
+            "render_camera": "agentview",
+        }
+
+    def _compute_target(self) -> np.ndarray:
+        env, sim = self._env, self._env.sim
+        if self.task == "can":
+            # robosuite's PickPlace.not_in_bin: the can (object id 3) goes into the quadrant
+            # [bin2_x, bin2_x + size_x/2] x [bin2_y, bin2_y + size_y/2] of the target bin.
+            x = env.bin2_pos[0] + env.bin_size[0] / 4.0
+            y = env.bin2_pos[1] + env.bin_size[1] / 4.0
+            return np.array([x, y, env.bin2_pos[2]], np.float64)
+        if self.task == "square":
+            return np.array(sim.data.body_xpos[env.peg1_body_id], np.float64)
+        table = np.asarray(env.model.mujoco_arena.table_offset, np.float64)
+        return table + np.array([0.0, 0.0, 0.10])
+
+    # ------------------------------------------------------------------ gym API
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        if seed is None:
+            raise ValueError("RobomimicEnv needs an explicit seed: results must be reproducible")
+        super().reset(seed=seed)
+        # The placement samplers hold a reference to env.rng (created once, at model load), so
+        # the generator must be reseeded in place rather than replaced.
+        self._env.rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
+        self._env.reset()
+        # Second pass: the object-to-eef observables read the hand-pose cache the first pass filled.
+        self._raw = self._env._get_observations(force_update=True)
+        if self.task == "square":  # the peg is static, but read it from the live sim anyway
+            self._target_pos = self._compute_target()
+        self._t = 0
+        return self._obs(), self._info()
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        action = np.clip(np.asarray(action, dtype=np.float64).reshape(ACTION_DIM), -1.0, 1.0)
+        self._raw, _, _, _ = self._env.step(action)
+        self._t += 1
+        info = self._info()
+        terminated = info["success"] and self.terminate_on_success
+        truncated = self._t >= self.max_episode_steps and not terminated
+        return self._obs(), float(info["success"]), terminated, truncated, info
+
+    def _obs(self) -> np.ndarray:
+        parts = [np.asarray(self._raw[_ROBOSUITE_KEY.get(k, k)], np.float32).ravel() for k in OBS_KEYS]
+        return np.concatenate(parts)
+
+    def _info(self) -> dict[str, Any]:
+        success = bool(self._env._check_success())
+        sim = self._env.sim
+        return {
+            "success": success,
+            "score": float(success),
+            "sim_state": np.asarray(sim.get_state().flatten(), np.float64),
+            "object_pos": np.array(sim.data.body_xpos[self._object_body], np.float64),
+            "object_quat": _wxyz_to_xyzw(sim.data.body_xquat[self._object_body]),
+            "target_pos": self._target_pos.copy(),
+            "eef_pos": np.asarray(self._raw["robot0_eef_pos"], np.float64).copy(),
+            "eef_quat": np.asarray(self._raw["robot0_eef_quat"], np.float64).copy(),
+            "gripper_qpos": np.asarray(self._raw["robot0_gripper_qpos"], np.float64).copy(),
+        }
+
+    # ------------------------------------------------------------------ extras
+
+    def push_object(self, rng: np.random.Generator, magnitude: float) -> None:
+        """Displace the task object horizontally by `magnitude` centimetres in a random direction.
+
+        The object's free joint is translated in the table plane (direction uniform on the
+        circle), keeping its height, orientation and velocity, and the sim is re-forwarded so
+        every derived quantity is consistent. A held object is knocked out of the gripper, and a
+        push into the robot or a wall is resolved by MuJoCo's contact forces on the next step.
+        The observation changes only at the next ``step``, as the policy would perceive a push.
+        """
+        angle = rng.uniform(0.0, 2.0 * np.pi)
+        delta = magnitude / 100.0 * np.array([np.cos(angle), np.sin(angle)])
+        sim = self._env.sim
+        sim.data.qpos[self._object_qpos : self._object_qpos + 2] += delta
+        sim.forward()
+
+    def object_position(self) -> np.ndarray:
+        """World position (m) of the task object (for tests and diagnostics)."""
+        return np.array(self._env.sim.data.body_xpos[self._object_body], np.float64)
+
+    def env_args(self) -> dict[str, Any]:
+        """robomimic's ``data.attrs["env_args"]`` (JSON) for this env: how to rebuild it."""
+        robosuite = _import_robosuite()
+        return {
+            "env_name": ROBOSUITE_ENVS[self.task],
+            "env_version": robosuite.__version__,
+            "type": 1,  # robomimic EnvType.ROBOSUITE_TYPE
+            "env_kwargs": {k: v for k, v in self._env_kwargs.items() if k != "render_camera"},
+        }
+
+    def render(self) -> np.ndarray | None:
+        """An offscreen RGB frame from robomimic's ``agentview`` camera (render_mode='rgb_array')."""
+        if self.render_mode != "rgb_array":
+            return None
+        frame = self._env.sim.render(camera_name="agentview", width=256, height=256)
+        return np.ascontiguousarray(frame[::-1])  # MuJoCo's image origin is bottom-left
+
+    def close(self) -> None:
+        self._env.close()
+
+    @property
+    def unwrapped_robosuite(self) -> Any:
+        """The underlying robosuite env (for debugging; not part of the stable API)."""
+        return self._env
+
+
+def _wxyz_to_xyzw(quat: np.ndarray) -> np.ndarray:
+    q = np.asarray(quat, np.float64)
+    return np.array([q[1], q[2], q[3], q[0]])
