@@ -39,7 +39,7 @@ bench-mt10: setup
 bench-pusht: setup-all
 	$(BIN)/lwd demos pusht --episodes 200 --out data/pusht-200.zarr
 	$(BIN)/lwd bench pusht --data data/pusht-200.zarr --out runs/bench-pusht --methods lwd,dp \
-		--presets lwd=pusht,dp=cpu --horizons 8,16,32,64 --perturb none,block-push:20:0.05 \
+		--presets lwd=pusht,dp=cpu --horizons 8,16,32,64 --perturb none,block-push:20:0.02 \
 		--episodes 50 --n-envs 10 --batch-plans
 
 clean:

@@ -132,7 +132,7 @@ class RobomimicExpert:
     ) -> np.ndarray:
         """Action that moves the grip site towards `target` with the hand pointing down at `yaw`.
 
-        `integrate` adds an integral term (reset at each phase change): near the edge of the
+        `integrate` adds a lateral integral term (reset at each phase change): near the edge of the
         workspace the OSC controller settles a few mm short of its goal, more than the Square
         grasp and insertion tolerate.
         """
@@ -140,7 +140,7 @@ class RobomimicExpert:
         if integrate:
             if self._phase_t == 0:
                 self._integral = np.zeros(3)
-            self._integral = self._integral + 0.15 * error
+            self._integral[:2] += 0.15 * error[:2]  # lateral only: height errors come from contacts
             norm = np.linalg.norm(self._integral)
             if norm > 0.02:
                 self._integral *= 0.02 / norm
