@@ -57,10 +57,11 @@ def cmd_import(args: argparse.Namespace) -> None:
 
         keys = args.obs_keys.split(",") if args.obs_keys else list(OBS_KEYS)
         episodes = load_robomimic_hdf5(args.source, keys, filter_key=args.filter_key)
-        if args.task:
-            if keys != list(OBS_KEYS):
-                raise ValueError("--task tags the data for evaluation in robomimic/<task>, which needs the default --obs-keys")
-            episodes.attrs.update(suite=f"robomimic/{args.task}", tasks=[args.task])
+        task = args.task or episodes.attrs.get("robomimic_task")  # from the file's env_args when it names Lift/Can/Square
+        if task and keys == list(OBS_KEYS):
+            episodes.attrs.update(suite=f"robomimic/{task}", tasks=[task])
+        elif args.task:
+            raise ValueError("--task tags the data for evaluation in robomimic/<task>, which needs the default --obs-keys")
     path = episodes.save(args.out)
     print(f"imported {episodes.num_episodes} episodes ({episodes.num_steps} steps, obs {episodes.data['obs'].shape[1]}-d) "
           f"from {args.source} to {path} in {time.perf_counter() - t0:.1f} s")
