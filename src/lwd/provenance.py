@@ -11,11 +11,17 @@ from pathlib import Path
 from typing import Any
 
 
+#: Result files and plots that benchmarks write into the repo: changing them does not change the code.
+_OUTPUT_PATHS = (":(exclude)benchmarks/results", ":(exclude)docs")
+
+
 def git_commit() -> str:
+    """HEAD, with "-dirty" when tracked code differs from it (benchmark outputs do not count)."""
     try:
         root = Path(__file__).resolve().parents[2]
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", ".", *_OUTPUT_PATHS],
+                               capture_output=True, text=True, timeout=5)
         if out.returncode != 0:
             return "unknown"
         return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
