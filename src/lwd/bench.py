@@ -45,6 +45,7 @@ def run_bench(
     progress: bool = True,
     latency_steps: int = 400,
     batch_plans: bool = False,
+    vector: str | None = None,
 ) -> dict[str, Any]:
     from lwd.pipeline import build_configs, evaluate_run, train_run
 
@@ -88,7 +89,7 @@ def run_bench(
                     kwargs = {}
                 t0 = time.perf_counter()
                 result = evaluate_run(run_dir, env=env, episodes=episodes, n_envs=n_envs, perturb=perturb if perturb != "none" else None,
-                                      vector="async" if n_envs > 1 else "sync", progress=progress,
+                                      vector=vector or ("async" if n_envs > 1 else "sync"), progress=progress,
                                       batch_plans=batch_plans, **kwargs)
                 cell = {
                     "method": method, "horizon": horizon, "perturbation": perturb, "run_dir": str(run_dir),
@@ -104,7 +105,7 @@ def run_bench(
                     if key in result:
                         cell[key] = result[key]
                 cells.append(cell)
-                grid = {"env": env, "data": str(data), "seed": seed, "episodes_per_task": episodes, "batch_plans": batch_plans, "cells": cells,
+                grid = {"env": env, "data": str(data), "seed": seed, "episodes_per_task": episodes, "n_envs": n_envs, "batch_plans": batch_plans, "cells": cells,
                         "seconds": round(time.perf_counter() - started, 1), "provenance": provenance()}
                 (out / "grid.json").write_text(json.dumps(grid, indent=2))
                 if progress:

@@ -208,7 +208,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         overrides.setdefault(method, []).append(setting)
     grid = run_bench(args.env, args.data, args.out, args.methods.split(","), [int(h) for h in args.horizons.split(",")],
                      args.perturb.split(","), args.episodes, _pairs(args.presets), overrides, args.seed, args.n_envs, args.ddim_steps,
-                     latency_steps=args.latency_steps, batch_plans=args.batch_plans)
+                     latency_steps=args.latency_steps, batch_plans=args.batch_plans, vector=args.vector)
     print((Path(args.out) / "grid.md").read_text())
     print(f"bench done in {grid['seconds']:.0f} s -> {args.out}/grid.json, success_vs_horizon.png, flops_per_step.png")
 
@@ -295,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--ddim-steps", type=int, default=10, help="DDIM steps for dp-ddim")
     b.add_argument("--latency-steps", type=int, default=400, help="control steps timed per cell on one CPU thread (0: skip)")
     b.add_argument("--batch-plans", action="store_true", help="DP: batch replans across envs (see lwd eval --help)")
+    b.add_argument("--vector", choices=["sync", "async"], default=None,
+                   help="vector env kind (default: async with --n-envs > 1; sync suits fast simulators such as PushT)")
     b.set_defaults(func=cmd_bench)
 
     i = sub.add_parser("info", help="parameters, FLOPs per control step and config of a run")
