@@ -165,9 +165,12 @@ class BCConfig:
     hidden: tuple[int, ...] = (128, 128)
     activation: str = "relu"
     steps: int = 20000
+    obs_steps: int = 1
+    """Observations the MLP sees, stacked (To). 1 = the current one; 2 also carries velocity,
+    as Diffusion Policy's To=2 condition does."""
 
     def __post_init__(self) -> None:
-        _positive("BCConfig", steps=self.steps)
+        _positive("BCConfig", steps=self.steps, obs_steps=self.obs_steps)
         if not self.hidden:
             raise ValueError("BCConfig.hidden needs at least one layer")
 

@@ -1,4 +1,4 @@
-"""Behaviour cloning with one MLP: obs (+ task one-hot for multitask data) -> action.
+"""Behaviour cloning with one MLP: the last To obs, stacked (+ task one-hot for multitask data) -> action.
 
 The baseline every generative method must beat or match: it shows what a plain policy of the
 same per-step size as LWD's generated MLP achieves on the same demonstrations.
@@ -32,7 +32,7 @@ class BC(Method):
         self.info = info
         self.normalizer = normalizer
         self.num_task_inputs = info.num_tasks if info.num_tasks > 1 else 0
-        sizes = [info.obs_dim + self.num_task_inputs, *cfg.hidden]
+        sizes = [cfg.obs_steps * info.obs_dim + self.num_task_inputs, *cfg.hidden]
         layers: list[nn.Module] = []
         for i, o in zip(sizes[:-1], sizes[1:]):
             layers += [nn.Linear(i, o), _ACT[cfg.activation]()]
@@ -43,7 +43,7 @@ class BC(Method):
         return to_dict(self.cfg)
 
     def forward(self, obs: torch.Tensor, task: torch.Tensor | None = None) -> torch.Tensor:
-        """obs (B, Do) normalised, task (B,) -> normalised action (B, Da)."""
+        """obs (B, To*Do) normalised (oldest first), task (B,) -> normalised action (B, Da)."""
         if self.num_task_inputs:
             if task is None:
                 raise ValueError("this BC model is multitask: pass task ids")
@@ -51,13 +51,14 @@ class BC(Method):
         return self.net(obs)
 
     def stages(self, train_cfg: TrainConfig, episodes: Episodes) -> list[Stage]:
-        dataset = SegmentDataset(episodes, WindowSpec(obs_steps=1, action_steps=1, with_states=False), self.normalizer)
+        spec = WindowSpec(obs_steps=self.cfg.obs_steps, action_steps=1, with_states=False)
+        dataset = SegmentDataset(episodes, spec, self.normalizer)
 
         def sample(rng: np.random.Generator) -> dict[str, torch.Tensor]:
             return dataset.sample_batch(rng.integers(len(dataset), size=train_cfg.batch_size))
 
         def loss(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-            pred = self(batch["obs_history"][:, -1], batch.get("task"))
+            pred = self(batch["obs_history"].flatten(1), batch.get("task"))  # (B, To*Do)
             value = F.mse_loss(pred, batch["actions"][:, 0])
             return value, {"mse": value.item()}
 
@@ -67,7 +68,7 @@ class BC(Method):
         return BCPolicy(self)
 
     def cost(self, **runtime: Any) -> dict[str, Any]:
-        obs = torch.zeros(1, self.info.obs_dim)
+        obs = torch.zeros(1, self.cfg.obs_steps * self.info.obs_dim)
         task = torch.zeros(1, dtype=torch.long) if self.num_task_inputs else None
         flops = count_flops(lambda: self(obs, task))
         return {"params_total": num_params(self), "params_per_step": num_params(self), "flops_per_step": flops}
@@ -77,6 +78,7 @@ class BCPolicy:
     def __init__(self, model: BC) -> None:
         self.model = model.eval()
         self._task: torch.Tensor | None = None
+        self._history: list[np.ndarray] = []  # last To normalised obs, (Do,) each
         self.steps = 0
         self.generations = 0
 
@@ -85,10 +87,13 @@ class BCPolicy:
         if self.model.num_task_inputs and task is None:
             raise ValueError("this BC model is multitask: pass the task id to reset()")
         self._task = torch.tensor([task]) if task is not None and self.model.num_task_inputs else None
+        self._history = []
 
     @torch.no_grad()
     def act(self, obs: np.ndarray) -> np.ndarray:
-        obs_n = torch.from_numpy(self.model.normalizer.normalize("obs", np.asarray(obs, np.float32)))[None]
+        obs_n = self.model.normalizer.normalize("obs", np.asarray(obs, np.float32)).astype(np.float32)
+        # Before To observations exist, the first is repeated (as the training windows pad).
+        self._history = [*self._history[1:], obs_n] if self._history else [obs_n] * self.model.cfg.obs_steps
         self.steps += 1
-        action = self.model(obs_n, self._task)[0].numpy()
+        action = self.model(torch.from_numpy(np.concatenate(self._history))[None], self._task)[0].numpy()
         return self.model.normalizer.unnormalize("action", action).astype(np.float32)
