@@ -176,3 +176,37 @@ def test_segments_longer_than_episodes_are_refused_unless_whole_episode():
     model, episodes = small_lwd(horizon=32)
     with pytest.raises(DatasetError, match="32"):
         model.segment_dataset(episodes)
+
+
+def test_policy_inputs_stack_the_previous_observation_reaching_into_the_history():
+    from lwd.methods.lwd import policy_inputs
+
+    hist = torch.arange(2 * 3, dtype=torch.float32).reshape(1, 2, 3)  # [s_-1, s_0]
+    states = torch.cat([hist[:, 1:], 100 + torch.arange(3 * 3, dtype=torch.float32).reshape(1, 3, 3)], dim=1)  # s_0..s_3
+    inputs = policy_inputs(hist, states, 2)  # (1, 4, 6)
+    assert inputs.shape == (1, 4, 6)
+    torch.testing.assert_close(inputs[0, 0], torch.cat([hist[0, 0], states[0, 0]]))  # [s_-1, s_0]
+    torch.testing.assert_close(inputs[0, 3], torch.cat([states[0, 2], states[0, 3]]))  # [s_2, s_3]
+    assert policy_inputs(hist, states, 1) is states
+
+
+def test_history_policy_acts_on_the_same_stacked_inputs_at_run_time_as_in_training():
+    """policy_obs_steps=2: the NumPy runtime and the training loss feed the MLP identical inputs."""
+    from lwd.methods.lwd import policy_inputs
+
+    model, episodes = small_lwd(policy_obs_steps=2, condition="task")
+    assert model.target.obs_dim == 10
+    policy = model.make_policy(action_horizon=0)  # one policy for the whole episode
+    policy.reset(seed=3, task=1)
+    obs = episodes.data["obs"][:6]
+    actions = np.stack([policy.act(o) for o in obs])  # (6, Da)
+    norm = torch.from_numpy(model.normalizer.normalize("obs", obs).astype(np.float32))[None]  # (1, 6, Do)
+    hist = torch.cat([norm[:, :1], norm[:, :1]], dim=1)  # the first obs, padded to To=2
+    h = policy_inputs(hist, norm, 2)[0]  # (6, 10)
+    for i, (w, b) in enumerate(policy.policy_weights()):
+        h = h @ torch.from_numpy(w) + torch.from_numpy(b)
+        h = torch.relu(h) if i < len(policy.policy_weights()) - 1 else h
+    expected = model.normalizer.unnormalize("action", h.numpy())
+    np.testing.assert_allclose(actions, expected, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="policy_obs_steps"):
+        LWDConfig(policy_obs_steps=3, obs_steps=2)

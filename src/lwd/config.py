@@ -109,6 +109,10 @@ class LWDConfig:
     kl_weight: float = 1e-4
     policy_hidden: tuple[int, ...] = (128, 128)
     policy_activation: str = "relu"
+    policy_obs_steps: int = 1
+    """Observations the generated MLP sees at each step, stacked oldest first (<= obs_steps).
+    1: pi(s_t); 2: pi(s_{t-1}, s_t), which carries velocity (PushT's PD-driven agent lags its
+    target, so where it is heading is not in one observation)."""
     chunk_size: int = 2048
     chunk_emb_dim: int = 64
     hyper_hidden: tuple[int, ...] = (256,)
@@ -136,6 +140,9 @@ class LWDConfig:
     def __post_init__(self) -> None:
         _positive("LWDConfig", horizon=self.horizon, obs_steps=self.obs_steps, latent_dim=self.latent_dim,
                   chunk_size=self.chunk_size, inference_steps=self.inference_steps, latent_stride=self.latent_stride)
+        if not 1 <= self.policy_obs_steps <= self.obs_steps:
+            raise ValueError(f"LWDConfig.policy_obs_steps must be in [1, obs_steps={self.obs_steps}], got {self.policy_obs_steps}; "
+                             "raise obs_steps too")
         if self.condition not in ("task", "state", "task+state"):
             raise ValueError(f"LWDConfig.condition must be 'task', 'state' or 'task+state', got {self.condition!r}")
         if self.segment_starts not in ("any", "episode"):

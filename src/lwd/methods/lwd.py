@@ -52,16 +52,32 @@ class LWDVAE(nn.Module):
             target, cfg.latent_dim, chunk_size=cfg.chunk_size, chunk_emb_dim=cfg.chunk_emb_dim, hidden=cfg.hyper_hidden
         )
 
-    def loss(self, batch: dict[str, torch.Tensor], kl_weight: float) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, batch: dict[str, torch.Tensor], kl_weight: float, policy_obs_steps: int = 1) -> tuple[torch.Tensor, dict[str, float]]:
         states, actions, mask = batch["states"], batch["actions"], batch["mask"]  # (B,H,Do) (B,H,Da) (B,H)
         mu, logvar = self.encoder(states, actions, mask, batch.get("task"))  # (B, Dz) each
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        pred = self.decoder.policy_actions(z, states)  # (B, H, Da)
+        inputs = policy_inputs(batch["obs_history"], states, policy_obs_steps)  # (B, H, k*Do)
+        pred = self.decoder.policy_actions(z, inputs)  # (B, H, Da)
         sq = ((pred - actions) ** 2).mean(-1)  # (B, H)
         bc = (sq * mask).sum() / mask.sum().clamp_min(1.0)
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1).mean()
         loss = bc + kl_weight * kl
         return loss, {"bc_mse": bc.item(), "kl": kl.item()}
+
+
+def policy_inputs(obs_history: torch.Tensor, states: torch.Tensor, k: int) -> torch.Tensor:
+    """What the generated policy sees at each step of a segment: the last k observations, stacked.
+
+    obs_history (B, To, Do) ends at the segment's first step (obs_history[:, -1] == states[:, 0]);
+    states (B, H, Do). Step j gets [s_{j-k+1}, ..., s_j] (oldest first), reaching back into the
+    history for the first steps, exactly as the runtime policy stacks its last k observations.
+    -> (B, H, k*Do)
+    """
+    if k == 1:
+        return states
+    seq = torch.cat([obs_history[:, :-1], states], dim=1)  # (B, To-1+H, Do)
+    windows = seq.unfold(1, k, 1)[:, -states.shape[1]:]  # (B, H, Do, k)
+    return windows.transpose(2, 3).flatten(2)  # (B, H, k*Do)
 
 
 class LWD(Method):
@@ -74,7 +90,7 @@ class LWD(Method):
         self.cfg = cfg
         self.info = info
         self.normalizer = normalizer
-        self.target = TargetMLPSpec(info.obs_dim, info.action_dim, cfg.policy_hidden, cfg.policy_activation)
+        self.target = TargetMLPSpec(cfg.policy_obs_steps * info.obs_dim, info.action_dim, cfg.policy_hidden, cfg.policy_activation)
         self.vae = LWDVAE(cfg, info, self.target)
         self.prior = LatentDenoiser(
             cfg.latent_dim,
@@ -153,7 +169,7 @@ class LWD(Method):
             return dataset.sample_batch(starts[rng.integers(len(starts), size=train_cfg.batch_size)])
 
         def vae_loss(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-            return self.vae.loss(batch, cfg.kl_weight)
+            return self.vae.loss(batch, cfg.kl_weight, cfg.policy_obs_steps)
 
         def prior_prepare() -> None:
             self._prior_data = self.encode_latents(dataset, starts)
@@ -231,7 +247,7 @@ class LWD(Method):
         task = 0 if self.cfg.uses_task else None
         gen_flops = count_flops(lambda: self.generate_policy(task, hist, torch.Generator().manual_seed(0), sampler, inference_steps))
         theta = self.generate_policy(task, hist, torch.Generator().manual_seed(0), sampler, inference_steps)
-        step_flops = count_flops(lambda: batched_mlp_forward(self.target, theta, torch.zeros(1, 1, self.info.obs_dim)))
+        step_flops = count_flops(lambda: batched_mlp_forward(self.target, theta, torch.zeros(1, 1, self.target.obs_dim)))
         return {
             "params_total": num_params(self),
             "params_per_step": self.target.num_params,
@@ -292,7 +308,9 @@ class LWDPolicy:
             self._regenerate()
         self._t += 1
         self.steps += 1
-        action_n = numpy_mlp_forward(self.model.target, self._layers, obs_n)
+        k = self.model.cfg.policy_obs_steps
+        policy_in = obs_n if k == 1 else np.concatenate(self._history[-k:])  # (k*Do,) oldest first
+        action_n = numpy_mlp_forward(self.model.target, self._layers, policy_in)
         return self.model.normalizer.unnormalize("action", action_n).astype(np.float32)
 
     def policy_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
