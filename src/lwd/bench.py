@@ -122,10 +122,16 @@ def _check_reuse(run_dir: Path, method: str, preset: str, overrides: list[str], 
     from lwd.checkpoint import read_run_config
     from lwd.pipeline import build_configs
 
+    from lwd.config import TrainConfig, from_dict
+    from lwd.methods import config_class
+
     cfg, train_cfg = build_configs(method, preset, overrides, seed=seed)
     run = read_run_config(run_dir)
+    # Through the config classes, so settings added to lwd after the run was trained compare at
+    # their defaults (which is how the run's model loads and behaves) instead of as a mismatch.
+    stored = (from_dict(config_class(run.method), run.method_config), from_dict(TrainConfig, run.train))
     want = (json.loads(json.dumps(asdict(cfg))), json.loads(json.dumps(asdict(train_cfg))))
-    have = (run.method_config, run.train)
+    have = (json.loads(json.dumps(asdict(stored[0]))), json.loads(json.dumps(asdict(stored[1]))))
     if run.method != method or want != have:
         raise ValueError(f"{run_dir} was trained with other settings than this bench asks for; remove it or use another --out")
 
