@@ -170,7 +170,7 @@ def plot_grid(grid: dict[str, Any], out: Path) -> None:
     metrics = [("mean_success", "success rate")]
     if all("mean_score" in c for c in cells):
         metrics.append(("mean_score", "score (max coverage / 0.95, clipped)"))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics) + 3.5, 4.2), squeeze=False)
     for ax, (key, label) in zip(axes[0], metrics):
         for i, method in enumerate(dict.fromkeys(c["method"] for c in cells)):
             for j, perturb in enumerate(dict.fromkeys(c["perturbation"] for c in cells)):
@@ -190,8 +190,9 @@ def plot_grid(grid: dict[str, Any], out: Path) -> None:
         ax.set_ylabel(label)
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(f"{grid['env']}: {label.split(' (')[0]} against action horizon", fontsize=10)
-        ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
+    # One legend beside the last panel, so it never hides a curve.
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     fig.savefig(out / "success_vs_horizon.png", dpi=110)
     plt.close(fig)
