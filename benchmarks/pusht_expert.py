@@ -19,31 +19,17 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from lwd.demos import parse_seeds, rollout_expert
 from lwd.envs.pusht import MAX_EPISODE_STEPS, PushTEnv
 from lwd.experts.pusht import PushTExpert
 from lwd.provenance import provenance
 
 
-def parse_seeds(spec: str) -> list[int]:
-    """'a:b' (b exclusive) or a comma list."""
-    if ":" in spec:
-        start, stop = (int(v) for v in spec.split(":"))
-        return list(range(start, stop))
-    return [int(v) for v in spec.split(",") if v]
-
-
 def run_episode(env: PushTEnv, expert: PushTExpert, seed: int) -> dict:
     start = time.process_time()
-    obs, info = env.reset(seed=seed)
-    expert.reset(seed)
-    steps, best_score = 0, info["score"]
-    for steps in range(1, MAX_EPISODE_STEPS + 1):
-        obs, _, terminated, truncated, info = env.step(expert.act(obs, info))
-        best_score = max(best_score, info["score"])
-        if terminated or truncated:
-            break
-    return {"seed": seed, "success": bool(info["success"]), "steps": steps, "max_score": best_score,
-            "final_coverage": info["coverage"], "cpu_s": time.process_time() - start}
+    run = rollout_expert(env, expert, seed, MAX_EPISODE_STEPS)
+    return {"seed": seed, "success": run.success, "steps": run.steps, "max_score": run.max_score,
+            "final_coverage": run.last_info["coverage"], "cpu_s": time.process_time() - start}
 
 
 def main() -> None:

@@ -19,30 +19,17 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from lwd.demos import parse_seeds, rollout_expert
 from lwd.envs.robomimic import MAX_EPISODE_STEPS, TASKS, RobomimicEnv
 from lwd.experts.robomimic import RobomimicExpert
 from lwd.provenance import provenance
 
 
-def parse_seeds(spec: str) -> list[int]:
-    """'A:B' (B exclusive) or a comma list."""
-    if ":" in spec:
-        start, stop = (int(x) for x in spec.split(":"))
-        return list(range(start, stop))
-    return [int(x) for x in spec.split(",") if x]
-
-
 def run_episode(env: RobomimicEnv, expert: RobomimicExpert, seed: int) -> dict:
     started = time.process_time()
-    obs, info = env.reset(seed=seed)
-    expert.reset(seed)
-    success, steps = False, 0
-    for steps in range(1, MAX_EPISODE_STEPS + 1):
-        obs, _, terminated, truncated, info = env.step(expert.act(obs, info))
-        success = success or bool(info["success"])
-        if terminated or truncated:
-            break
-    return {"seed": seed, "success": success, "steps": steps, "cpu_s": round(time.process_time() - started, 4), "final_phase": expert.phase}
+    run = rollout_expert(env, expert, seed, MAX_EPISODE_STEPS)
+    return {"seed": seed, "success": run.success, "steps": run.steps, "cpu_s": round(time.process_time() - started, 4),
+            "final_phase": expert.phase}
 
 
 def main() -> None:

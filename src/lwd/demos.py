@@ -8,12 +8,62 @@ the episode ends at the first successful step, which is also where evaluation st
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
+from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
 from lwd.data import Episodes
-from lwd.envs.registry import Suite
+from lwd.envs.registry import Expert, Suite
+
+
+@dataclass
+class ExpertRollout:
+    """One expert episode: what it saw and did, and how it ended."""
+
+    obs: list[np.ndarray] = field(default_factory=list)
+    actions: list[np.ndarray] = field(default_factory=list)
+    sim_states: list[np.ndarray] = field(default_factory=list)
+    """Simulator state at each obs, when the env reports one (robomimic HDF5 export needs it)."""
+    success: bool = False
+    max_score: float | None = None
+    last_info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def steps(self) -> int:
+        return len(self.actions)
+
+
+def rollout_expert(env: gym.Env, expert: Expert, seed: int, max_steps: int) -> ExpertRollout:
+    """Run the expert for one seeded episode (until the env ends it or `max_steps`)."""
+    run = ExpertRollout()
+    obs, info = env.reset(seed=seed)
+    expert.reset(seed)
+    run.max_score = info.get("score")
+    for _ in range(max_steps):
+        action = expert.act(obs, info)
+        run.obs.append(obs)
+        run.actions.append(action)
+        if "sim_state" in info:
+            run.sim_states.append(np.asarray(info["sim_state"], np.float64))
+        obs, _, terminated, truncated, info = env.step(action)
+        run.success = run.success or bool(info.get("success", False))
+        if run.max_score is not None:
+            run.max_score = max(run.max_score, info["score"])
+        if terminated or truncated:
+            break
+    run.last_info = info
+    return run
+
+
+def parse_seeds(spec: str) -> list[int]:
+    """'A:B' (B exclusive) or a comma list, e.g. '100000:100050' or '3,7,9'."""
+    if ":" in spec:
+        start, stop = (int(v) for v in spec.split(":"))
+        return list(range(start, stop))
+    return [int(v) for v in spec.split(",") if v]
 
 
 def collect_demos(
@@ -37,28 +87,15 @@ def collect_demos(
         expert = suite.make_expert(task)
         n_kept, seed = 0, seed_start
         while n_kept < episodes_per_task and seed < seed_start + max_attempts_factor * episodes_per_task:
-            obs_list, act_list, sim_states = [], [], []
-            obs, info = env.reset(seed=seed)
-            expert.reset(seed)
-            success = False
-            for _ in range(suite.max_episode_steps):
-                action = expert.act(obs, info)
-                obs_list.append(obs)
-                act_list.append(action)
-                if "sim_state" in info:  # simulator state at this obs (robomimic HDF5 export needs it)
-                    sim_states.append(np.asarray(info["sim_state"], np.float64))
-                obs, _, terminated, truncated, info = env.step(action)
-                success = success or bool(info.get("success", False))
-                if terminated or truncated:
-                    break
-            if success or keep_failures:
+            run = rollout_expert(env, expert, seed, suite.max_episode_steps)
+            if run.success or keep_failures:
                 episode = {
-                    "obs": np.asarray(obs_list, np.float32),
-                    "action": np.asarray(act_list, np.float32),
-                    "task": np.full(len(obs_list), task_id, np.int64),
+                    "obs": np.asarray(run.obs, np.float32),
+                    "action": np.asarray(run.actions, np.float32),
+                    "task": np.full(run.steps, task_id, np.int64),
                 }
-                if len(sim_states) == len(obs_list):
-                    episode["sim_state"] = np.stack(sim_states)
+                if len(run.sim_states) == run.steps:
+                    episode["sim_state"] = np.stack(run.sim_states)
                 kept.append(episode)
                 seeds.append(seed)
                 n_kept += 1

@@ -184,6 +184,18 @@ class RobomimicExpert:
     def _yaw_error_ok(self, info: dict[str, Any], yaw: float, tol: float) -> bool:
         return abs(_wrap(_hand_yaw(info["eef_quat"]) - yaw)) < tol
 
+    def _descend_and_close(self, info: dict[str, Any], grasp: np.ndarray, yaw: float) -> np.ndarray:
+        """Lift and Can: lower onto `grasp` with the gripper open, then close for close_steps and lift."""
+        eef = info["eef_pos"]
+        if self._phase == "descend":
+            if np.linalg.norm(grasp - eef) < 0.008 or self._phase_t > 40:
+                self._goto("close")
+            return self._move(info, grasp, yaw, _OPEN, self._p["speed"])
+        if self._phase_t >= self._p["close_steps"]:
+            self._mem["lift_from"] = eef.copy()  # where Lift's lift starts from
+            self._goto("lift")
+        return self._move(info, grasp, yaw, _CLOSE, self._p["speed"])
+
     # ------------------------------------------------------------------ Lift
 
     def _act_lift(self, info: dict[str, Any]) -> np.ndarray:
@@ -200,15 +212,8 @@ class RobomimicExpert:
             if np.linalg.norm((target - eef)[:2]) < 0.01 and abs(target[2] - eef[2]) < 0.03 and self._yaw_error_ok(info, yaw, 0.08):
                 self._goto("descend")
             return self._move(info, target, yaw, _OPEN, p["speed"])
-        if self._phase == "descend":
-            if np.linalg.norm(grasp - eef) < 0.008 or self._phase_t > 40:
-                self._goto("close")
-            return self._move(info, grasp, yaw, _OPEN, p["speed"])
-        if self._phase == "close":
-            if self._phase_t >= p["close_steps"]:
-                self._mem["lift_from"] = eef.copy()
-                self._goto("lift")
-            return self._move(info, grasp, yaw, _CLOSE, p["speed"])
+        if self._phase in ("descend", "close"):
+            return self._descend_and_close(info, grasp, yaw)
         # lift; if the fingers closed on nothing (missed or slipped), open and start over
         if self._phase_t > 15 and info["gripper_qpos"][0] - info["gripper_qpos"][1] < 0.01:
             del self._mem["yaw"]
@@ -231,14 +236,8 @@ class RobomimicExpert:
             if np.linalg.norm((target - eef)[:2]) < 0.008 and abs(target[2] - eef[2]) < 0.03 and self._yaw_error_ok(info, yaw, 0.1):
                 self._goto("descend")
             return self._move(info, target, yaw, _OPEN, p["speed"])
-        if self._phase == "descend":
-            if np.linalg.norm(grasp - eef) < 0.008 or self._phase_t > 40:
-                self._goto("close")
-            return self._move(info, grasp, yaw, _OPEN, p["speed"])
-        if self._phase == "close":
-            if self._phase_t >= p["close_steps"]:
-                self._goto("lift")
-            return self._move(info, grasp, yaw, _CLOSE, p["speed"])
+        if self._phase in ("descend", "close"):
+            return self._descend_and_close(info, grasp, yaw)
         if self._phase in ("lift", "carry", "lower"):
             if width < 0.02 and self._phase_t > 5:  # dropped: start over
                 self._goto("recover")
