@@ -16,16 +16,18 @@ import sys
 import time
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
 from lwd.demos import parse_seeds, rollout_expert
+from lwd.envs.perturb import apply_perturbation
 from lwd.envs.pusht import MAX_EPISODE_STEPS, PushTEnv
 from lwd.experts.pusht import PushTExpert
 from lwd.provenance import provenance
 
 
-def run_episode(env: PushTEnv, expert: PushTExpert, seed: int) -> dict:
+def run_episode(env: gym.Env, expert: PushTExpert, seed: int) -> dict:
     start = time.process_time()
     run = rollout_expert(env, expert, seed, MAX_EPISODE_STEPS)
     return {"seed": seed, "success": run.success, "steps": run.steps, "max_score": run.max_score,
@@ -37,17 +39,20 @@ def main() -> None:
     p.add_argument("--seeds", default="100000:100050", help="a:b (b exclusive) or a comma list")
     p.add_argument("--diversity", type=float, default=1.0)
     p.add_argument("--salt", type=int, default=0)
+    p.add_argument("--perturb", default=None, help="e.g. block-push:20:0.02 / object-push:3:0.05: how robust the expert is")
     p.add_argument("--out", default="benchmarks/results/pusht-expert-heldout.json")
     args = p.parse_args()
 
     seeds = parse_seeds(args.seeds)
-    env, expert = PushTEnv(), PushTExpert(diversity=args.diversity, salt=args.salt)
+    env = apply_perturbation(PushTEnv(), args.perturb)
+    expert = PushTExpert(diversity=args.diversity, salt=args.salt)
     episodes = [run_episode(env, expert, s) for s in tqdm(seeds, desc="pusht expert", unit="ep")]
     cpu = np.array([e["cpu_s"] for e in episodes])
     result = {
         "provenance": provenance(["python", "benchmarks/pusht_expert.py", *sys.argv[1:]]),
         "expert": {"class": "lwd.experts.pusht.PushTExpert", "diversity": args.diversity, "salt": args.salt},
         "protocol": f"success = env flag (coverage > 0.95) within {MAX_EPISODE_STEPS} steps; cpu = time.process_time",
+        "perturbation": args.perturb or "none",
         "episodes": len(episodes),
         "success_rate": float(np.mean([e["success"] for e in episodes])),
         "failed_seeds": [e["seed"] for e in episodes if not e["success"]],

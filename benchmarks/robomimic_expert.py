@@ -16,16 +16,18 @@ import sys
 import time
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
 from lwd.demos import parse_seeds, rollout_expert
+from lwd.envs.perturb import apply_perturbation
 from lwd.envs.robomimic import MAX_EPISODE_STEPS, TASKS, RobomimicEnv
 from lwd.experts.robomimic import RobomimicExpert
 from lwd.provenance import provenance
 
 
-def run_episode(env: RobomimicEnv, expert: RobomimicExpert, seed: int) -> dict:
+def run_episode(env: gym.Env, expert: RobomimicExpert, seed: int) -> dict:
     started = time.process_time()
     run = rollout_expert(env, expert, seed, MAX_EPISODE_STEPS)
     return {"seed": seed, "success": run.success, "steps": run.steps, "cpu_s": round(time.process_time() - started, 4),
@@ -37,12 +39,13 @@ def main() -> None:
     p.add_argument("--task", choices=TASKS, required=True)
     p.add_argument("--seeds", default="100000:100050")
     p.add_argument("--salt", type=int, default=0)
+    p.add_argument("--perturb", default=None, help="e.g. block-push:20:0.02 / object-push:3:0.05: how robust the expert is")
     p.add_argument("--out", default=None)
     args = p.parse_args()
     out = Path(args.out or f"benchmarks/results/robomimic-expert-{args.task}.json")
     seeds = parse_seeds(args.seeds)
 
-    env = RobomimicEnv(args.task)
+    env = apply_perturbation(RobomimicEnv(args.task), args.perturb)
     expert = RobomimicExpert(args.task, salt=args.salt)
     episodes = [run_episode(env, expert, seed) for seed in tqdm(seeds, desc=f"expert {args.task}", unit="ep")]
     env.close()
@@ -53,6 +56,7 @@ def main() -> None:
         "task": args.task,
         "seeds": args.seeds,
         "salt": args.salt,
+        "perturbation": args.perturb or "none",
         "episodes": len(episodes),
         "success_rate": float(np.mean(successes)),
         "mean_steps": float(np.mean([e["steps"] for e in episodes])),

@@ -276,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed-start", type=int, default=None, help="first test seed (default 100000)")
     e.add_argument("--tasks", default=None, help="comma-separated subset of tasks")
     e.add_argument("--batch-plans", action="store_true",
-                   help="DP: replan all envs that need it in one network call (~3x faster; equal to per-env results up to float rounding)")
+                   help="DP: replan all envs that need it in one network call instead of one per env (equal to per-env results up to float rounding)")
     e.add_argument("--out", default=None, help="results JSON (a PNG plot is written next to it)")
     e.set_defaults(func=cmd_eval)
 

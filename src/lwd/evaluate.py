@@ -106,7 +106,7 @@ def evaluate(
     """Run every planned episode; returns per-episode results, per-task success and costs.
 
     batch_plans: when the policy supports it (Diffusion Policy), the slots that replan at the
-    same step share one batched network call (~3x faster on CPU at 10 envs). Each episode still
+    same step share one batched network call instead of one each. Each episode still
     draws its own noise, but batched arithmetic differs from batch 1 in the last float bits, so
     an episode on a knife's edge can end differently; off by default, which makes results
     bit-identical for any n_envs.

@@ -348,7 +348,7 @@ class DPPolicy:
         """One batched sampling run that refills the queue of every policy given (same model and settings).
 
         Each policy keeps its own noise generator, so the noise is what it would draw alone; the
-        network's batched arithmetic can differ from batch 1 in the last float bits (~1e-6).
+        network's batched arithmetic can differ from batch 1 in the last float bits.
         """
         if not policies:
             return
