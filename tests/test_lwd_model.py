@@ -210,3 +210,35 @@ def test_history_policy_acts_on_the_same_stacked_inputs_at_run_time_as_in_traini
     np.testing.assert_allclose(actions, expected, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="policy_obs_steps"):
         LWDConfig(policy_obs_steps=3, obs_steps=2)
+
+
+def test_folding_the_normalisers_into_the_mlp_gives_the_same_actions_as_normalising_around_it():
+    """fold_affine: MLP(raw obs) with folded layers == unnormalize(MLP(normalize(obs))), constant dims included."""
+    from lwd.data.normalize import MinMaxNormalizer
+    from lwd.nn.target_mlp import fold_affine
+
+    rng = np.random.default_rng(0)
+    spec = TargetMLPSpec(obs_dim=6, action_dim=3, hidden=(16, 16))
+    layers = [(rng.normal(size=(i, o)).astype(np.float32), rng.normal(size=o).astype(np.float32)) for i, o in spec.layer_shapes]
+    norm = MinMaxNormalizer(
+        {"obs": rng.uniform(-5, 0, 3), "action": np.array([-1.0, 2.0, 0.5])},
+        {"obs": rng.uniform(1, 9, 3), "action": np.array([3.0, 2.0, 4.0])},  # action dim 1 is constant
+    )
+    obs = rng.uniform(-5, 9, size=(20, 6)).astype(np.float32)  # two stacked 3-d observations
+    s, t = norm.affine("obs")
+    a_s, a_t = norm.affine("action", inverse=True)
+    folded = fold_affine(layers, np.tile(s, 2), np.tile(t, 2), a_s, a_t)
+    obs_n = np.concatenate([norm.normalize("obs", obs[:, :3]), norm.normalize("obs", obs[:, 3:])], axis=1)
+    expected = norm.unnormalize("action", numpy_mlp_forward(spec, layers, obs_n))
+    got = numpy_mlp_forward(spec, folded, obs)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(got[:, 1], 2.0)  # a constant action stays the constant
+    assert all(w.dtype == np.float32 and b.dtype == np.float32 for w, b in folded)
+
+
+def test_lwd_policy_rejects_an_observation_of_the_wrong_size():
+    model, _ = small_lwd(condition="task")
+    policy = model.make_policy()
+    policy.reset(seed=0, task=0)
+    with pytest.raises(ValueError, match="shape"):
+        policy.act(np.zeros(model.info.obs_dim + 1, np.float32))

@@ -145,6 +145,16 @@ class MinMaxNormalizer:
         self._check_input(key, y)
         return y * self._param(key, "half", y) + self._param(key, "center", y)
 
+    def affine(self, key: str, inverse: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(scale, shift), float64 (D,), with normalize(x) = x * scale + shift (or unnormalize if inverse).
+
+        Lets a linear layer absorb the normalisation (see ``lwd.nn.target_mlp.fold_affine``).
+        """
+        self._check_key(key)
+        if inverse:
+            return self._half[key].copy(), self._center[key].copy()
+        return self._inv_half[key].copy(), -self._center[key] * self._inv_half[key]
+
     def __repr__(self) -> str:
         dims = ", ".join(f"{key}: {self._min[key].size}" for key in self._min)
         return f"MinMaxNormalizer({dims})"

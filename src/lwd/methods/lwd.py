@@ -35,7 +35,7 @@ from lwd.methods.base import Method, Stage
 from lwd.nn.denoiser import LatentDenoiser
 from lwd.nn.encoder import TrajectoryEncoder
 from lwd.nn.hypernet import ChunkedHypernetwork
-from lwd.nn.target_mlp import TargetMLPSpec, batched_mlp_forward, numpy_mlp_forward
+from lwd.nn.target_mlp import TargetMLPSpec, batched_mlp_forward, fold_affine, numpy_mlp_forward
 
 
 class LWDVAE(nn.Module):
@@ -267,6 +267,9 @@ class LWDPolicy:
     `action_horizon=None` uses the training H; 0 generates once per episode. Sampling noise comes
     from a generator seeded by the episode seed, so an episode's result never depends on which
     other episodes ran or how many envs ran in parallel.
+
+    Each generated MLP gets the normalisers folded into its first and last layers, so a plain
+    control step is only the MLP on raw observations (the prior still sees normalised ones).
     """
 
     def __init__(self, model: LWD, action_horizon: int | None, sampler: str | None, inference_steps: int | None) -> None:
@@ -278,11 +281,16 @@ class LWDPolicy:
         self.inference_steps = inference_steps
         self.generations = 0
         self.steps = 0
-        self._layers: list[tuple[np.ndarray, np.ndarray]] = []
+        self._layers: list[tuple[np.ndarray, np.ndarray]] = []  # normalised space, as generated
+        self._raw_layers: list[tuple[np.ndarray, np.ndarray]] = []  # raw obs in, raw action out
+        k = model.cfg.policy_obs_steps
+        obs_scale, obs_shift = model.normalizer.affine("obs")
+        act_scale, act_shift = model.normalizer.affine("action", inverse=True)
+        self._fold = (np.tile(obs_scale, k), np.tile(obs_shift, k), act_scale, act_shift)
         self._generator = torch.Generator().manual_seed(0)
         self._task: int | None = None
         self._t = 0
-        self._history: list[np.ndarray] = []
+        self._history: list[np.ndarray] = []  # raw observations, oldest first
 
     def reset(self, seed: int, task: int | None = None) -> None:
         if self.model.cfg.uses_task and task is None:
@@ -290,29 +298,32 @@ class LWDPolicy:
         self._generator = torch.Generator().manual_seed(int(seed))
         self._task = task
         self._t = 0
-        self._history: list[np.ndarray] = []
+        self._history = []
 
     def _regenerate(self) -> None:
-        hist = np.stack(self._history[-self.model.cfg.obs_steps :])  # (To, Do)
+        hist = self.model.normalizer.normalize("obs", np.stack(self._history[-self.model.cfg.obs_steps :]))  # (To, Do)
         theta = self.model.generate_policy(self._task, hist, self._generator, self.sampler, self.inference_steps)
         self._layers = [(w[0].numpy().copy(), b[0, 0].numpy().copy()) for w, b in self.model.target.unflatten(theta)]
+        self._raw_layers = fold_affine(self._layers, *self._fold)
         self.generations += 1
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        obs_n = self.model.normalizer.normalize("obs", np.asarray(obs, np.float32))
+        obs = np.asarray(obs, np.float32)
+        if obs.shape != (self.model.info.obs_dim,):
+            raise ValueError(f"expected one observation of shape ({self.model.info.obs_dim},), got {obs.shape}")
         if not self._history:
-            self._history = [obs_n] * self.model.cfg.obs_steps  # pad the history with the first obs
+            self._history = [obs] * self.model.cfg.obs_steps  # pad the history with the first obs
         else:
-            self._history = [*self._history[1:], obs_n]
+            self._history = [*self._history[1:], obs]
         if self._t == 0 or (self.horizon > 0 and self._t % self.horizon == 0):
             self._regenerate()
         self._t += 1
         self.steps += 1
         k = self.model.cfg.policy_obs_steps
-        policy_in = obs_n if k == 1 else np.concatenate(self._history[-k:])  # (k*Do,) oldest first
-        action_n = numpy_mlp_forward(self.model.target, self._layers, policy_in)
-        return self.model.normalizer.unnormalize("action", action_n).astype(np.float32)
+        policy_in = obs if k == 1 else np.concatenate(self._history[-k:])  # (k*Do,) oldest first
+        return numpy_mlp_forward(self.model.target, self._raw_layers, policy_in)
 
     def policy_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """The currently active generated MLP as NumPy (weight (in, out), bias (out,)) pairs."""
+        """The active generated MLP as NumPy (weight (in, out), bias (out,)) pairs, in normalised space
+        (normalised obs in, normalised action out), exactly as the decoder produced it."""
         return self._layers

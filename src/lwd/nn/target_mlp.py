@@ -102,3 +102,22 @@ def numpy_mlp_forward(spec: TargetMLPSpec, layers: list[tuple[np.ndarray, np.nda
             else:  # mish
                 h = h * np.tanh(np.log1p(np.exp(h)))
     return h
+
+
+def fold_affine(
+    layers: list[tuple[np.ndarray, np.ndarray]],
+    in_scale: np.ndarray, in_shift: np.ndarray, out_scale: np.ndarray, out_shift: np.ndarray,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Absorb an input map x -> x * in_scale + in_shift and an output map y -> y * out_scale + out_shift
+    into the first and last layers, so the MLP runs on raw observations and returns raw actions.
+
+    Why: at run time the per-step normalise / unnormalise calls cost about as much as the MLP itself;
+    a generated policy is used for H steps, so folding once per generation saves them every step.
+    Computed in float64 and returned as float32 (weight (in, out), bias (out,)) pairs, new arrays.
+    """
+    folded = [(np.asarray(w, np.float64), np.asarray(b, np.float64)) for w, b in layers]
+    w, b = folded[0]
+    folded[0] = (w * in_scale[:, None], b + in_shift @ w)
+    w, b = folded[-1]
+    folded[-1] = (w * out_scale[None, :], b * out_scale + out_shift)
+    return [(w.astype(np.float32), b.astype(np.float32)) for w, b in folded]
