@@ -192,3 +192,53 @@ def test_expert_salt_changes_the_demonstration_but_not_its_success():
     np.testing.assert_array_equal(actions_a, actions_c)  # same seed and salt: same demonstration
     n = min(len(actions_a), len(actions_b))
     assert len(actions_a) != len(actions_b) or not np.allclose(actions_a[:n], actions_b[:n])
+
+
+class _RandomPushPolicy:
+    """Random targets drawn from the episode seed: moves the block, so scores change over an episode."""
+
+    def reset(self, seed: int, task: int | None = None) -> None:
+        self._rng = np.random.default_rng(seed)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return self._rng.uniform(100, 400, size=2).astype(np.float32)
+
+
+class _RandomPushMethod:
+    name = "random-push"
+
+    def __init__(self) -> None:
+        from lwd.config import DataInfo
+
+        self.info = DataInfo(obs_dim=20, action_dim=2, suite="pusht")
+
+    def make_policy(self, **_: object) -> _RandomPushPolicy:
+        return _RandomPushPolicy()
+
+    def cost(self, **_: object) -> dict:
+        return {"params_total": 0, "params_per_step": 0, "flops_per_step": 0.0}
+
+
+def test_evaluation_reports_the_max_and_the_final_score_of_each_episode():
+    """Both per-episode scores match a replay of the same policy in a plain env."""
+    from lwd.envs.registry import make_suite
+    from lwd.evaluate import evaluate
+
+    suite = make_suite("pusht")
+    result = evaluate(_RandomPushMethod(), suite, episodes_per_task=3, n_envs=2, progress=False)
+    env = PushTEnv()
+    for episode in result["episodes"]:
+        policy = _RandomPushPolicy()
+        policy.reset(episode["seed"])
+        obs, info = env.reset(seed=episode["seed"])
+        scores = []
+        for _ in range(MAX_EPISODE_STEPS):
+            obs, _, terminated, truncated, info = env.step(policy.act(obs))
+            scores.append(info["score"])
+            if terminated or truncated:
+                break
+        assert episode["steps"] == len(scores)
+        assert episode["max_score"] == pytest.approx(max(scores))
+        assert episode["final_score"] == pytest.approx(scores[-1])
+    assert result["mean_final_score"] == pytest.approx(np.mean([e["final_score"] for e in result["episodes"]]))
+    assert any(e["final_score"] < e["max_score"] for e in result["episodes"])  # random pushes undo progress

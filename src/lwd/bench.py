@@ -101,7 +101,7 @@ def run_bench(
                     from lwd.latency import measure_latency
 
                     cell["cost"].update(measure_latency(load_model(run_dir), steps=latency_steps, **kwargs))
-                for key in ("mean_score",):  # benchmark-specific extra metrics, when the evaluator reports them
+                for key in ("mean_score", "mean_final_score"):  # benchmark-specific extra metrics, when the evaluator reports them
                     if key in result:
                         cell[key] = result[key]
                 cells.append(cell)

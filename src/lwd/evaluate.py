@@ -30,6 +30,9 @@ class EpisodeResult:
     total_reward: float
     max_score: float | None = None
     """Best per-step score of the episode, for suites that report one (PushT: DP's coverage score)."""
+    final_score: float | None = None
+    """Score at the episode's last step. Unlike the max, random pushes cannot raise it by a lucky
+    shove the policy then undoes, so it is the fairer figure under perturbations."""
 
 
 class _SlotEnv(gym.Env):
@@ -147,7 +150,7 @@ def evaluate(
             task, task_id, seed = queue.pop(0)
             mask[i], seeds[i], tasks_now[i] = True, seed, task
             policies[i].reset(seed, task_id if (suite.multitask or info_tasks) else None)
-            current[i] = {"task": task, "seed": seed, "steps": 0, "reward": 0.0, "success": False, "score": None}
+            current[i] = {"task": task, "seed": seed, "steps": 0, "reward": 0.0, "success": False, "score": None, "final_score": None}
         if mask.any():
             new_obs, _ = envs.reset(seed=seeds, options={"reset_mask": mask, "tasks": tasks_now})
             obs[mask] = np.asarray(new_obs, np.float32)[mask]
@@ -178,8 +181,10 @@ def evaluate(
                 cur["success"] = cur["success"] or bool(success[i])
                 if np.isfinite(scores[i]):
                     cur["score"] = max(float(scores[i]), cur["score"] if cur["score"] is not None else -np.inf)
+                    cur["final_score"] = float(scores[i])
                 if done[i]:
-                    results.append(EpisodeResult(cur["task"], cur["seed"], cur["success"], cur["steps"], cur["reward"], cur["score"]))
+                    results.append(EpisodeResult(cur["task"], cur["seed"], cur["success"], cur["steps"], cur["reward"], cur["score"],
+                                                 cur["final_score"]))
                     bar.update(1)
                     finished.append(i)
             if finished:
@@ -208,6 +213,7 @@ def summarise(
         }
         if all(r.max_score is not None for r in rows):
             per_task[task]["mean_score"] = float(np.mean([r.max_score for r in rows]))
+            per_task[task]["mean_final_score"] = float(np.mean([r.final_score for r in rows]))
     cost = method.cost(**policy_kwargs)
     steps = sum(getattr(p, "steps", 0) for p in policies)
     generations = sum(getattr(p, "generations", 0) for p in policies)
@@ -227,7 +233,8 @@ def summarise(
         "episodes_per_task": max(v["episodes"] for v in per_task.values()),
         "n_envs": n_envs,
         "mean_success": float(np.mean([v["success_rate"] for v in per_task.values()])),
-        **({"mean_score": float(np.mean([v["mean_score"] for v in per_task.values()]))} if scored else {}),
+        **({"mean_score": float(np.mean([v["mean_score"] for v in per_task.values()])),
+            "mean_final_score": float(np.mean([v["mean_final_score"] for v in per_task.values()]))} if scored else {}),
         "per_task": per_task,
         "cost": cost,
         "seconds": round(seconds, 2),
@@ -239,12 +246,15 @@ def format_table(result: dict[str, Any]) -> str:
     from tabulate import tabulate
 
     scored = "mean_score" in result
-    rows = [[t, f"{v['success_rate']:.2f}", *([f"{v['mean_score']:.3f}"] if scored else []), v["episodes"], f"{v['mean_steps']:.0f}"]
+    def scores(v: dict[str, Any]) -> list[str]:
+        return [f"{v['mean_score']:.3f}", f"{v['mean_final_score']:.3f}"] if scored else []
+
+    rows = [[t, f"{v['success_rate']:.2f}", *scores(v), v["episodes"], f"{v['mean_steps']:.0f}"]
             for t, v in result["per_task"].items()]
-    rows.append(["MEAN", f"{result['mean_success']:.3f}", *([f"{result['mean_score']:.3f}"] if scored else []),
+    rows.append(["MEAN", f"{result['mean_success']:.3f}", *scores(result),
                  sum(v["episodes"] for v in result["per_task"].values()), ""])
     cost = result["cost"]
-    headers = ["task", "success", *(["score (max per episode)"] if scored else []), "episodes", "mean steps"]
+    headers = ["task", "success", *(["score (max per episode)", "score (final)"] if scored else []), "episodes", "mean steps"]
     text = tabulate(rows, headers=headers, tablefmt="github")
     text += (
         f"\nparams total {cost['params_total']:,} | per-step policy params {cost['params_per_step']:,}"
