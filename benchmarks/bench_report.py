@@ -1,0 +1,64 @@
+"""Merge the grids of one study (several `lwd bench` runs) into one Markdown table and one set of plots.
+
+A study often runs as several `lwd bench` invocations (e.g. DP with DDIM in parallel on the second
+core, ablations, a BC reference), each with its own --out, command line and commit. Their grids are
+copied to benchmarks/results/; this script only relabels and merges what they measured:
+
+    python benchmarks/bench_report.py pusht            # prints the table, writes docs/pusht-bench/*.png
+    python benchmarks/bench_report.py robomimic-lift   # docs/robomimic-lift-bench/*.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from lwd.bench import markdown_table, plot_grid
+
+RESULTS = Path(__file__).parent / "results"
+DOCS = Path(__file__).parent.parent / "docs"
+# study -> (env, {grid file: {method in that grid: label in the merged table}})
+STUDIES: dict[str, tuple[str, dict[str, dict[str, str]]]] = {
+    "pusht": ("pusht", {
+        "pusht-bench-main.json": {"lwd": "lwd (1 obs, H_train 32)", "dp": "dp DDPM-100"},
+        "pusht-bench-dp-ddim.json": {"dp-ddim": "dp DDIM-10"},
+        "pusht-bench-lwd-hist-h32.json": {"lwd": "lwd (2 obs, H_train 32)"},
+        "pusht-bench-lwd-hist-h16.json": {"lwd": "lwd (2 obs, H_train 16) = preset"},
+        "pusht-bench-lwd-hist-h8.json": {"lwd": "lwd (2 obs, H_train 8)"},
+    }),
+    "robomimic-lift": ("robomimic/lift", {
+        "robomimic-lift-bench.json": {"lwd": "lwd (robomimic preset)", "dp": "dp DDPM-100 (cpu preset)"},
+        "robomimic-lift-bench-bc.json": {"bc": "bc (2 obs, same MLP as LWD's)"},
+    }),
+}
+
+
+def merged(study: str) -> dict:
+    env, sources = STUDIES[study]
+    cells = []
+    for name, labels in sources.items():
+        path = RESULTS / name
+        if not path.exists():
+            print(f"(missing {name})")
+            continue
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["method"] in labels:
+                cells.append({**cell, "method": labels[cell["method"]]})
+    return {"env": env, "cells": cells}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("study", choices=sorted(STUDIES))
+    args = p.parse_args()
+    grid = merged(args.study)
+    print(markdown_table(grid))
+    out = DOCS / f"{args.study}-bench"
+    out.mkdir(parents=True, exist_ok=True)
+    plot_grid(grid, out)
+    print(f"plots: {out}/success_vs_horizon.png, {out}/flops_per_step.png")
+
+
+if __name__ == "__main__":
+    main()

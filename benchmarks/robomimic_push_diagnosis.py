@@ -1,0 +1,153 @@
+"""Why do learned policies fail on robomimic tasks under object pushes? Classify every push.
+
+    OMP_NUM_THREADS=1 python benchmarks/robomimic_push_diagnosis.py RUN [RUN ...] --task lift \\
+        --action-horizon 8 --perturb object-push:3:0.05 --seeds 100000:100050 \\
+        --out benchmarks/results/robomimic-push-diagnosis-lift.json
+
+Each run (and the scripted expert, as the reference) is rolled out on the same seeds with the
+same pushes as `lwd eval` / `lwd bench` (same env, same seeded perturbation wrapper, same policy
+runtime), and every push is classified from the privileged simulator state at the moment it
+happens:
+
+- `held`: the object was within 3 cm of the gripper with the fingers closed on it (a push then
+  knocks it out of the hand);
+- `free`: any other push (during the approach, or after a drop).
+
+The per-episode record says how many pushes of each kind it got and whether it succeeded, and
+whether the gripper re-opened after the object was knocked out of it (a re-grasp attempt). The
+summary gives success split by "was the object knocked out of the hand at least once".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lwd.checkpoint import load_model
+from lwd.demos import parse_seeds
+from lwd.envs.perturb import apply_perturbation
+from lwd.envs.registry import make_suite
+from lwd.provenance import provenance
+
+HELD_DISTANCE_M = 0.03
+#: Panda finger joint opening (robot0_gripper_qpos[0] - [1]) below which the fingers are closing on something.
+CLOSED_GAP = 0.07
+
+
+def _held(info: dict) -> bool:
+    gap = float(info["gripper_qpos"][0] - info["gripper_qpos"][1])
+    return bool(np.linalg.norm(info["eef_pos"] - info["object_pos"]) < HELD_DISTANCE_M and gap < CLOSED_GAP)
+
+
+def rollout(env, unwrapped, actor, seed: int, max_steps: int) -> dict:
+    """One episode; `actor(obs, info)` gives the action. Returns pushes by kind and the outcome."""
+    last_info: dict = {}
+    pushes: list[dict] = []
+    original_push = unwrapped.push_object
+
+    def recording_push(rng: np.random.Generator, magnitude: float) -> None:
+        pushes.append({"step": steps, "kind": "held" if _held(last_info) else "free"})
+        original_push(rng, magnitude)
+
+    unwrapped.push_object = recording_push
+    try:
+        obs, last_info = env.reset(seed=seed)
+        steps, success, reopened_after_drop, dropped = 0, False, False, False
+        for steps in range(max_steps):
+            action = actor(obs, last_info)
+            obs, _, terminated, truncated, info = env.step(action)
+            if dropped and action[-1] < 0:  # robosuite: -1 opens the gripper
+                reopened_after_drop = True
+            if pushes and pushes[-1]["kind"] == "held" and pushes[-1]["step"] == steps:
+                dropped = True
+            last_info = info
+            success = success or bool(info["success"])
+            if terminated or truncated:
+                break
+    finally:
+        unwrapped.push_object = original_push
+    return {"seed": seed, "success": success, "steps": steps + 1,
+            "pushes_free": sum(p["kind"] == "free" for p in pushes),
+            "pushes_held": sum(p["kind"] == "held" for p in pushes),
+            "reopened_after_knocked_out": reopened_after_drop,
+            "pushes": [[p["step"], p["kind"]] for p in pushes]}
+
+
+def summarise(episodes: list[dict], early: int) -> dict:
+    knocked = [e for e in episodes if e["pushes_held"] > 0]
+    clean = [e for e in episodes if e["pushes_held"] == 0]
+
+    def rate(rows: list[dict]) -> float | None:
+        return float(np.mean([e["success"] for e in rows])) if rows else None
+
+    return {
+        "success": rate(episodes),
+        "episodes": len(episodes),
+        "episodes_knocked_out_of_hand": len(knocked),
+        "success_if_knocked_out": rate(knocked),
+        "success_if_never_knocked_out": rate(clean),
+        "reopened_after_knocked_out": int(sum(e["reopened_after_knocked_out"] for e in knocked)),
+        "pushes_free": int(sum(e["pushes_free"] for e in episodes)),
+        "pushes_held": int(sum(e["pushes_held"] for e in episodes)),
+        # Were the failures pushed early, within the time the expert needs for the whole task?
+        f"success_if_pushed_in_first_{early}_steps": rate([e for e in episodes if any(s < early for s, _ in e["pushes"])]),
+        f"success_if_not_pushed_in_first_{early}_steps": rate([e for e in episodes if not any(s < early for s, _ in e["pushes"])]),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="*", help="trained run directories (LWD or DP); the expert always runs")
+    p.add_argument("--task", default="lift", choices=["lift", "can", "square"])
+    p.add_argument("--action-horizon", type=int, default=8)
+    p.add_argument("--perturb", default="object-push:3:0.05")
+    p.add_argument("--seeds", default="100000:100050")
+    p.add_argument("--early-steps", type=int, default=40, help="'early' = before this step (Lift's expert needs ~42)")
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    suite = make_suite(f"robomimic/{args.task}")
+    task = suite.tasks[0]
+    seeds = parse_seeds(args.seeds)
+    results = {}
+    actors = {"expert": None, **{run: run for run in args.runs}}
+    for name in actors:
+        env = apply_perturbation(suite.make_env(task), args.perturb)
+        if name == "expert":
+            expert = suite.make_expert(task)
+
+            def reset(seed: int) -> None:
+                expert.reset(seed)
+
+            def actor(obs, info):
+                return expert.act(obs, info)
+        else:
+            policy = load_model(name).make_policy(action_horizon=args.action_horizon)
+
+            def reset(seed: int) -> None:
+                policy.reset(seed)
+
+            def actor(obs, info):
+                return policy.act(obs)
+        episodes = []
+        for seed in tqdm(seeds, desc=name, unit="ep"):
+            reset(seed)
+            episodes.append(rollout(env, env.unwrapped, actor, seed, suite.max_episode_steps))
+        env.close()
+        results[name] = {"summary": summarise(episodes, args.early_steps), "episodes": episodes}
+        print(name, json.dumps(results[name]["summary"]))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({
+        "task": args.task, "action_horizon": args.action_horizon, "perturb": args.perturb, "seeds": args.seeds,
+        "results": results, "provenance": provenance(["python", "benchmarks/robomimic_push_diagnosis.py", *sys.argv[1:]])}, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
