@@ -29,6 +29,7 @@ STUDIES: dict[str, tuple[str, dict[str, dict[str, str]]]] = {
     }),
     "robomimic-lift": ("robomimic/lift", {
         "robomimic-lift-bench.json": {"lwd": "lwd (robomimic preset)", "dp": "dp DDPM-100 (cpu preset)"},
+        "robomimic-lift-bench-dp-push.json": {"dp": "dp DDPM-100 (cpu preset)"},  # H 16/32 pushed, on the second core
         "robomimic-lift-bench-bc.json": {"bc": "bc (2 obs, same MLP as LWD's)"},
     }),
 }
