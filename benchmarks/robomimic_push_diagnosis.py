@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -45,10 +46,11 @@ def _held(info: dict) -> bool:
     return bool(np.linalg.norm(info["eef_pos"] - info["object_pos"]) < HELD_DISTANCE_M and gap < CLOSED_GAP)
 
 
-def rollout(env, unwrapped, actor, seed: int, max_steps: int) -> dict:
+def rollout(env, actor, seed: int, max_steps: int) -> dict:
     """One episode; `actor(obs, info)` gives the action. Returns pushes by kind and the outcome."""
     last_info: dict = {}
     pushes: list[dict] = []
+    unwrapped = env.unwrapped
     original_push = unwrapped.push_object
 
     def recording_push(rng: np.random.Generator, magnitude: float) -> None:
@@ -77,6 +79,15 @@ def rollout(env, unwrapped, actor, seed: int, max_steps: int) -> dict:
             "pushes_held": sum(p["kind"] == "held" for p in pushes),
             "reopened_after_knocked_out": reopened_after_drop,
             "pushes": [[p["step"], p["kind"]] for p in pushes]}
+
+
+def make_actor(name: str, suite, task: str, action_horizon: int) -> tuple[Callable[[int], None], Callable]:
+    """(reset(seed), act(obs, info)) for the scripted expert ("expert") or a trained run directory."""
+    if name == "expert":
+        expert = suite.make_expert(task)
+        return expert.reset, expert.act
+    policy = load_model(name).make_policy(action_horizon=action_horizon)
+    return policy.reset, lambda obs, info: policy.act(obs)
 
 
 def summarise(episodes: list[dict], early: int) -> dict:
@@ -116,29 +127,13 @@ def main() -> None:
     task = suite.tasks[0]
     seeds = parse_seeds(args.seeds)
     results = {}
-    actors = {"expert": None, **{run: run for run in args.runs}}
-    for name in actors:
+    for name in ["expert", *args.runs]:
         env = apply_perturbation(suite.make_env(task), args.perturb)
-        if name == "expert":
-            expert = suite.make_expert(task)
-
-            def reset(seed: int) -> None:
-                expert.reset(seed)
-
-            def actor(obs, info):
-                return expert.act(obs, info)
-        else:
-            policy = load_model(name).make_policy(action_horizon=args.action_horizon)
-
-            def reset(seed: int) -> None:
-                policy.reset(seed)
-
-            def actor(obs, info):
-                return policy.act(obs)
+        reset, actor = make_actor(name, suite, task, args.action_horizon)
         episodes = []
         for seed in tqdm(seeds, desc=name, unit="ep"):
             reset(seed)
-            episodes.append(rollout(env, env.unwrapped, actor, seed, suite.max_episode_steps))
+            episodes.append(rollout(env, actor, seed, suite.max_episode_steps))
         env.close()
         results[name] = {"summary": summarise(episodes, args.early_steps), "episodes": episodes}
         print(name, json.dumps(results[name]["summary"]))

@@ -284,6 +284,7 @@ class LWDPolicy:
         self._layers: list[tuple[np.ndarray, np.ndarray]] = []  # normalised space, as generated
         self._raw_layers: list[tuple[np.ndarray, np.ndarray]] = []  # raw obs in, raw action out
         k = model.cfg.policy_obs_steps
+        self._policy_obs_steps, self._obs_shape = k, (model.info.obs_dim,)  # read every step
         obs_scale, obs_shift = model.normalizer.affine("obs")
         act_scale, act_shift = model.normalizer.affine("action", inverse=True)
         self._fold = (np.tile(obs_scale, k), np.tile(obs_shift, k), act_scale, act_shift)
@@ -308,9 +309,9 @@ class LWDPolicy:
         self.generations += 1
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        obs = np.asarray(obs, np.float32)
-        if obs.shape != (self.model.info.obs_dim,):
-            raise ValueError(f"expected one observation of shape ({self.model.info.obs_dim},), got {obs.shape}")
+        obs = np.array(obs, np.float32)  # a copy: the history must not alias a buffer the caller reuses
+        if obs.shape != self._obs_shape:
+            raise ValueError(f"expected one observation of shape {self._obs_shape}, got {obs.shape}")
         if not self._history:
             self._history = [obs] * self.model.cfg.obs_steps  # pad the history with the first obs
         else:
@@ -319,7 +320,7 @@ class LWDPolicy:
             self._regenerate()
         self._t += 1
         self.steps += 1
-        k = self.model.cfg.policy_obs_steps
+        k = self._policy_obs_steps
         policy_in = obs if k == 1 else np.concatenate(self._history[-k:])  # (k*Do,) oldest first
         return numpy_mlp_forward(self.model.target, self._raw_layers, policy_in)
 
