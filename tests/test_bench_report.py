@@ -30,3 +30,12 @@ def test_table_without_scores_has_no_score_columns(tmp_path):
     table = markdown_table(grid)
     assert "score" not in table and "| bc | every step | 0.950 |" in table
     plot_grid(grid, tmp_path)
+
+
+def test_a_score_that_only_repeats_success_gets_no_columns(tmp_path):
+    """Robomimic's env score is float(success): the table must not print it twice."""
+    cells = [_cell(m, 8, p, 0.5, 0.5) for m in ("lwd", "dp") for p in ("none", "object-push:3:0.05")]
+    grid = {"env": "robomimic/lift", "cells": cells}
+    table = markdown_table(grid)
+    assert "score" not in table and table.splitlines()[2].count("0.500") == 2
+    plot_grid(grid, tmp_path)

@@ -136,10 +136,19 @@ def _check_reuse(run_dir: Path, method: str, preset: str, overrides: list[str], 
         raise ValueError(f"{run_dir} was trained with other settings than this bench asks for; remove it or use another --out")
 
 
+def has_informative_score(cells: list[dict[str, Any]]) -> bool:
+    """Whether the cells carry a score that says more than success does.
+
+    PushT's score (coverage) does; robomimic's env score is float(success), and printing it would
+    only repeat the success columns.
+    """
+    return all("mean_score" in c for c in cells) and any(abs(c["mean_score"] - c["mean_success"]) > 1e-9 for c in cells)
+
+
 def markdown_table(grid: dict[str, Any]) -> str:
     """One row per (method, H): success per perturbation (and the score, where the suite has one), costs."""
     perturbs = list(dict.fromkeys(c["perturbation"] for c in grid["cells"]))
-    scored = all("mean_score" in c for c in grid["cells"])
+    scored = has_informative_score(grid["cells"])
     header = "| method | H | " + " | ".join(f"success ({p})" for p in perturbs)
     if scored:
         header += " | " + " | ".join(f"score ({p})" for p in perturbs)
@@ -168,7 +177,7 @@ def plot_grid(grid: dict[str, Any], out: Path) -> None:
     cells = grid["cells"]
     horizons = sorted({c["horizon"] for c in cells if c["horizon"] is not None})
     metrics = [("mean_success", "success rate")]
-    if all("mean_score" in c for c in cells):
+    if has_informative_score(cells):
         metrics.append(("mean_score", "score (max coverage / 0.95, clipped)"))
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics) + 3.5, 4.2), squeeze=False)
     for ax, (key, label) in zip(axes[0], metrics):

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import lwd.provenance  # noqa: F401  (records the commit this process starts on; results cite it)
+
 
 def _horizon(value: str) -> int:
     if value.lower() in ("episode", "0"):

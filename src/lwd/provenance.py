@@ -50,10 +50,21 @@ def machine() -> dict[str, Any]:
     }
 
 
+#: The commit of the code this process imported. A long run (hours of evaluation) keeps the code it
+#: started with, even when commits land meanwhile, so its results belong to this commit, not to HEAD
+#: at write time. The CLI and the benchmark scripts import this module at start-up.
+_COMMIT_AT_START = git_commit()
+
+
 def provenance(command: list[str] | None = None) -> dict[str, Any]:
-    return {
+    record = {
         "command": " ".join(command if command is not None else ["lwd", *sys.argv[1:]]),
-        "git_commit": git_commit(),
+        "git_commit": _COMMIT_AT_START,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
     }
+    now = git_commit()
+    if now != _COMMIT_AT_START:  # say so rather than silently picking one of the two
+        record["git_commit_at_write"] = now
+        record["note"] = "the repository changed while this process ran; it ran the code of git_commit"
+    return record
