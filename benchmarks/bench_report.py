@@ -5,7 +5,7 @@ core, ablations, a BC reference), each with its own --out, command line and comm
 copied to benchmarks/results/; this script only relabels and merges what they measured:
 
     python benchmarks/bench_report.py pusht            # prints the table, writes docs/pusht-bench/*.png
-    python benchmarks/bench_report.py robomimic-lift   # docs/robomimic-lift-bench/*.png
+    python benchmarks/bench_report.py robomimic-lift   # docs/robomimic-lift-bench/*.png (also robomimic-can, robomimic-square)
 """
 
 from __future__ import annotations
@@ -31,6 +31,17 @@ STUDIES: dict[str, tuple[str, dict[str, dict[str, str]]]] = {
         "robomimic-lift-bench.json": {"lwd": "lwd (robomimic preset)", "dp": "dp DDPM-100 (cpu preset)"},
         "robomimic-lift-bench-dp-push.json": {"dp": "dp DDPM-100 (cpu preset)"},  # H 16/32 pushed, on the second core
         "robomimic-lift-bench-bc.json": {"bc": "bc (2 obs, same MLP as LWD's)"},
+    }),
+    # Can and Square ran as parallel `lwd bench` processes over one shared runs/ folder.
+    "robomimic-can": ("robomimic/can", {
+        "robomimic-can-bench-lwd.json": {"lwd": "lwd (robomimic preset)"},
+        "robomimic-can-bench-dp-h8-16.json": {"dp": "dp DDPM-100 (cpu preset)"},
+        "robomimic-can-bench-dp-h32.json": {"dp": "dp DDPM-100 (cpu preset)"},
+    }),
+    "robomimic-square": ("robomimic/square", {
+        "robomimic-square-bench-lwd.json": {"lwd": "lwd (robomimic preset)"},
+        "robomimic-square-bench-dp-h8-16.json": {"dp": "dp DDPM-100 (cpu preset)"},
+        "robomimic-square-bench-dp-h32.json": {"dp": "dp DDPM-100 (cpu preset)"},
     }),
 }
 

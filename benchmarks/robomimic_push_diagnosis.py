@@ -1,4 +1,4 @@
-"""Why do learned policies fail on robomimic tasks under object pushes? Classify every push.
+"""Why do learned policies fail on robomimic tasks? Classify every push, and how far each episode got.
 
     OMP_NUM_THREADS=1 python benchmarks/robomimic_push_diagnosis.py RUN [RUN ...] --task lift \\
         --action-horizon 8 --perturb object-push:3:0.05 --seeds 100000:100050 \\
@@ -16,6 +16,18 @@ happens:
 The per-episode record says how many pushes of each kind it got and whether it succeeded, and
 whether the gripper re-opened after the object was knocked out of it (a re-grasp attempt). The
 summary gives success split by "was the object knocked out of the hand at least once".
+
+It also records how far every episode got through the task, from the simulator state, so failures
+can be told apart without pushes too (`--perturb none`):
+
+- `lifted`: the object rose 3 cm above its resting height at some step (it was grasped: nothing
+  else lifts it);
+- `over_target` (Can and Square): the lifted object came within reach of its goal (Can: 8 cm of
+  the centre of the goal quadrant of the bin, in the table plane; Square: 4 cm of the peg);
+- `success`: the env's own check.
+
+A failure is then `never_lifted` (grasp failed), `lifted_not_over_target` (dropped or lost in
+transport) or `over_target_not_placed` (placing or inserting failed).
 """
 
 from __future__ import annotations
@@ -37,6 +49,9 @@ from lwd.envs.registry import make_suite
 from lwd.provenance import provenance
 
 HELD_DISTANCE_M = 0.03
+LIFT_HEIGHT_M = 0.03
+#: Horizontal distance (m) from the goal within which a lifted object counts as brought over it.
+OVER_TARGET_M = {"can": 0.08, "square": 0.04}
 #: Panda finger joint opening (robot0_gripper_qpos[0] - [1]) below which the fingers are closing on something.
 CLOSED_GAP = 0.07
 
@@ -46,8 +61,8 @@ def _held(info: dict) -> bool:
     return bool(np.linalg.norm(info["eef_pos"] - info["object_pos"]) < HELD_DISTANCE_M and gap < CLOSED_GAP)
 
 
-def rollout(env, actor, seed: int, max_steps: int) -> dict:
-    """One episode; `actor(obs, info)` gives the action. Returns pushes by kind and the outcome."""
+def rollout(env, actor, seed: int, max_steps: int, task: str) -> dict:
+    """One episode; `actor(obs, info)` gives the action. Returns pushes by kind, the phases reached and the outcome."""
     last_info: dict = {}
     pushes: list[dict] = []
     unwrapped = env.unwrapped
@@ -60,7 +75,9 @@ def rollout(env, actor, seed: int, max_steps: int) -> dict:
     unwrapped.push_object = recording_push
     try:
         obs, last_info = env.reset(seed=seed)
+        rest_height = float(last_info["object_pos"][2])
         steps, success, reopened_after_drop, dropped = 0, False, False, False
+        lifted, over_target = False, False
         for steps in range(max_steps):
             action = actor(obs, last_info)
             obs, _, terminated, truncated, info = env.step(action)
@@ -70,11 +87,16 @@ def rollout(env, actor, seed: int, max_steps: int) -> dict:
                 dropped = True
             last_info = info
             success = success or bool(info["success"])
+            raised = float(info["object_pos"][2]) > rest_height + LIFT_HEIGHT_M
+            lifted = lifted or raised
+            if task in OVER_TARGET_M and raised:
+                over_target = over_target or float(np.linalg.norm(info["object_pos"][:2] - info["target_pos"][:2])) < OVER_TARGET_M[task]
             if terminated or truncated:
                 break
     finally:
         unwrapped.push_object = original_push
-    return {"seed": seed, "success": success, "steps": steps + 1,
+    return {"seed": seed, "success": success, "steps": steps + 1, "lifted": lifted,
+            "over_target": over_target if task in OVER_TARGET_M else None,
             "pushes_free": sum(p["kind"] == "free" for p in pushes),
             "pushes_held": sum(p["kind"] == "held" for p in pushes),
             "reopened_after_knocked_out": reopened_after_drop,
@@ -97,7 +119,16 @@ def summarise(episodes: list[dict], early: int) -> dict:
     def rate(rows: list[dict]) -> float | None:
         return float(np.mean([e["success"] for e in rows])) if rows else None
 
+    failed = [e for e in episodes if not e["success"]]
+    phases = {"failures": len(failed),
+              "failures_never_lifted": sum(not e["lifted"] for e in failed)}
+    if episodes and episodes[0]["over_target"] is not None:
+        phases["failures_lifted_not_over_target"] = sum(e["lifted"] and not e["over_target"] for e in failed)
+        phases["failures_over_target_not_placed"] = sum(bool(e["over_target"]) for e in failed)
+    else:
+        phases["failures_lifted"] = sum(e["lifted"] for e in failed)
     return {
+        **phases,
         "success": rate(episodes),
         "episodes": len(episodes),
         "episodes_knocked_out_of_hand": len(knocked),
@@ -117,7 +148,8 @@ def main() -> None:
     p.add_argument("runs", nargs="*", help="trained run directories (LWD or DP); the expert always runs")
     p.add_argument("--task", default="lift", choices=["lift", "can", "square"])
     p.add_argument("--action-horizon", type=int, default=8)
-    p.add_argument("--perturb", default="object-push:3:0.05")
+    p.add_argument("--perturb", default="object-push:3:0.05", help="a perturbation spec, or 'none' for the phase analysis alone")
+    p.add_argument("--no-expert", action="store_true", help="skip the scripted-expert reference rollouts")
     p.add_argument("--seeds", default="100000:100050")
     p.add_argument("--early-steps", type=int, default=40, help="'early' = before this step (Lift's expert needs ~42)")
     p.add_argument("--out", required=True)
@@ -127,13 +159,13 @@ def main() -> None:
     task = suite.tasks[0]
     seeds = parse_seeds(args.seeds)
     results = {}
-    for name in ["expert", *args.runs]:
+    for name in ([] if args.no_expert else ["expert"]) + args.runs:
         env = apply_perturbation(suite.make_env(task), args.perturb)
         reset, actor = make_actor(name, suite, task, args.action_horizon)
         episodes = []
         for seed in tqdm(seeds, desc=name, unit="ep"):
             reset(seed)
-            episodes.append(rollout(env, actor, seed, suite.max_episode_steps))
+            episodes.append(rollout(env, actor, seed, suite.max_episode_steps, args.task))
         env.close()
         results[name] = {"summary": summarise(episodes, args.early_steps), "episodes": episodes}
         print(name, json.dumps(results[name]["summary"]))
