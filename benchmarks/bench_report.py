@@ -35,8 +35,11 @@ STUDIES: dict[str, tuple[str, dict[str, dict[str, str]]]] = {
     # Can and Square ran as parallel `lwd bench` processes over one shared runs/ folder.
     "robomimic-can": ("robomimic/can", {
         "robomimic-can-bench-lwd.json": {"lwd": "lwd (robomimic preset)"},
+        "robomimic-can-bench-lwd-push.json": {"lwd": "lwd (robomimic preset)"},
         "robomimic-can-bench-dp-h8-16.json": {"dp": "dp DDPM-100 (cpu preset)"},
         "robomimic-can-bench-dp-h32.json": {"dp": "dp DDPM-100 (cpu preset)"},
+        "robomimic-can-bench-dp-h32-push.json": {"dp": "dp DDPM-100 (cpu preset)"},
+        "robomimic-can-bench-bc.json": {"bc": "bc (2 obs, same MLP as LWD's)"},
     }),
     "robomimic-square": ("robomimic/square", {
         "robomimic-square-bench-lwd.json": {"lwd": "lwd (robomimic preset)"},
@@ -46,8 +49,15 @@ STUDIES: dict[str, tuple[str, dict[str, dict[str, str]]]] = {
 }
 
 
+#: Perturbations left out of a study's table (their cells stay in the JSON): on Can and Square,
+#: object-push:3:0.05 (Lift's setting) defeats the scripted expert itself (Can: 2 of 50), so it
+#: ranks nothing; those studies use the milder spec their expert calibration picked.
+EXCLUDED_PERTURBATIONS: dict[str, set[str]] = {"robomimic-can": {"object-push:3:0.05"}, "robomimic-square": {"object-push:3:0.05"}}
+
+
 def merged(study: str) -> dict:
     env, sources = STUDIES[study]
+    excluded = EXCLUDED_PERTURBATIONS.get(study, set())
     cells = []
     for name, labels in sources.items():
         path = RESULTS / name
@@ -55,7 +65,7 @@ def merged(study: str) -> dict:
             print(f"(missing {name})")
             continue
         for cell in json.loads(path.read_text())["cells"]:
-            if cell["method"] in labels:
+            if cell["method"] in labels and cell["perturbation"] not in excluded:
                 cells.append({**cell, "method": labels[cell["method"]]})
     return {"env": env, "cells": cells}
 
