@@ -39,10 +39,13 @@ STUDIES: dict[str, tuple[str, dict[str, dict[str, str]]]] = {
         "robomimic-can-bench-dp-h8-16.json": {"dp": "dp DDPM-100 (cpu preset)"},
         "robomimic-can-bench-dp-h32.json": {"dp": "dp DDPM-100 (cpu preset)"},
         "robomimic-can-bench-dp-h32-push.json": {"dp": "dp DDPM-100 (cpu preset)"},
+        "robomimic-can-bench-dp-h8-push.json": {"dp": "dp DDPM-100 (cpu preset)"},
+        "robomimic-can-bench-dp-h16-push.json": {"dp": "dp DDPM-100 (cpu preset)"},
         "robomimic-can-bench-bc.json": {"bc": "bc (2 obs, same MLP as LWD's)"},
     }),
     "robomimic-square": ("robomimic/square", {
         "robomimic-square-bench-lwd.json": {"lwd": "lwd (robomimic preset)"},
+        "robomimic-square-bench-lwd-push.json": {"lwd": "lwd (robomimic preset)"},
         "robomimic-square-bench-dp-h8-16.json": {"dp": "dp DDPM-100 (cpu preset)"},
         "robomimic-square-bench-dp-h32.json": {"dp": "dp DDPM-100 (cpu preset)"},
     }),
