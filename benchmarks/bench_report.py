@@ -45,7 +45,6 @@ STUDIES: dict[str, tuple[str, dict[str, dict[str, str]]]] = {
     }),
     "robomimic-square": ("robomimic/square", {
         "robomimic-square-bench-lwd.json": {"lwd": "lwd (robomimic preset)"},
-        "robomimic-square-bench-lwd-push.json": {"lwd": "lwd (robomimic preset)"},
         "robomimic-square-bench-dp-h8-16.json": {"dp": "dp DDPM-100 (cpu preset)"},
         "robomimic-square-bench-dp-h32.json": {"dp": "dp DDPM-100 (cpu preset)"},
     }),
