@@ -47,6 +47,11 @@ STUDIES: dict[str, tuple[str, dict[str, dict[str, str]]]] = {
         "robomimic-square-bench-lwd.json": {"lwd": "lwd (robomimic preset)"},
         "robomimic-square-bench-dp-h8-16.json": {"dp": "dp DDPM-100 (cpu preset)"},
         "robomimic-square-bench-dp-h32.json": {"dp": "dp DDPM-100 (cpu preset)"},
+        "robomimic-square-bench-lwd-push.json": {"lwd": "lwd (robomimic preset)"},
+        "robomimic-square-bench-dp-h16.json": {"dp": "dp DDPM-100 (cpu preset)"},
+        "robomimic-square-bench-dp-push.json": {"dp": "dp DDPM-100 (cpu preset)"},
+        "robomimic-square-bench-dp-15k.json": {"dp": "dp DDPM-100 (cpu preset, 15k steps)"},  # 3x the preset's training budget
+        "robomimic-square-bench-bc.json": {"bc": "bc (2 obs, same MLP as LWD's)"},
     }),
 }
 
