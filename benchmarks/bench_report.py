@@ -74,6 +74,9 @@ def merged(study: str) -> dict:
         for cell in json.loads(path.read_text())["cells"]:
             if cell["method"] in labels and cell["perturbation"] not in excluded:
                 cells.append({**cell, "method": labels[cell["method"]]})
+    # Grids of one method can arrive in any order (parallel processes); show each method's rows by H.
+    methods = list(dict.fromkeys(c["method"] for c in cells))
+    cells.sort(key=lambda c: (methods.index(c["method"]), c["horizon"] if c["horizon"] is not None else 0))
     return {"env": env, "cells": cells}
 
 
