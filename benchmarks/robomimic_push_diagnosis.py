@@ -9,8 +9,8 @@ same pushes as `lwd eval` / `lwd bench` (same env, same seeded perturbation wrap
 runtime), and every push is classified from the privileged simulator state at the moment it
 happens:
 
-- `held`: the object was within 3 cm of the gripper with the fingers closed on it (a push then
-  knocks it out of the hand);
+- `held`: the fingers were closed on the object, which was within 3 cm of the gripper or lifted
+  3 cm off its rest (a push then knocks it out of the hand, or loosens the grip);
 - `free`: any other push (during the approach, or after a drop).
 
 The per-episode record says how many pushes of each kind it got and whether it succeeded, and
@@ -56,9 +56,16 @@ OVER_TARGET_M = {"can": 0.08, "square": 0.04}
 CLOSED_GAP = 0.07
 
 
-def _held(info: dict) -> bool:
+def _held(info: dict, rest_height: float) -> bool:
+    """Fingers closed on the object: it is near the gripper, or lifted off its rest (nothing else lifts it).
+
+    The lifted test matters on Square: its object position is the nut's centre, about 6 cm from the
+    handle the gripper holds, so nearness alone never fires there.
+    """
     gap = float(info["gripper_qpos"][0] - info["gripper_qpos"][1])
-    return bool(np.linalg.norm(info["eef_pos"] - info["object_pos"]) < HELD_DISTANCE_M and gap < CLOSED_GAP)
+    near = np.linalg.norm(info["eef_pos"] - info["object_pos"]) < HELD_DISTANCE_M
+    raised = float(info["object_pos"][2]) > rest_height + LIFT_HEIGHT_M
+    return bool(gap < CLOSED_GAP and (near or raised))
 
 
 def rollout(env, actor, seed: int, max_steps: int, task: str) -> dict:
@@ -69,7 +76,7 @@ def rollout(env, actor, seed: int, max_steps: int, task: str) -> dict:
     original_push = unwrapped.push_object
 
     def recording_push(rng: np.random.Generator, magnitude: float) -> None:
-        pushes.append({"step": steps, "kind": "held" if _held(last_info) else "free"})
+        pushes.append({"step": steps, "kind": "held" if _held(last_info, rest_height) else "free"})
         original_push(rng, magnitude)
 
     unwrapped.push_object = recording_push
