@@ -29,7 +29,7 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
             "train": {"batch_size": 64, "lr": 1e-3},
         },
         # PushT's settings, not tuned for robomimic; BENCHMARKS.md has the Lift, Can and Square
-        # studies run with them (on Can most LWD failures are missed grasps).
+        # studies run with them (on Can and Square most LWD failures are missed grasps).
         "robomimic": {
             "method": {"horizon": 16, "policy_obs_steps": 2, "condition": "state", "vae_steps": 20000, "prior_steps": 6000},
             "train": {"batch_size": 64, "lr": 1e-3},
