@@ -191,7 +191,9 @@ def plot_grid(grid: dict[str, Any], out: Path) -> None:
                 else:
                     rows.sort(key=lambda c: c["horizon"])
                     xs, ys = [c["horizon"] for c in rows], [c[key] for c in rows]
-                ax.plot(xs, ys, marker="o", color=f"C{i}", ls="-" if j == 0 else "--", label=f"{method} ({perturb})")
+                lone = len(xs) == 1  # a method run at one H only: a large marker drawn on top, so no curve hides it
+                ax.plot(xs, ys, marker="D" if lone else "o", markersize=9 if lone else 6, zorder=3 if lone else 2,
+                        mfc="none" if lone and j else f"C{i}", color=f"C{i}", ls="-" if j == 0 else "--", label=f"{method} ({perturb})")
         ax.set_xscale("log", base=2)
         ax.set_xticks(horizons)
         ax.set_xticklabels([str(h) for h in horizons])
