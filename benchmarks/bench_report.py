@@ -41,6 +41,7 @@ STUDIES: dict[str, tuple[str, dict[str, dict[str, str]]]] = {
         "robomimic-can-bench-dp-h32-push.json": {"dp": "dp DDPM-100 (cpu preset)"},
         "robomimic-can-bench-dp-h8-push.json": {"dp": "dp DDPM-100 (cpu preset)"},
         "robomimic-can-bench-dp-h16-push.json": {"dp": "dp DDPM-100 (cpu preset)"},
+        "robomimic-can-bench-dp-15k.json": {"dp": "dp DDPM-100 (cpu preset, 15k steps)"},  # 3x the preset's training budget
         "robomimic-can-bench-bc.json": {"bc": "bc (2 obs, same MLP as LWD's)"},
     }),
     "robomimic-square": ("robomimic/square", {
