@@ -56,16 +56,20 @@ OVER_TARGET_M = {"can": 0.08, "square": 0.04}
 CLOSED_GAP = 0.07
 
 
+def _raised(info: dict, rest_height: float) -> bool:
+    """The object is lifted off its rest: only the gripper lifts it."""
+    return float(info["object_pos"][2]) > rest_height + LIFT_HEIGHT_M
+
+
 def _held(info: dict, rest_height: float) -> bool:
-    """Fingers closed on the object: it is near the gripper, or lifted off its rest (nothing else lifts it).
+    """Fingers closed on the object: it is near the gripper, or lifted off its rest.
 
     The lifted test matters on Square: its object position is the nut's centre, about 6 cm from the
-    handle the gripper holds, so nearness alone never fires there.
+    handle the gripper holds, so nearness alone misses a held nut.
     """
     gap = float(info["gripper_qpos"][0] - info["gripper_qpos"][1])
     near = np.linalg.norm(info["eef_pos"] - info["object_pos"]) < HELD_DISTANCE_M
-    raised = float(info["object_pos"][2]) > rest_height + LIFT_HEIGHT_M
-    return bool(gap < CLOSED_GAP and (near or raised))
+    return bool(gap < CLOSED_GAP and (near or _raised(info, rest_height)))
 
 
 def rollout(env, actor, seed: int, max_steps: int, task: str) -> dict:
@@ -94,7 +98,7 @@ def rollout(env, actor, seed: int, max_steps: int, task: str) -> dict:
                 dropped = True
             last_info = info
             success = success or bool(info["success"])
-            raised = float(info["object_pos"][2]) > rest_height + LIFT_HEIGHT_M
+            raised = _raised(info, rest_height)
             lifted = lifted or raised
             if task in OVER_TARGET_M and raised:
                 over_target = over_target or float(np.linalg.norm(info["object_pos"][:2] - info["target_pos"][:2])) < OVER_TARGET_M[task]
