@@ -28,7 +28,7 @@ import torch
 
 from lwd.checkpoint import load_model
 from lwd.methods.lwd import LWD
-from lwd.nn.target_mlp import numpy_mlp_forward
+from lwd.methods.lwd.target_mlp import numpy_mlp_forward
 from lwd.provenance import provenance
 
 
@@ -47,7 +47,7 @@ def measure(run: str, rounds: int, steps_per_round: int) -> dict:
         raise SystemExit(f"{run} is not an LWD run")
     rng = np.random.default_rng(0)
     obs = model.normalizer.unnormalize("obs", rng.uniform(-1, 1, model.info.obs_dim).astype(np.float32)).astype(np.float32)
-    policy = model.make_policy(action_horizon=0)  # one generation, then plain steps only
+    policy = model.make_policy(model.runtime_options(action_horizon=0))  # one generation, then plain steps only
     policy.reset(seed=0, task=0 if model.cfg.uses_task else None)
     policy.act(obs)
     layers = policy.policy_weights()

@@ -19,7 +19,7 @@ import numpy as np
 
 from lwd.data import Episodes
 from lwd.demos import collect_demos
-from lwd.envs.registry import make_suite
+from lwd.suites import make_suite
 from lwd.pipeline import evaluate_run, train_run
 from lwd.provenance import provenance
 

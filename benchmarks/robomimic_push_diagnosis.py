@@ -45,7 +45,7 @@ from tqdm import tqdm
 from lwd.checkpoint import load_model
 from lwd.demos import parse_seeds
 from lwd.envs.perturb import apply_perturbation
-from lwd.envs.registry import make_suite
+from lwd.suites import make_suite
 from lwd.provenance import provenance
 
 HELD_DISTANCE_M = 0.03
@@ -119,7 +119,7 @@ def make_actor(name: str, suite, task: str, action_horizon: int) -> tuple[Callab
     if name == "expert":
         expert = suite.make_expert(task)
         return expert.reset, expert.act
-    policy = load_model(name).make_policy(action_horizon=action_horizon)
+    policy = (model := load_model(name)).make_policy(model.runtime_options(action_horizon=action_horizon))
     return policy.reset, lambda obs, info: policy.act(obs)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lwd.config import BCConfig, DataInfo
+from lwd.config import DataInfo
+from lwd.methods.bc import BCConfig
 from lwd.data import MinMaxNormalizer
 from lwd.methods.bc import BC
 
@@ -30,5 +31,5 @@ def test_history_policy_depends_on_the_previous_observation_and_pads_the_first()
 
 
 def test_history_adds_input_flops_only_at_the_first_layer():
-    one, two = _bc(1).cost(), _bc(2).cost()
+    one, two = _bc(1).cost().to_dict(), _bc(2).cost().to_dict()
     assert two["flops_per_step"] - one["flops_per_step"] == 2 * 3 * 16  # 3 more inputs x 16 units, 2 FLOPs per MAC

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from lwd.checkpoint import load_model
-from lwd.config import DataInfo, RunConfig, TrainConfig, to_dict
+from lwd.config import DataInfo, RunConfig, TrainConfig
 from lwd.data import Episodes, MinMaxNormalizer
-from lwd.methods.diffusion_policy import DiffusionPolicy, DPConfig, DPPolicy
+from lwd.methods.dp import DiffusionPolicy, DPConfig, DPPolicy
 from lwd.pipeline import build_method, data_info
 from lwd.train import train
 
@@ -49,7 +49,7 @@ def test_paper_preset_size_and_flops_per_control_step():
     assert (cfg.num_train_timesteps, cfg.num_inference_steps, cfg.sampler) == (100, 100, "ddpm")
     assert (train_cfg.lr, train_cfg.betas, train_cfg.batch_size, train_cfg.warmup_steps) == (1e-4, (0.95, 0.999), 256, 500)
     model = _tiny(cfg, obs_dim=20, action_dim=2)
-    cost = model.cost()
+    cost = model.cost().to_dict()
     print(f"\nDP paper (obs 20, action 2): params {cost['params_total']:,}, FLOPs/denoiser call "
           f"{cost['flops_denoiser_call']:.4g}, per generation {cost['flops_generation']:.4g}, "
           f"per control step {cost['flops_per_step']:.4g}")
@@ -62,7 +62,8 @@ def test_paper_preset_size_and_flops_per_control_step():
 
 
 def test_cost_reports_the_sampler_it_measured():
-    cost = _tiny().cost(action_horizon=2, sampler="ddim", inference_steps=5)
+    model = _tiny()
+    cost = model.cost(model.runtime_options(action_horizon=2, sampler="ddim", inference_steps=5)).to_dict()
     assert (cost["sampler"], cost["inference_steps"], cost["generation_every"]) == ("ddim", 5, 2)
     assert cost["flops_generation"] == 5 * cost["flops_denoiser_call"]
     assert cost["flops_per_step"] == cost["flops_generation"] / 2
@@ -104,7 +105,7 @@ def test_trained_dp_reproduces_both_modes_of_a_bimodal_task(tmp_path):
 def _setup(episodes: Episodes, cfg: DPConfig, train_cfg: TrainConfig) -> tuple[DiffusionPolicy, RunConfig]:
     info = data_info(episodes, "memory")
     model = build_method("dp", cfg, info, MinMaxNormalizer.fit(episodes.data), seed=train_cfg.seed)
-    run = RunConfig("dp", to_dict(cfg), to_dict(train_cfg), {**info.__dict__, "tasks": list(info.tasks)})
+    run = RunConfig("dp", cfg, train_cfg, info)
     return model, run
 
 
@@ -115,7 +116,7 @@ def _run(policy: DPPolicy, obs: np.ndarray, seed: int = 7, task: int | None = No
 
 def test_policy_replans_every_action_horizon_steps_and_executes_the_samples_after_the_last_obs():
     model = _tiny()
-    policy = model.make_policy(action_horizon=3)
+    policy = model.make_policy(model.runtime_options(action_horizon=3))
     policy.reset(seed=5)
     obs = np.random.default_rng(0).uniform(-1, 1, size=(10, 3)).astype(np.float32)
     planned_at, actions = [], []
@@ -166,13 +167,13 @@ def test_checkpoint_round_trip_gives_identical_actions(tmp_path):
 
 def test_action_horizon_longer_than_the_predicted_horizon_is_a_clear_error():
     model = _tiny()  # T=8, To=2: at most Ta=7
-    model.make_policy(action_horizon=7)
+    model.make_policy(model.runtime_options(action_horizon=7))
     with pytest.raises(ValueError, match=r"horizon must be at least To-1\+Ta=9.*horizon=10"):
-        model.make_policy(action_horizon=8)
+        model.make_policy(model.runtime_options(action_horizon=8))
     with pytest.raises(ValueError, match="at least To-1"):
-        model.cost(action_horizon=8)
+        model.cost(model.runtime_options(action_horizon=8))
     with pytest.raises(ValueError, match=">= 1"):
-        model.make_policy(action_horizon=0)
+        model.make_policy(model.runtime_options(action_horizon=0))
 
 
 def test_config_errors_say_what_to_change():
@@ -202,25 +203,24 @@ def test_batched_replanning_matches_each_episode_planned_alone(sampler):
 
     alone = []
     for i in range(3):
-        policy = model.make_policy(action_horizon=4, sampler=sampler)
+        policy = model.make_policy(model.runtime_options(action_horizon=4, sampler=sampler))
         alone.append(_run(policy, obs[i], seed=seeds[i], task=tasks[i]))
 
-    policies = [model.make_policy(action_horizon=4, sampler=sampler) for _ in range(3)]
+    policies = [model.make_policy(model.runtime_options(action_horizon=4, sampler=sampler)) for _ in range(3)]
     for p, s, k in zip(policies, seeds, tasks):
         p.reset(s, k)
-    together: list[list[np.ndarray]] = [[], [], []]
+    assert DPPolicy.batches_acting
+    together = []
     for t in range(9):
-        needing = [p for p, o in zip(policies, obs[:, t]) if p.observe(o)]
-        assert len(needing) == (3 if t % 4 == 0 else 0)
-        DPPolicy.plan_together(needing)
-        for i, p in enumerate(policies):
-            together[i].append(p.next_action())
-    np.testing.assert_allclose(np.stack([np.stack(a) for a in together]), np.stack(alone), rtol=0, atol=1e-4)
+        before = sum(p.generations for p in policies)
+        together.append(DPPolicy.act_batch(policies, obs[:, t]))  # (3, Da)
+        assert sum(p.generations for p in policies) - before == (3 if t % 4 == 0 else 0)
+    np.testing.assert_allclose(np.stack(together, axis=1), np.stack(alone), rtol=0, atol=1e-4)
     assert [p.generations for p in policies] == [3, 3, 3]
 
 
 def test_batched_replanning_refuses_policies_with_different_settings():
     model = _tiny()
-    a, b = model.make_policy(action_horizon=2), model.make_policy(action_horizon=3)
+    a, b = model.make_policy(model.runtime_options(action_horizon=2)), model.make_policy(model.runtime_options(action_horizon=3))
     with pytest.raises(ValueError, match="same runtime settings"):
         DPPolicy.plan_together([a, b])

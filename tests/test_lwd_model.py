@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from lwd.config import DataInfo, LWDConfig, TrainConfig
+from lwd.config import DataInfo, TrainConfig
+from lwd.methods.lwd import LWDConfig
 from lwd.data import MinMaxNormalizer
 from lwd.methods.lwd import LWD
-from lwd.nn.hypernet import ChunkedHypernetwork
-from lwd.nn.target_mlp import TargetMLPSpec, batched_mlp_forward, numpy_mlp_forward
+from lwd.methods.lwd.hypernet import ChunkedHypernetwork
+from lwd.methods.lwd.target_mlp import TargetMLPSpec, batched_mlp_forward, numpy_mlp_forward
 
 from conftest import make_episodes
 
@@ -107,12 +108,12 @@ def test_prior_learns_two_mode_latent_distribution():
 
 def test_policy_regenerates_every_horizon_steps():
     model, _ = small_lwd(horizon=4)
-    policy = model.make_policy(action_horizon=3)
+    policy = model.make_policy(model.runtime_options(action_horizon=3))
     policy.reset(seed=0, task=1)
     for _ in range(10):
         policy.act(np.zeros(5, np.float32))
     assert policy.generations == 4  # steps 0, 3, 6, 9
-    policy = model.make_policy(action_horizon=0)
+    policy = model.make_policy(model.runtime_options(action_horizon=0))
     policy.reset(seed=0, task=1)
     for _ in range(10):
         policy.act(np.zeros(5, np.float32))
@@ -145,7 +146,7 @@ def test_state_conditioned_lwd_trains_and_acts():
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        train(model, episodes, TrainConfig(batch_size=8, checkpoint_every=100), RunConfig("lwd", {}, {}, {}), tmp, progress=False)
+        train(model, episodes, TrainConfig(batch_size=8, checkpoint_every=100), RunConfig("lwd", model.cfg, TrainConfig(batch_size=8, checkpoint_every=100), model.info), tmp, progress=False)
     p = model.make_policy()
     p.reset(0)
     assert p.act(np.zeros(5, np.float32)).shape == (2,)
@@ -153,8 +154,8 @@ def test_state_conditioned_lwd_trains_and_acts():
 
 def test_cost_counts_generation_and_step_flops():
     model, _ = small_lwd()
-    c8 = model.cost(action_horizon=8)
-    c16 = model.cost(action_horizon=16)
+    c8 = model.cost(model.runtime_options(action_horizon=8)).to_dict()
+    c16 = model.cost(model.runtime_options(action_horizon=16)).to_dict()
     assert c8["flops_policy_step"] == 2 * (5 * 32 + 32 * 32 + 32 * 2)
     assert c8["flops_generation"] > 0
     assert c16["flops_per_step"] < c8["flops_per_step"]
@@ -196,7 +197,7 @@ def test_history_policy_acts_on_the_same_stacked_inputs_at_run_time_as_in_traini
 
     model, episodes = small_lwd(policy_obs_steps=2, condition="task")
     assert model.target.obs_dim == 10
-    policy = model.make_policy(action_horizon=0)  # one policy for the whole episode
+    policy = model.make_policy(model.runtime_options(action_horizon=0))  # one policy for the whole episode
     policy.reset(seed=3, task=1)
     obs = episodes.data["obs"][:6]
     actions = np.stack([policy.act(o) for o in obs])  # (6, Da)
@@ -215,7 +216,7 @@ def test_history_policy_acts_on_the_same_stacked_inputs_at_run_time_as_in_traini
 def test_folding_the_normalisers_into_the_mlp_gives_the_same_actions_as_normalising_around_it():
     """fold_affine: MLP(raw obs) with folded layers == unnormalize(MLP(normalize(obs))), constant dims included."""
     from lwd.data.normalize import MinMaxNormalizer
-    from lwd.nn.target_mlp import fold_affine
+    from lwd.methods.lwd.target_mlp import fold_affine
 
     rng = np.random.default_rng(0)
     spec = TargetMLPSpec(obs_dim=6, action_dim=3, hidden=(16, 16))

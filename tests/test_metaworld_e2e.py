@@ -121,15 +121,15 @@ def test_periodic_evaluation_during_training_is_logged(reach_demos, tmp_path):
 
 
 def test_bench_reuses_a_cached_run_only_with_identical_settings(reach_demos, tmp_path):
-    from lwd.bench import _check_reuse
+    from lwd.bench import check_reuse
 
     run = tmp_path / "run"
     assert main(["train", "bc", "--data", str(reach_demos), "--out", str(run), "--set", "steps=5", "--seed", "3"]) == 0
-    _check_reuse(run, "bc", "default", ["steps=5"], seed=3)
+    check_reuse(run, "bc", "default", ["steps=5"], seed=3)
     with pytest.raises(ValueError, match="other settings"):
-        _check_reuse(run, "bc", "default", ["steps=6"], seed=3)
+        check_reuse(run, "bc", "default", ["steps=6"], seed=3)
     with pytest.raises(ValueError, match="other settings"):
-        _check_reuse(run, "bc", "default", ["steps=5"], seed=4)
+        check_reuse(run, "bc", "default", ["steps=5"], seed=4)
 
 
 def test_info_counts_an_untrained_preset(capsys):

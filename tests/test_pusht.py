@@ -18,6 +18,7 @@ from lwd.envs.pusht import (  # noqa: E402
     keypoint_obs,
 )
 from lwd.experts.pusht import PushTExpert  # noqa: E402
+from lwd.methods import Cost, Policy, RuntimeOptions  # noqa: E402
 
 
 def _rollout(env: PushTEnv, seed: int, steps: int = 20) -> tuple[list[np.ndarray], list[dict]]:
@@ -194,7 +195,7 @@ def test_expert_salt_changes_the_demonstration_but_not_its_success():
     assert len(actions_a) != len(actions_b) or not np.allclose(actions_a[:n], actions_b[:n])
 
 
-class _RandomPushPolicy:
+class _RandomPushPolicy(Policy):
     """Random targets drawn from the episode seed: moves the block, so scores change over an episode."""
 
     def reset(self, seed: int, task: int | None = None) -> None:
@@ -205,6 +206,8 @@ class _RandomPushPolicy:
 
 
 class _RandomPushMethod:
+    """Just enough of the Method contract for `evaluate` (it is never trained or registered)."""
+
     name = "random-push"
 
     def __init__(self) -> None:
@@ -212,16 +215,19 @@ class _RandomPushMethod:
 
         self.info = DataInfo(obs_dim=20, action_dim=2, suite="pusht")
 
-    def make_policy(self, **_: object) -> _RandomPushPolicy:
+    def runtime_options(self) -> RuntimeOptions:
+        return RuntimeOptions()
+
+    def make_policy(self, runtime: RuntimeOptions) -> _RandomPushPolicy:
         return _RandomPushPolicy()
 
-    def cost(self, **_: object) -> dict:
-        return {"params_total": 0, "params_per_step": 0, "flops_per_step": 0.0}
+    def cost(self, runtime: RuntimeOptions) -> Cost:
+        return Cost(params_total=0, params_per_step=0, flops_policy_step=0)
 
 
 def test_evaluation_reports_the_max_and_the_final_score_of_each_episode():
     """Both per-episode scores match a replay of the same policy in a plain env."""
-    from lwd.envs.registry import make_suite
+    from lwd.suites import make_suite
     from lwd.evaluate import evaluate
 
     suite = make_suite("pusht")
@@ -242,3 +248,13 @@ def test_evaluation_reports_the_max_and_the_final_score_of_each_episode():
         assert episode["final_score"] == pytest.approx(scores[-1])
     assert result["mean_final_score"] == pytest.approx(np.mean([e["final_score"] for e in result["episodes"]]))
     assert any(e["final_score"] < e["max_score"] for e in result["episodes"])  # random pushes undo progress
+
+
+def test_the_expert_mirrors_the_env_task_geometry():
+    """The expert keeps its own copy of gym-pusht's goal, arena and success threshold (it does not
+    import lwd.envs); they must agree with the env's."""
+    from lwd.envs import pusht as env_side
+    from lwd.experts import pusht as expert_side
+
+    np.testing.assert_array_equal(expert_side.GOAL_POSE, env_side.GOAL_POSE)
+    assert (expert_side.ARENA_SIZE, expert_side.SUCCESS_COVERAGE) == (env_side.ARENA_SIZE, env_side.SUCCESS_COVERAGE)

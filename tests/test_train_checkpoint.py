@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -11,7 +12,9 @@ import torch
 from lwd.checkpoint import CheckpointError, load_model
 from lwd.config import TrainConfig
 from lwd.pipeline import build_method, data_info
-from lwd.config import BCConfig, LWDConfig, RunConfig, to_dict
+from lwd.config import RunConfig
+from lwd.methods.bc import BCConfig
+from lwd.methods.lwd import LWDConfig
 from lwd.data import MinMaxNormalizer
 from lwd.train import TrainingInterrupted, train
 
@@ -27,7 +30,7 @@ def _setup(method: str = "lwd", cfg=TINY_LWD, train_cfg=TRAIN):
     episodes = make_episodes()
     info = data_info(episodes, "memory")
     model = build_method(method, cfg, info, MinMaxNormalizer.fit(episodes.data), seed=train_cfg.seed)
-    run = RunConfig(method, to_dict(cfg), to_dict(train_cfg), {**info.__dict__, "tasks": list(info.tasks)})
+    run = RunConfig(method, cfg, train_cfg, info)
     return model, episodes, run
 
 
@@ -72,7 +75,7 @@ def test_resume_refuses_changed_settings(tmp_path):
     model, episodes, run = _setup()
     with pytest.raises(TrainingInterrupted):
         train(model, episodes, TRAIN, run, tmp_path, progress=False, stop_after_steps=10)
-    changed = RunConfig(run.method, {**run.method_config, "kl_weight": 0.5}, run.train, run.data)
+    changed = dataclasses.replace(run, method_config=dataclasses.replace(run.method_config, kl_weight=0.5))
     with pytest.raises(CheckpointError, match="settings differ"):
         train(model, episodes, TRAIN, changed, tmp_path, resume=True, progress=False)
 

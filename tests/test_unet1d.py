@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from lwd.nn.unet1d import (
+from lwd.methods.dp.unet1d import (
     ConditionalResidualBlock1D,
     ConditionalUnet1D,
     min_horizon_multiple,

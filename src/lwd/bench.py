@@ -1,12 +1,11 @@
 """`lwd bench`: methods x action horizons x perturbations on one benchmark, side by side.
 
 Every cell uses the same demonstrations, the same training seed and the same test episodes
-(task, seed), so differences come from the methods. Meaning of the horizon H per method:
-- lwd: regenerate the policy every H steps (one trained model; H is a runtime setting);
-- dp / dp-ddim: execute H actions open-loop between replans (n_action_steps = H); the
-  prediction horizon is at least To-1+H, rounded up as the U-Net requires, so a model is trained
-  per distinct prediction horizon. dp-ddim evaluates the DDPM-trained model with the DDIM sampler;
-- bc: acts every step, H does not apply (evaluated once, drawn as a flat line).
+(task, seed), so differences come from the methods. What the action horizon H means is each
+method's own business (`Method.bench_cell`): LWD regenerates its policy every H steps (one trained
+model); Diffusion Policy executes H actions between replans (one model per prediction horizon it
+needs; `dp-ddim` evaluates it with DDIM); BC acts every step, so H does not apply (evaluated once,
+drawn as a flat line). A method is named as `NAME` or `NAME-VARIANT` (see `bench_variants`).
 Writes grid.json (every figure + provenance), grid.md (a table) and two plots.
 """
 
@@ -14,19 +13,74 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lwd.data import Episodes
+from lwd.methods.base import RuntimeOptions, get_method, method_names
 from lwd.provenance import provenance
 
-KNOWN = ("lwd", "dp", "dp-ddim", "bc")
+
+@dataclass(frozen=True)
+class CellPlan:
+    """One bench cell: which run to train (or reuse) and how to evaluate it."""
+
+    label: str
+    """The method as the bench names it, e.g. "dp-ddim"."""
+    method: str
+    horizon: int | None
+    """None when the method's behaviour does not depend on H."""
+    perturbation: str
+    preset: str
+    overrides: tuple[str, ...]
+    run_name: str
+    runtime: RuntimeOptions
 
 
-def dp_prediction_horizon(action_horizon: int, obs_steps: int, base_horizon: int, down_dims: tuple[int, ...]) -> int:
-    from lwd.nn.unet1d import round_up_horizon
+def split_label(label: str) -> tuple[str, str]:
+    """"dp-ddim" -> ("dp", "ddim"); "lwd" -> ("lwd", "")."""
+    name, _, variant = label.partition("-")
+    return name, variant
 
-    return round_up_horizon(max(base_horizon, obs_steps - 1 + action_horizon), down_dims)
+
+def bench_labels() -> list[str]:
+    """Every method name `lwd bench` accepts, variants included."""
+    labels = []
+    for name in method_names():
+        labels += [f"{name}-{v}" if v else name for v in get_method(name).bench_variants]
+    return labels
+
+
+def plan_cells(methods: list[str], horizons: list[int], perturbations: list[str], presets: dict[str, str],
+               overrides: dict[str, list[str]], seed: int, ddim_steps: int) -> list[CellPlan]:
+    """The cells of a bench in run order (method, then perturbation, then H), each mapped by its
+    method onto a training run and run-time options. Presets and overrides are keyed by method name."""
+    from lwd.pipeline import build_configs
+
+    if not horizons or any(h <= 0 for h in horizons):
+        raise ValueError("--horizons needs positive integers, e.g. 8,16,32")
+    known = bench_labels()
+    unknown = [m for m in methods if m not in known]
+    if unknown:
+        raise ValueError(f"unknown bench method(s) {unknown}; known: {', '.join(known)}")
+    cells = []
+    for label in methods:
+        name, variant = split_label(label)
+        cls = get_method(name)
+        preset = presets.get(name, "default")
+        base_overrides = tuple(overrides.get(name, []))
+        cfg, _ = build_configs(name, preset, base_overrides)
+        for perturb in perturbations:
+            for horizon in horizons:
+                cell = cls.bench_cell(variant, horizon, cfg, ddim_steps)
+                if cell is None:  # H does not apply: one cell, evaluated as trained
+                    cells.append(CellPlan(label, name, None, perturb, preset, base_overrides, f"{name}--s{seed}",
+                                          cls.runtime_options()))
+                    break
+                cells.append(CellPlan(label, name, horizon, perturb, preset, base_overrides + cell.overrides,
+                                      f"{name}-{cell.run_tag}-s{seed}", cell.runtime))
+    return cells
 
 
 def run_bench(
@@ -47,92 +101,76 @@ def run_bench(
     batch_plans: bool = False,
     vector: str | None = None,
 ) -> dict[str, Any]:
-    from lwd.pipeline import build_configs, evaluate_run, train_run
-
-    unknown = [m for m in methods if m not in KNOWN]
-    if unknown:
-        raise ValueError(f"unknown bench method(s) {unknown}; known: {', '.join(KNOWN)}")
-    if not horizons or any(h <= 0 for h in horizons):
-        raise ValueError("--horizons needs positive integers, e.g. 8,16,32")
+    cells = plan_cells(methods, horizons, perturbations, presets, overrides, seed, ddim_steps)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     Episodes.load(data)  # fail early on a bad dataset
-    cells: list[dict[str, Any]] = []
+    done: list[dict[str, Any]] = []
     started = time.perf_counter()
-
-    def trained(method: str, extra: list[str], tag: str) -> Path:
-        run_dir = out / "runs" / f"{method}-{tag}-s{seed}"
-        if (run_dir / "model.safetensors").exists():
-            _check_reuse(run_dir, method, presets.get(method, "default"), [*overrides.get(method, []), *extra], seed)
-        else:
-            train_run(method, data, run_dir, preset=presets.get(method, "default"), overrides=[*overrides.get(method, []), *extra],
-                      seed=seed, resume=(run_dir / "train_state").exists(), progress=progress)
-        return run_dir
-
-    for method in methods:
-        base = "dp" if method.startswith("dp") else method
-        for perturb in perturbations:
-            method_horizons = [None] if method == "bc" else horizons
-            for horizon in method_horizons:
-                if base == "dp":
-                    cfg, _ = build_configs("dp", presets.get("dp", "default"), overrides.get("dp", []))
-                    pred = dp_prediction_horizon(horizon, cfg.obs_steps, cfg.horizon, tuple(cfg.down_dims))
-                    run_dir = trained("dp", [f"horizon={pred}"], f"T{pred}")
-                    kwargs = {"action_horizon": horizon}
-                    if method == "dp-ddim":
-                        kwargs.update(sampler="ddim", inference_steps=ddim_steps)
-                elif method == "lwd":
-                    run_dir = trained("lwd", [], "")
-                    kwargs = {"action_horizon": horizon}
-                else:
-                    run_dir = trained("bc", [], "")
-                    kwargs = {}
-                t0 = time.perf_counter()
-                result = evaluate_run(run_dir, env=env, episodes=episodes, n_envs=n_envs, perturb=perturb if perturb != "none" else None,
-                                      vector=vector or ("async" if n_envs > 1 else "sync"), progress=progress,
-                                      batch_plans=batch_plans, **kwargs)
-                cell = {
-                    "method": method, "horizon": horizon, "perturbation": perturb, "run_dir": str(run_dir),
-                    "mean_success": result["mean_success"], "per_task": result["per_task"], "cost": result["cost"],
-                    "episodes": result["episodes"], "seconds": round(time.perf_counter() - t0, 1),
-                }
-                if latency_steps > 0:  # wall clock per control step, one CPU thread, same runtime settings
-                    from lwd.checkpoint import load_model
-                    from lwd.latency import measure_latency
-
-                    cell["cost"].update(measure_latency(load_model(run_dir), steps=latency_steps, **kwargs))
-                for key in ("mean_score", "mean_final_score"):  # benchmark-specific extra metrics, when the evaluator reports them
-                    if key in result:
-                        cell[key] = result[key]
-                cells.append(cell)
-                grid = {"env": env, "data": str(data), "seed": seed, "episodes_per_task": episodes, "n_envs": n_envs, "batch_plans": batch_plans, "cells": cells,
-                        "seconds": round(time.perf_counter() - started, 1), "provenance": provenance()}
-                (out / "grid.json").write_text(json.dumps(grid, indent=2))
-                if progress:
-                    print(f"{method} H={horizon} perturb={perturb}: success {result['mean_success']:.3f}", flush=True)
+    grid: dict[str, Any] = {}
+    for plan in cells:
+        run_dir = trained_run(plan, data, out / "runs", seed, progress)
+        done.append(run_cell(plan, run_dir, env, episodes, n_envs, vector, progress, latency_steps, batch_plans))
+        grid = {"env": env, "data": str(data), "seed": seed, "episodes_per_task": episodes, "n_envs": n_envs, "batch_plans": batch_plans,
+                "cells": done, "seconds": round(time.perf_counter() - started, 1), "provenance": provenance()}
+        (out / "grid.json").write_text(json.dumps(grid, indent=2))
+        if progress:
+            print(f"{plan.label} H={plan.horizon} perturb={plan.perturbation}: success {done[-1]['mean_success']:.3f}", flush=True)
     (out / "grid.md").write_text(markdown_table(grid))
     plot_grid(grid, out)
     return grid
 
 
-def _check_reuse(run_dir: Path, method: str, preset: str, overrides: list[str], seed: int) -> None:
-    """A cached run is reused only if it was trained with exactly the settings this bench asks for."""
-    from dataclasses import asdict
+def trained_run(plan: CellPlan, data: str | Path, runs: Path, seed: int, progress: bool) -> Path:
+    """The run directory of a cell: reused when it holds a run trained with exactly these settings,
+    resumed when interrupted, trained otherwise."""
+    from lwd.pipeline import train_run
 
+    run_dir = runs / plan.run_name
+    if (run_dir / "model.safetensors").exists():
+        check_reuse(run_dir, plan.method, plan.preset, list(plan.overrides), seed)
+    else:
+        train_run(plan.method, data, run_dir, preset=plan.preset, overrides=list(plan.overrides), seed=seed,
+                  resume=(run_dir / "train_state").exists(), progress=progress)
+    return run_dir
+
+
+def run_cell(plan: CellPlan, run_dir: Path, env: str, episodes: int, n_envs: int, vector: str | None, progress: bool,
+             latency_steps: int, batch_plans: bool) -> dict[str, Any]:
+    """Evaluate one cell; its figures as grid.json stores them."""
+    from lwd.pipeline import evaluate_run
+
+    t0 = time.perf_counter()
+    result = evaluate_run(run_dir, env=env, episodes=episodes, n_envs=n_envs, perturb=plan.perturbation if plan.perturbation != "none" else None,
+                          vector=vector or ("async" if n_envs > 1 else "sync"), progress=progress,
+                          batch_plans=batch_plans, **plan.runtime.given())
+    cell = {
+        "method": plan.label, "horizon": plan.horizon, "perturbation": plan.perturbation, "run_dir": str(run_dir),
+        "mean_success": result["mean_success"], "per_task": result["per_task"], "cost": result["cost"],
+        "episodes": result["episodes"], "seconds": round(time.perf_counter() - t0, 1),
+    }
+    if latency_steps > 0:  # wall clock per control step, one CPU thread, same runtime settings
+        from lwd.checkpoint import load_model
+        from lwd.latency import measure_latency
+
+        cell["cost"].update(measure_latency(load_model(run_dir), plan.runtime, steps=latency_steps))
+    for key in ("mean_score", "mean_final_score"):  # benchmark-specific extra metrics, when the evaluator reports them
+        if key in result:
+            cell[key] = result[key]
+    return cell
+
+
+def check_reuse(run_dir: Path, method: str, preset: str, overrides: list[str], seed: int) -> None:
+    """A cached run is reused only if it was trained with exactly the settings this bench asks for.
+
+    Compared as typed configs, so settings added to lwd after the run was trained compare at their
+    defaults (which is how the run's model loads and behaves) instead of as a mismatch."""
     from lwd.checkpoint import read_run_config
     from lwd.pipeline import build_configs
 
-    from lwd.config import TrainConfig, from_dict
-    from lwd.methods import config_class
-
     cfg, train_cfg = build_configs(method, preset, overrides, seed=seed)
     run = read_run_config(run_dir)
-    # Through the config classes, so settings added to lwd after the run was trained compare at
-    # their defaults (which is how the run's model loads and behaves) instead of as a mismatch.
-    stored = (from_dict(config_class(run.method), run.method_config), from_dict(TrainConfig, run.train))
-    want = (json.loads(json.dumps(asdict(cfg))), json.loads(json.dumps(asdict(train_cfg))))
-    have = (json.loads(json.dumps(asdict(stored[0]))), json.loads(json.dumps(asdict(stored[1]))))
-    if run.method != method or want != have:
+    if run.method != method or run.method_config != cfg or run.train != train_cfg:
         raise ValueError(f"{run_dir} was trained with other settings than this bench asks for; remove it or use another --out")
 
 

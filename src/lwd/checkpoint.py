@@ -23,9 +23,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from lwd.config import DataInfo, RunConfig, from_dict
+from lwd.config import RunConfig
 from lwd.data import MinMaxNormalizer
-from lwd.methods.base import Method
+from lwd.methods.base import Method, build_method, get_method
 
 
 class CheckpointError(ValueError):
@@ -77,31 +77,24 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ methods
-def build_method(run: RunConfig, normalizer: MinMaxNormalizer) -> Method:
-    """A fresh (untrained) method from its RunConfig."""
-    from lwd import methods
-
-    if run.method not in methods.METHODS:
-        raise CheckpointError(f"unknown method {run.method!r} in config.json (known: {', '.join(methods.METHODS)})")
-    info_dict = dict(run.data)
-    info_dict["tasks"] = tuple(info_dict.get("tasks", ()))
-    info = from_dict(DataInfo, info_dict)
-    return methods.build(run.method, from_dict(methods.config_class(run.method), run.method_config), info, normalizer)
-
-
 def save_model(out_dir: Path, method: Method, run: RunConfig) -> None:
     out_dir = Path(out_dir)
     save_tensors(method.normalizer.state_dict(), out_dir / "normalizer.safetensors")
     save_tensors(method.state_dict(), out_dir / "model.safetensors", metadata={"method": run.method})
-    atomic_write_json(out_dir / "config.json", run.__dict__)
+    atomic_write_json(out_dir / "config.json", run.to_json())
 
 
-def read_run_config(ckpt_dir: Path) -> RunConfig:
-    raw = read_json(Path(ckpt_dir) / "config.json")
+def parse_run_config(raw: Any, where: str | Path) -> RunConfig:
+    """A RunConfig from its JSON form; every problem (unknown method, bad values) is a CheckpointError."""
     try:
-        return RunConfig(**raw)
-    except TypeError as err:
-        raise CheckpointError(f"{ckpt_dir}/config.json does not describe a run ({err})") from err
+        return RunConfig.from_json(raw, lambda name: get_method(name).config_class)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{where} does not describe a valid run: {err}") from err
+
+
+def read_run_config(ckpt_dir: str | Path) -> RunConfig:
+    path = Path(ckpt_dir) / "config.json"
+    return parse_run_config(read_json(path), path)
 
 
 def load_model(ckpt_dir: str | Path) -> Method:
@@ -112,7 +105,7 @@ def load_model(ckpt_dir: str | Path) -> Method:
     run = read_run_config(ckpt_dir)
     normalizer = MinMaxNormalizer.from_state_dict(load_tensors(ckpt_dir / "normalizer.safetensors"))
     try:
-        method = build_method(run, normalizer)
+        method = build_method(run.method, run.method_config, run.data, normalizer)
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{ckpt_dir}/config.json is inconsistent: {err}") from err
     load_state(method, load_tensors(ckpt_dir / "model.safetensors"), ckpt_dir / "model.safetensors")

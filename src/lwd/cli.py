@@ -35,7 +35,7 @@ def _horizon(value: str) -> int:
 
 def cmd_demos(args: argparse.Namespace) -> None:
     from lwd.demos import collect_demos
-    from lwd.envs.registry import make_suite
+    from lwd.suites import make_suite
 
     suite = make_suite(args.env)
     t0 = time.perf_counter()
@@ -96,7 +96,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     train_run(args.method, args.data, args.out, args.preset, args.set or [], args.train_set or [], args.seed,
               args.resume, eval_every=args.eval_every, eval_episodes=args.eval_episodes)
     print(f"trained {args.method} in {time.perf_counter() - t0:.1f} s -> {args.out}")
-    _print_info(Path(args.out))
+    from lwd.pipeline import run_info
+
+    _print_rows(run_info(args.out))
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -104,9 +106,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from lwd.pipeline import evaluate_run
     from lwd.provenance import provenance
 
-    result = evaluate_run(args.run, args.env, args.episodes, args.action_horizon, args.n_envs, args.vector, args.perturb,
-                          args.sampler, args.inference_steps, args.seed_start, args.tasks.split(",") if args.tasks else None,
-                          batch_plans=args.batch_plans)
+    result = evaluate_run(args.run, args.env, args.episodes, args.n_envs, args.vector, args.perturb, args.seed_start,
+                          args.tasks.split(",") if args.tasks else None, batch_plans=args.batch_plans, **_runtime(args))
     result["provenance"] = provenance()
     print(format_table(result))
     print(f"evaluated in {result['seconds']:.1f} s")
@@ -118,68 +119,38 @@ def cmd_eval(args: argparse.Namespace) -> None:
         print(f"wrote {out} and {out.with_suffix('.png')}")
 
 
-def _print_info(run_dir: Path, latency_steps: int = 0, **runtime: Any) -> None:
+def _runtime(args: argparse.Namespace) -> dict[str, Any]:
+    """The run-time options given on the command line (the method refuses ones it does not take)."""
+    return {key: getattr(args, key) for key in ("action_horizon", "sampler", "inference_steps")
+            if getattr(args, key, None) is not None}
+
+
+def _print_rows(info: dict[str, Any]) -> None:
     from tabulate import tabulate
 
-    from lwd.checkpoint import load_model, read_run_config
-
-    model = load_model(run_dir)
-    run = read_run_config(run_dir)
-    cost = model.cost(**runtime)
-    if latency_steps > 0:
-        from lwd.latency import measure_latency
-
-        cost.update(measure_latency(model, steps=latency_steps, **runtime))
-    rows = [["method", run.method], ["preset", run.preset or "-"], ["trained on", run.data.get("dataset", "")],
-            ["suite", run.data.get("suite", "")], ["obs / action dims", f"{run.data['obs_dim']} / {run.data['action_dim']}"]]
-    rows += [[k, _fmt(v)] for k, v in cost.items()]
-    print(tabulate(rows, tablefmt="simple"))
+    print(tabulate([[k, _fmt(v)] for k, v in info.items()], tablefmt="simple"))
 
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float) and abs(value) < 1000:
         return f"{value:.1f}"
-    return f"{value:,.0f}" if isinstance(value, (int, float)) else str(value)
+    return f"{value:,.0f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 
 def cmd_info(args: argparse.Namespace) -> None:
     from lwd.checkpoint import read_run_config
+    from lwd.pipeline import preset_info, run_info
 
-    runtime = {"action_horizon": args.action_horizon} if args.action_horizon is not None else {}
     if args.preset_only:
-        _print_preset_cost(args.run, args.dims, args.latency_steps, **runtime)
+        method, _, preset = args.run.partition(":")
+        parts = [int(x) for x in args.dims.split(",")]
+        if len(parts) not in (2, 3):
+            raise ValueError("--dims takes OBS_DIM,ACTION_DIM[,NUM_TASKS], e.g. 20,2")
+        _print_rows(preset_info(method, preset or "default", *parts, latency_steps=args.latency_steps, **_runtime(args)))
         return
-    _print_info(Path(args.run), latency_steps=args.latency_steps, **runtime)
+    _print_rows(run_info(args.run, latency_steps=args.latency_steps, **_runtime(args)))
     if args.config:
-        print(json.dumps(read_run_config(args.run).__dict__, indent=2))
-
-
-def _print_preset_cost(spec: str, dims: str, latency_steps: int, **runtime: Any) -> None:
-    """Cost of an untrained model built from a preset: FLOPs and params need no training."""
-    import numpy as np
-    from tabulate import tabulate
-
-    from lwd.config import DataInfo
-    from lwd.data import MinMaxNormalizer
-    from lwd.pipeline import build_configs, build_method
-
-    method, _, preset = spec.partition(":")
-    parts = [int(x) for x in dims.split(",")]
-    if len(parts) not in (2, 3):
-        raise ValueError("--dims takes OBS_DIM,ACTION_DIM[,NUM_TASKS], e.g. 20,2")
-    obs_dim, action_dim = parts[:2]
-    tasks = tuple(f"task{i}" for i in range(parts[2])) if len(parts) == 3 else ()
-    cfg, _ = build_configs(method, preset or "default")
-    normalizer = MinMaxNormalizer.fit({"obs": np.stack([-np.ones(obs_dim), np.ones(obs_dim)]).astype(np.float32),
-                                       "action": np.stack([-np.ones(action_dim), np.ones(action_dim)]).astype(np.float32)})
-    model = build_method(method, cfg, DataInfo(obs_dim, action_dim, tasks), normalizer, seed=0)
-    cost = model.cost(**runtime)
-    if latency_steps > 0:
-        from lwd.latency import measure_latency
-
-        cost.update(measure_latency(model, steps=latency_steps, **runtime))
-    rows = [["method", method], ["preset", preset or "default"], ["obs / action dims", f"{obs_dim} / {action_dim}"], ["trained", "no (cost only)"]]
-    print(tabulate(rows + [[k, _fmt(v)] for k, v in cost.items()], tablefmt="simple"))
+        print(json.dumps(read_run_config(args.run).to_json(), indent=2))
 
 
 def cmd_quickstart(args: argparse.Namespace) -> None:
@@ -216,6 +187,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from lwd.bench import bench_labels
+    from lwd.methods import method_names
+
     p = argparse.ArgumentParser(prog="lwd", description="Latent Weight Diffusion: generate the weights of small closed-loop policies.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -253,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.set_defaults(func=cmd_export)
 
     t = sub.add_parser("train", help="train a method on a dataset")
-    t.add_argument("method", choices=["lwd", "bc", "dp"])
+    t.add_argument("method", choices=method_names())
     t.add_argument("--data", required=True, help="episode store written by `lwd demos` (or an imported dataset)")
     t.add_argument("--out", required=True, help="run directory to create")
     t.add_argument("--preset", default="default", help="named settings, see lwd/presets.py (e.g. mt10-quick, mt10)")
@@ -286,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("env", help="suite name, e.g. pusht, robomimic/lift or metaworld/mt10")
     b.add_argument("--data", required=True, help="episode store all methods train on")
     b.add_argument("--out", required=True, help="folder for runs/, grid.json, grid.md and plots")
-    b.add_argument("--methods", default="lwd,dp", help="comma-separated: lwd, dp, dp-ddim, bc")
+    b.add_argument("--methods", default="lwd,dp", help=f"comma-separated: {', '.join(bench_labels())}")
     b.add_argument("--horizons", default="8,16,32", help="action horizons H")
     b.add_argument("--perturb", default="none", help="comma-separated perturbations, e.g. none,action-noise:0.1")
     b.add_argument("--episodes", type=int, default=50, help="episodes per task per cell")

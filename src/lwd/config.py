@@ -1,42 +1,107 @@
-"""Typed configs: validated at construction, saved as JSON next to every checkpoint.
+"""Shared configs and the one way to read them: typed dataclasses, checked where they are parsed.
 
-Each config is a plain dataclass. `from_dict` refuses unknown keys (so a typo in a preset or a
-hand-edited config.json is an error, not a silently ignored setting) and `__post_init__` checks
-values with messages that say what to change.
+Each config is a frozen dataclass. `from_dict` refuses unknown keys (a typo in a preset or a
+hand-edited config.json is an error, not a silently ignored setting) and checks every value
+against its field's type (`horizon="abc"` or `horizon=8.5` is refused with a message naming the
+field), then `__post_init__` checks the values themselves. A method's own config lives in its
+folder (`lwd/methods/<name>/config.py`); the ones here are shared by every method.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields
-from typing import Any, TypeVar
+import json
+import types
+import typing
+from dataclasses import dataclass, fields
+from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
 
 
+def is_multitask(tasks: tuple[str, ...] | list[str]) -> bool:
+    """The one rule for "does this data/benchmark have several tasks": more than one task name.
+
+    Models give a task input (one-hot or embedding) only to multitask data; single-task data may
+    still name its one task (e.g. ``("pusht",)``)."""
+    return len(tasks) > 1
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)
+    """A config as plain JSON values (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """`value` as type `tp` (int, float, str, bool, tuples of those, X | None), or a ValueError."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, where)
+            except ValueError as err:
+                errors.append(str(err))
+        raise ValueError(errors[0] if errors else f"{where} got {value!r}")
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{where} must be a list of values, e.g. [128, 128]; got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], where) for v in value)
+        if len(value) != len(args):
+            raise ValueError(f"{where} must hold {len(args)} values, got {len(value)}: {value!r}")
+        return tuple(_coerce(v, a, where) for v, a in zip(value, args))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f"{where} must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ValueError(f"{where} must be an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
+        raise ValueError(f"{where} must be a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ValueError(f"{where} must be a string, got {value!r}")
+    return value  # other annotations (nested configs) are checked by their own from_dict
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    """Resolved annotations of a dataclass (the classes use `from __future__ import annotations`)."""
+    return typing.get_type_hints(cls)
 
 
 def from_dict(cls: type[T], data: dict[str, Any]) -> T:
-    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(known))
+    """Build config `cls` from JSON-like values, refusing unknown keys and values of the wrong type."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__} must be a JSON object of settings, got {data!r}")
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"unknown {cls.__name__} keys: {unknown}; known keys: {sorted(known)}")
-    # JSON has no tuples: turn lists back into tuples where the field's default is one.
-    kwargs = {
-        name: tuple(value) if isinstance(value, list) and isinstance(known[name].default, tuple) else value
-        for name, value in data.items()
-    }
+    types_ = field_types(cls)
+    kwargs = {name: _coerce(value, types_[name], f"{cls.__name__}.{name}") for name, value in data.items()}
     return cls(**kwargs)  # type: ignore[call-arg]
 
 
-def apply_overrides(cfg: T, overrides: list[str]) -> T:
-    """`key=value` strings (from `--set`) -> a new config; values parsed as JSON where possible."""
-    import json
-
+def parse_overrides(cls: type, overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """`key=value` strings (from `--set`) -> {key: value}; values parsed as JSON where possible."""
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     changes: dict[str, Any] = {}
-    names = {f.name for f in fields(cfg)}  # type: ignore[arg-type]
     for item in overrides:
         if "=" not in item:
             raise ValueError(f"override {item!r} must look like key=value")
@@ -44,16 +109,19 @@ def apply_overrides(cfg: T, overrides: list[str]) -> T:
         if key not in names:
             raise ValueError(f"unknown setting {key!r}; known: {sorted(names)}")
         try:
-            value = json.loads(raw)
+            changes[key] = json.loads(raw)
         except json.JSONDecodeError:
-            value = raw
-        if isinstance(value, list):
-            value = tuple(value)
-        changes[key] = value
-    return dataclasses.replace(cfg, **changes)  # type: ignore[type-var]
+            changes[key] = raw
+    return changes
 
 
-def _positive(cls_name: str, **values: float) -> None:
+def apply_overrides(cfg: T, overrides: list[str] | tuple[str, ...]) -> T:
+    """A new config with `key=value` overrides applied, each type-checked like a config file."""
+    changes = parse_overrides(type(cfg), overrides)
+    return from_dict(type(cfg), {**dataclasses.asdict(cfg), **changes})  # type: ignore[arg-type]
+
+
+def check_positive(cls_name: str, **values: float) -> None:
     for name, value in values.items():
         if value <= 0:
             raise ValueError(f"{cls_name}.{name} must be > 0, got {value}")
@@ -80,106 +148,13 @@ class TrainConfig:
     sampler pads; real data such as PushT has episodes shorter than long horizons), "drop", or "error"."""
 
     def __post_init__(self) -> None:
-        _positive("TrainConfig", batch_size=self.batch_size, lr=self.lr, checkpoint_every=self.checkpoint_every)
+        check_positive("TrainConfig", batch_size=self.batch_size, lr=self.lr, checkpoint_every=self.checkpoint_every)
         if self.short_episodes not in ("pad", "drop", "error"):
             raise ValueError(f"TrainConfig.short_episodes must be pad, drop or error, got {self.short_episodes!r}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"TrainConfig.val_fraction must be in [0, 1), got {self.val_fraction}")
         if not 0.0 <= self.ema_max_decay < 1.0:
             raise ValueError(f"TrainConfig.ema_max_decay must be in [0, 1), got {self.ema_max_decay}")
-
-
-@dataclass(frozen=True)
-class LWDConfig:
-    """Latent Weight Diffusion: VAE with a hypernetwork decoder, then a latent diffusion prior.
-
-    Timeline of one segment (To = obs_steps, H = horizon), anchored at step t:
-
-        obs:      |t-1| t |                     condition of the prior (state-conditioned)
-        segment:      | t | t+1 | ... | t+H-1|  (state, action) pairs the encoder sees and the
-                                                 decoded policy must reproduce; at run time the
-                                                 policy is regenerated every H steps
-    """
-
-    horizon: int = 32
-    obs_steps: int = 2
-    condition: str = "task"
-    """'task' (task id only), 'state' (observation history) or 'task+state'."""
-    latent_dim: int = 64
-    kl_weight: float = 1e-4
-    policy_hidden: tuple[int, ...] = (128, 128)
-    policy_activation: str = "relu"
-    policy_obs_steps: int = 1
-    """Observations the generated MLP sees at each step, stacked oldest first (<= obs_steps).
-    1: pi(s_t); 2: pi(s_{t-1}, s_t), which carries velocity (PushT's PD-driven agent lags its
-    target, so where it is heading is not in one observation)."""
-    chunk_size: int = 2048
-    chunk_emb_dim: int = 64
-    hyper_hidden: tuple[int, ...] = (256,)
-    encoder_dim: int = 64
-    encoder_layers: int = 1
-    encoder_heads: int = 4
-    denoiser_width: int = 256
-    denoiser_blocks: int = 4
-    diffusion_train_steps: int = 100
-    beta_schedule: str = "squaredcos_cap_v2"
-    sampler: str = "ddim"
-    inference_steps: int = 10
-    clip_sample_range: float = 3.0
-    """Clip the predicted clean latent to +-this many standard deviations while sampling (0: off)."""
-    vae_steps: int = 3000
-    prior_steps: int = 3000
-    prior_lr: float = 3e-4
-    prior_batch_size: int = 256
-    segment_starts: str = "any"
-    """'any': segments start at every step; 'episode': only at episode starts, so each latent
-    describes a whole demonstration (with horizon >= episode length: a policy for the episode)."""
-    latent_stride: int = 1
-    """Use every k-th segment start when encoding latents for the prior (speed on big datasets)."""
-
-    def __post_init__(self) -> None:
-        _positive("LWDConfig", horizon=self.horizon, obs_steps=self.obs_steps, latent_dim=self.latent_dim,
-                  chunk_size=self.chunk_size, inference_steps=self.inference_steps, latent_stride=self.latent_stride)
-        if not 1 <= self.policy_obs_steps <= self.obs_steps:
-            raise ValueError(f"LWDConfig.policy_obs_steps must be in [1, obs_steps={self.obs_steps}], got {self.policy_obs_steps}; "
-                             "raise obs_steps too")
-        if self.condition not in ("task", "state", "task+state"):
-            raise ValueError(f"LWDConfig.condition must be 'task', 'state' or 'task+state', got {self.condition!r}")
-        if self.segment_starts not in ("any", "episode"):
-            raise ValueError(f"LWDConfig.segment_starts must be 'any' or 'episode', got {self.segment_starts!r}")
-        if self.sampler not in ("ddim", "ddpm"):
-            raise ValueError(f"LWDConfig.sampler must be 'ddim' or 'ddpm', got {self.sampler!r}")
-        if self.kl_weight < 0:
-            raise ValueError(f"LWDConfig.kl_weight must be >= 0, got {self.kl_weight}")
-        if self.encoder_dim % self.encoder_heads:
-            raise ValueError(f"LWDConfig.encoder_dim ({self.encoder_dim}) must be divisible by encoder_heads ({self.encoder_heads})")
-        if self.sampler == "ddpm" and self.inference_steps != self.diffusion_train_steps:
-            raise ValueError("LWDConfig: the ddpm sampler runs all diffusion_train_steps; set inference_steps equal to it or use ddim")
-
-    @property
-    def uses_task(self) -> bool:
-        return "task" in self.condition
-
-    @property
-    def uses_state(self) -> bool:
-        return "state" in self.condition
-
-
-@dataclass(frozen=True)
-class BCConfig:
-    """Plain behaviour cloning: one MLP obs (+ task one-hot) -> action. The sanity baseline."""
-
-    hidden: tuple[int, ...] = (128, 128)
-    activation: str = "relu"
-    steps: int = 20000
-    obs_steps: int = 1
-    """Observations the MLP sees, stacked (To). 1 = the current one; 2 also carries velocity,
-    as Diffusion Policy's To=2 condition does."""
-
-    def __post_init__(self) -> None:
-        _positive("BCConfig", steps=self.steps, obs_steps=self.obs_steps)
-        if not self.hidden:
-            raise ValueError("BCConfig.hidden needs at least one layer")
 
 
 @dataclass(frozen=True)
@@ -197,14 +172,55 @@ class DataInfo:
     def num_tasks(self) -> int:
         return len(self.tasks)
 
+    @property
+    def multitask(self) -> bool:
+        return is_multitask(self.tasks)
+
+    @property
+    def task_inputs(self) -> int:
+        """Task ids a model takes as input: the number of tasks for multitask data, else 0."""
+        return self.num_tasks if self.multitask else 0
+
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything needed to rebuild a trained method: written to config.json."""
+    """Everything needed to rebuild a trained method; config.json is its JSON form.
+
+    Held typed (the method's config dataclass, TrainConfig, DataInfo) and serialised only at the
+    edge (`to_json` / `from_json`), so runs compare as dataclasses.
+    """
 
     method: str
-    method_config: dict[str, Any]
-    train: dict[str, Any]
-    data: dict[str, Any]
+    method_config: Any
+    train: TrainConfig
+    data: DataInfo
     preset: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"method": self.method, "method_config": to_dict(self.method_config), "train": to_dict(self.train),
+                "data": to_dict(self.data), "preset": self.preset}
+
+    @classmethod
+    def from_json(cls, raw: Any, config_class: Callable[[str], type]) -> "RunConfig":
+        """Parse config.json; `config_class(method)` gives the method's config class.
+
+        Runs written before the method folders carry an always-empty "extra" entry; it is accepted
+        and dropped."""
+        if not isinstance(raw, dict):
+            raise ValueError(f"a run config must be a JSON object, got {type(raw).__name__}")
+        raw = dict(raw)
+        extra = raw.pop("extra", {})
+        if extra:
+            raise ValueError(f"unknown run config entry 'extra': {extra!r}")
+        missing = sorted({"method", "method_config", "train", "data"} - set(raw))
+        unknown = sorted(set(raw) - {"method", "method_config", "train", "data", "preset"})
+        if missing or unknown:
+            raise ValueError(f"a run config needs method, method_config, train and data; missing {missing}, unknown {unknown}")
+        method = _coerce(raw["method"], str, "RunConfig.method")
+        return cls(
+            method=method,
+            method_config=from_dict(config_class(method), raw["method_config"]),
+            train=from_dict(TrainConfig, raw["train"]),
+            data=from_dict(DataInfo, raw["data"]),
+            preset=_coerce(raw.get("preset", ""), str, "RunConfig.preset"),
+        )

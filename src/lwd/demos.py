@@ -16,7 +16,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lwd.data import Episodes
-from lwd.envs.registry import Expert, Suite
+from lwd.experts.base import Expert
+from lwd.suites import Suite
 
 
 @dataclass

@@ -17,8 +17,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lwd.envs.perturb import apply_perturbation
-from lwd.envs.registry import Suite
-from lwd.methods.base import Method
+from lwd.methods.base import Cost, Method, Policy, RuntimeOptions
+from lwd.suites import Suite
 
 
 @dataclass
@@ -93,6 +93,68 @@ def episode_plan(suite: Suite, episodes_per_task: int, seed_start: int | None = 
     return [(t, suite.task_id(t), start + i) for t in chosen for i in range(episodes_per_task)]
 
 
+@dataclass
+class EpisodeTally:
+    """What one running episode has accumulated so far (per-episode accounting)."""
+
+    task: str
+    seed: int
+    steps: int = 0
+    reward: float = 0.0
+    success: bool = False
+    max_score: float | None = None
+    final_score: float | None = None
+
+    def record(self, reward: float, success: bool, score: float) -> None:
+        """One env step's outcome; a NaN score means the suite reports none."""
+        self.steps += 1
+        self.reward += float(reward)
+        self.success = self.success or bool(success)
+        if np.isfinite(score):
+            self.max_score = max(float(score), self.max_score if self.max_score is not None else -np.inf)
+            self.final_score = float(score)
+
+    def result(self) -> EpisodeResult:
+        return EpisodeResult(self.task, self.seed, self.success, self.steps, self.reward, self.max_score, self.final_score)
+
+
+class SlotSchedule:
+    """Hands planned episodes to vector-env slots in plan order as slots become free."""
+
+    def __init__(self, plan: list[tuple[str, int, int]], n_slots: int) -> None:
+        self.queue = list(plan)
+        self.running: list[EpisodeTally | None] = [None] * n_slots
+
+    @property
+    def busy(self) -> bool:
+        return any(t is not None for t in self.running)
+
+    def active(self) -> list[int]:
+        return [i for i, t in enumerate(self.running) if t is not None]
+
+    def assign(self, slots: list[int]) -> list[tuple[int, str, int, int]]:
+        """Give each slot the next planned episode (or nothing, once the plan is used up):
+        returns (slot, task, task_id, seed) for the slots that got one."""
+        started = []
+        for i in slots:
+            if not self.queue:
+                self.running[i] = None
+                continue
+            task, task_id, seed = self.queue.pop(0)
+            self.running[i] = EpisodeTally(task, seed)
+            started.append((i, task, task_id, seed))
+        return started
+
+
+def check_compatible(method: Method, suite: Suite) -> None:
+    """Refuse a suite whose tasks or observation size differ from what the model was trained on."""
+    info_tasks = tuple(method.info.tasks)
+    if info_tasks and suite.multitask and tuple(suite.tasks) != info_tasks:
+        raise ValueError(f"the model was trained on tasks {list(info_tasks)} but {suite.name} has {list(suite.tasks)}")
+    if method.info.obs_dim != suite.obs_dim:
+        raise ValueError(f"the model expects {method.info.obs_dim}-d observations but {suite.name} gives {suite.obs_dim}-d")
+
+
 def evaluate(
     method: Method,
     suite: Suite,
@@ -101,69 +163,59 @@ def evaluate(
     seed_start: int | None = None,
     tasks: list[str] | None = None,
     perturb: str | None = None,
-    policy_kwargs: dict[str, Any] | None = None,
+    runtime: RuntimeOptions | None = None,
     vector: str = "sync",
     progress: bool = True,
     batch_plans: bool = False,
 ) -> dict[str, Any]:
     """Run every planned episode; returns per-episode results, per-task success and costs.
 
-    batch_plans: when the policy supports it (Diffusion Policy), the slots that replan at the
-    same step share one batched network call instead of one each. Each episode still
-    draws its own noise, but batched arithmetic differs from batch 1 in the last float bits, so
-    an episode on a knife's edge can end differently; off by default, which makes results
-    bit-identical for any n_envs.
+    batch_plans: when the policy batches its work across episodes (`Policy.batches_acting`, e.g.
+    Diffusion Policy), the slots that replan at the same step share one batched network call
+    instead of one each. Each episode still draws its own noise, but batched arithmetic differs
+    from batch 1 in the last float bits, so an episode on a knife's edge can end differently; off
+    by default, which makes results bit-identical for any n_envs.
     """
     if episodes_per_task <= 0 or n_envs <= 0:
         raise ValueError("episodes_per_task and n_envs must be positive")
-    info_tasks = tuple(getattr(method, "info").tasks)
-    if info_tasks and suite.multitask and tuple(suite.tasks) != info_tasks:
-        raise ValueError(f"the model was trained on tasks {list(info_tasks)} but {suite.name} has {list(suite.tasks)}")
-    obs_dim = getattr(method, "info").obs_dim
-    if obs_dim != suite.obs_dim:
-        raise ValueError(f"the model expects {obs_dim}-d observations but {suite.name} gives {suite.obs_dim}-d")
+    check_compatible(method, suite)
+    runtime = runtime or method.runtime_options()
     plan = episode_plan(suite, episodes_per_task, seed_start, tasks)
     n_envs = min(n_envs, len(plan))
-    policy_kwargs = dict(policy_kwargs or {})
-    policies = [method.make_policy(**policy_kwargs) for _ in range(n_envs)]
-    plan_together = getattr(type(policies[0]), "plan_together", None) if batch_plans else None
+    policies = [method.make_policy(runtime) for _ in range(n_envs)]
+    batched = batch_plans and type(policies[0]).batches_acting
+    pass_task = suite.multitask or bool(method.info.tasks)  # task-conditioned models need the id even on one task
     factories = [lambda i=i: _SlotEnv(suite, perturb, i) for i in range(n_envs)]
     vec_cls = gym.vector.AsyncVectorEnv if vector == "async" else gym.vector.SyncVectorEnv
     envs = vec_cls(factories, autoreset_mode=gym.vector.AutoresetMode.DISABLED)
 
     results: list[EpisodeResult] = []
-    current: list[dict[str, Any] | None] = [None] * n_envs
+    schedule = SlotSchedule(plan, n_envs)
     obs = np.zeros((n_envs, suite.obs_dim), np.float32)
-    queue = list(plan)
     started = time.perf_counter()
     bar = tqdm(total=len(plan), desc=f"eval {suite.name}", unit="ep", disable=not progress)
 
     def start_next(slots: list[int]) -> None:
-        """Give each slot in `slots` the next planned episode (one vector reset for all of them)."""
+        """Reset the slots that get a new episode (one vector reset for all of them)."""
+        tasks_now: list[str | None] = [t.task if t else None for t in schedule.running]
+        new = schedule.assign(slots)
+        if not new:
+            return
         mask = np.zeros(n_envs, dtype=bool)
         seeds: list[int | None] = [None] * n_envs
-        tasks_now: list[str | None] = [c["task"] if c else None for c in current]
-        for i in slots:
-            if not queue:
-                current[i] = None
-                continue
-            task, task_id, seed = queue.pop(0)
+        for i, task, task_id, seed in new:
             mask[i], seeds[i], tasks_now[i] = True, seed, task
-            policies[i].reset(seed, task_id if (suite.multitask or info_tasks) else None)
-            current[i] = {"task": task, "seed": seed, "steps": 0, "reward": 0.0, "success": False, "score": None, "final_score": None}
-        if mask.any():
-            new_obs, _ = envs.reset(seed=seeds, options={"reset_mask": mask, "tasks": tasks_now})
-            obs[mask] = np.asarray(new_obs, np.float32)[mask]
+            policies[i].reset(seed, task_id if pass_task else None)
+        new_obs, _ = envs.reset(seed=seeds, options={"reset_mask": mask, "tasks": tasks_now})
+        obs[mask] = np.asarray(new_obs, np.float32)[mask]
 
     try:
         start_next(list(range(n_envs)))
-        while any(c is not None for c in current):
+        while schedule.busy:
             actions = np.zeros((n_envs, suite.action_dim), np.float32)
-            active = [i for i, cur in enumerate(current) if cur is not None]
-            if plan_together is not None:
-                plan_together([policies[i] for i in active if policies[i].observe(obs[i])])
-                for i in active:
-                    actions[i] = policies[i].next_action()
+            active = schedule.active()
+            if batched:
+                actions[active] = type(policies[0]).act_batch([policies[i] for i in active], obs[active])
             else:
                 for i in active:
                     actions[i] = policies[i].act(obs[i])
@@ -173,18 +225,11 @@ def evaluate(
             done = infos.get("slot_done", np.zeros(n_envs, bool))
             scores = infos.get("score", np.full(n_envs, np.nan))
             finished = []
-            for i, cur in enumerate(current):
-                if cur is None:
-                    continue
-                cur["steps"] += 1
-                cur["reward"] += float(rewards[i])
-                cur["success"] = cur["success"] or bool(success[i])
-                if np.isfinite(scores[i]):
-                    cur["score"] = max(float(scores[i]), cur["score"] if cur["score"] is not None else -np.inf)
-                    cur["final_score"] = float(scores[i])
+            for i in active:
+                tally = schedule.running[i]
+                tally.record(rewards[i], success[i], scores[i])
                 if done[i]:
-                    results.append(EpisodeResult(cur["task"], cur["seed"], cur["success"], cur["steps"], cur["reward"], cur["score"],
-                                                 cur["final_score"]))
+                    results.append(tally.result())
                     bar.update(1)
                     finished.append(i)
             if finished:
@@ -194,14 +239,26 @@ def evaluate(
         envs.close()
     seconds = time.perf_counter() - started
     results.sort(key=lambda r: (suite.task_id(r.task), r.seed))
-    summary = summarise(method, suite, results, policies, policy_kwargs, perturb, seconds, n_envs)
-    summary["batch_plans"] = plan_together is not None
+    summary = summarise(method, suite, results, policies, runtime, perturb, seconds, n_envs)
+    summary["batch_plans"] = batched
     return summary
 
 
+def measured_cost(cost: Cost, policies: list[Policy]) -> dict[str, Any]:
+    """The nominal cost plus what the policies actually ran: FLOPs per step spent, generations, steps."""
+    steps = sum(p.steps for p in policies)
+    generations = sum(p.generations for p in policies)
+    out = cost.to_dict()
+    if steps:
+        out["flops_per_step_measured"] = cost.flops_per_step_measured(generations, steps)
+    out["generations"] = generations
+    out["policy_steps"] = steps
+    return out
+
+
 def summarise(
-    method: Method, suite: Suite, results: list[EpisodeResult], policies: list[Any],
-    policy_kwargs: dict[str, Any], perturb: str | None, seconds: float, n_envs: int,
+    method: Method, suite: Suite, results: list[EpisodeResult], policies: list[Policy],
+    runtime: RuntimeOptions, perturb: str | None, seconds: float, n_envs: int,
 ) -> dict[str, Any]:
     per_task: dict[str, dict[str, float]] = {}
     for task in dict.fromkeys(r.task for r in results):
@@ -214,29 +271,19 @@ def summarise(
         if all(r.max_score is not None for r in rows):
             per_task[task]["mean_score"] = float(np.mean([r.max_score for r in rows]))
             per_task[task]["mean_final_score"] = float(np.mean([r.final_score for r in rows]))
-    cost = method.cost(**policy_kwargs)
-    steps = sum(getattr(p, "steps", 0) for p in policies)
-    generations = sum(getattr(p, "generations", 0) for p in policies)
-    if "flops_generation" in cost and steps:
-        # What the evaluation actually spent per step, generation included (e.g. per-episode generation).
-        cost["flops_per_step_measured"] = (generations * cost["flops_generation"] + steps * cost["flops_policy_step"]) / steps
-    elif steps:
-        cost["flops_per_step_measured"] = cost["flops_per_step"]
-    cost["generations"] = generations
-    cost["policy_steps"] = steps
     scored = all("mean_score" in v for v in per_task.values())
     return {
         "suite": suite.name,
         "method": method.name,
         "perturbation": perturb or "none",
-        "policy_kwargs": policy_kwargs,
+        "policy_kwargs": runtime.given(),
         "episodes_per_task": max(v["episodes"] for v in per_task.values()),
         "n_envs": n_envs,
         "mean_success": float(np.mean([v["success_rate"] for v in per_task.values()])),
         **({"mean_score": float(np.mean([v["mean_score"] for v in per_task.values()])),
             "mean_final_score": float(np.mean([v["mean_final_score"] for v in per_task.values()]))} if scored else {}),
         "per_task": per_task,
-        "cost": cost,
+        "cost": measured_cost(method.cost(runtime), policies),
         "seconds": round(seconds, 2),
         "episodes": [asdict(r) for r in results],
     }

@@ -7,21 +7,24 @@ a plain step and the p95/max show the steps where the method regenerates (LWD) o
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 import torch
 
+from lwd.data.keys import OBS
+from lwd.methods.base import Method, RuntimeOptions
 
-def measure_latency(method: Any, steps: int = 2000, warmup: int = 200, seed: int = 0, **runtime: Any) -> dict[str, float]:
+
+def measure_latency(method: Method, runtime: RuntimeOptions | None = None, steps: int = 2000, warmup: int = 200,
+                    seed: int = 0) -> dict[str, float]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        policy = method.make_policy(**runtime)
-        task = 0 if getattr(method.info, "num_tasks", 0) > 0 else None
+        policy = method.make_policy(runtime or method.runtime_options())
+        task = 0 if method.info.num_tasks > 0 else None
         policy.reset(seed, task)
         obs = np.random.default_rng(seed).uniform(-1, 1, size=method.info.obs_dim).astype(np.float32)
-        obs = method.normalizer.unnormalize("obs", obs).astype(np.float32)
+        obs = method.normalizer.unnormalize(OBS, obs).astype(np.float32)
         for _ in range(warmup):
             policy.act(obs)
         times = np.empty(steps)

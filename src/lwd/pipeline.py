@@ -1,8 +1,11 @@
-"""The Python API behind the CLI: build a method from data + preset, train it, evaluate a run.
+"""The Python API behind the CLI: build a method from data + preset, train it, evaluate and describe a run.
 
-    from lwd.pipeline import train_run, evaluate_run
+    from lwd.pipeline import train_run, evaluate_run, run_info
     train_run("lwd", "data/mt10.zarr", "runs/mt10-lwd", preset="mt10-quick")
     result = evaluate_run("runs/mt10-lwd", episodes=50)
+    info = run_info("runs/mt10-lwd")
+
+Nothing here names a method: everything a method needs is found through its registered class.
 """
 
 from __future__ import annotations
@@ -12,21 +15,20 @@ from pathlib import Path
 from typing import Any
 
 from lwd.checkpoint import load_model, read_run_config
-from lwd import methods
-from lwd.config import DataInfo, RunConfig, TrainConfig, apply_overrides, from_dict, to_dict
+from lwd.config import DataInfo, RunConfig, TrainConfig, apply_overrides, from_dict
 from lwd.data import Episodes, MinMaxNormalizer
-from lwd.envs.registry import make_suite
-from lwd.methods.base import Method
-from lwd.presets import get_preset
+from lwd.data.keys import ACTION, OBS, TASK
+from lwd.methods.base import Method, build_method, get_method, resolve_preset
+from lwd.suites import make_suite
 
 
-method_config_class = methods.config_class
-
-
-def build_configs(method: str, preset: str = "default", overrides: list[str] = (), train_overrides: list[str] = (), seed: int | None = None) -> tuple[Any, TrainConfig]:
-    chosen = get_preset(method, preset)
-    cfg = apply_overrides(from_dict(method_config_class(method), dict(chosen["method"])), list(overrides))
-    train_cfg = apply_overrides(from_dict(TrainConfig, dict(chosen["train"])), list(train_overrides))
+def build_configs(method: str, preset: str = "default", overrides: list[str] | tuple[str, ...] = (),
+                  train_overrides: list[str] | tuple[str, ...] = (), seed: int | None = None) -> tuple[Any, TrainConfig]:
+    """(method config, TrainConfig) of a preset with `key=value` overrides applied."""
+    cls = get_method(method)
+    settings, train = resolve_preset(cls, preset)
+    cfg = apply_overrides(from_dict(cls.config_class, settings), list(overrides))
+    train_cfg = apply_overrides(from_dict(TrainConfig, train), list(train_overrides))
     if seed is not None:
         train_cfg = dataclasses.replace(train_cfg, seed=seed)
     return cfg, train_cfg
@@ -34,12 +36,12 @@ def build_configs(method: str, preset: str = "default", overrides: list[str] = (
 
 def data_info(episodes: Episodes, dataset: str) -> DataInfo:
     tasks = tuple(episodes.attrs.get("tasks", ()))
-    if "task" in episodes.data and not tasks:
-        n = int(episodes.data["task"].max()) + 1
+    if TASK in episodes.data and not tasks:
+        n = int(episodes.data[TASK].max()) + 1
         tasks = tuple(f"task{i}" for i in range(n))
     return DataInfo(
-        obs_dim=int(episodes.data["obs"].shape[1]),
-        action_dim=int(episodes.data["action"].shape[1]),
+        obs_dim=int(episodes.data[OBS].shape[1]),
+        action_dim=int(episodes.data[ACTION].shape[1]),
         tasks=tasks,
         suite=str(episodes.attrs.get("suite", "")),
         dataset=str(dataset),
@@ -47,16 +49,13 @@ def data_info(episodes: Episodes, dataset: str) -> DataInfo:
     )
 
 
-build_method = methods.build
-
-
 def train_run(
     method: str,
     data: str | Path,
     out: str | Path,
     preset: str = "default",
-    overrides: list[str] = (),
-    train_overrides: list[str] = (),
+    overrides: list[str] | tuple[str, ...] = (),
+    train_overrides: list[str] | tuple[str, ...] = (),
     seed: int | None = None,
     resume: bool = False,
     progress: bool = True,
@@ -75,7 +74,7 @@ def train_run(
     normalizer = MinMaxNormalizer.fit(train_eps.data)
     info = data_info(episodes, str(data))
     model = build_method(method, cfg, info, normalizer, seed=train_cfg.seed)
-    run = RunConfig(method, to_dict(cfg), to_dict(train_cfg), dataclasses.asdict(info), preset=preset)
+    run = RunConfig(method, cfg, train_cfg, info, preset=preset)
 
     hook = None
     if eval_every > 0 and info.suite:
@@ -97,31 +96,61 @@ def evaluate_run(
     run_dir: str | Path,
     env: str | None = None,
     episodes: int = 50,
-    action_horizon: int | None = None,
     n_envs: int = 1,
     vector: str = "sync",
     perturb: str | None = None,
-    sampler: str | None = None,
-    inference_steps: int | None = None,
     seed_start: int | None = None,
     tasks: list[str] | None = None,
     progress: bool = True,
     batch_plans: bool = False,
+    **runtime: Any,
 ) -> dict[str, Any]:
+    """Evaluate a trained run; `runtime` holds the method's run-time options (e.g. action_horizon=16;
+    None values mean "as trained"), and an option the method does not take is an error."""
     from lwd.evaluate import evaluate
 
     model = load_model(run_dir)
     run = read_run_config(run_dir)
-    suite_name = env or run.data.get("suite")
+    options = model.runtime_options(**runtime)
+    suite_name = env or run.data.suite
     if not suite_name:
         raise ValueError(f"{run_dir} does not record its environment; pass --env")
     suite = make_suite(suite_name)
-    policy_kwargs: dict[str, Any] = {}
-    if run.method in ("lwd", "dp"):  # generative methods: how often to generate, and how to sample
-        policy_kwargs = {"action_horizon": action_horizon, "sampler": sampler, "inference_steps": inference_steps}
-    policy_kwargs = {k: v for k, v in policy_kwargs.items() if v is not None}
     if vector == "async":
         suite.make_env(suite.tasks[0]).close()  # warm per-process caches before the workers fork
-    result = evaluate(model, suite, episodes, n_envs, seed_start, tasks, perturb, policy_kwargs, vector, progress, batch_plans)
+    result = evaluate(model, suite, episodes, n_envs, seed_start, tasks, perturb, options, vector, progress, batch_plans)
     result["run_dir"] = str(run_dir)
     return result
+
+
+def describe(model: Method, runtime: dict[str, Any], latency_steps: int = 0) -> dict[str, Any]:
+    """Cost figures of a model at the given run-time options, plus per-step latency when asked."""
+    options = model.runtime_options(**runtime)
+    cost = model.cost(options).to_dict()
+    if latency_steps > 0:
+        from lwd.latency import measure_latency
+
+        cost.update(measure_latency(model, options, steps=latency_steps))
+    return cost
+
+
+def run_info(run_dir: str | Path, latency_steps: int = 0, **runtime: Any) -> dict[str, Any]:
+    """What `lwd info` shows: method, preset, data, and params / FLOPs per control step."""
+    run = read_run_config(run_dir)
+    model = load_model(run_dir)
+    return {"method": run.method, "preset": run.preset or "-", "trained on": run.data.dataset, "suite": run.data.suite,
+            "obs / action dims": f"{run.data.obs_dim} / {run.data.action_dim}", **describe(model, runtime, latency_steps)}
+
+
+def preset_info(method: str, preset: str, obs_dim: int, action_dim: int, num_tasks: int = 0, latency_steps: int = 0,
+                **runtime: Any) -> dict[str, Any]:
+    """Cost of an untrained model built from a preset: FLOPs and params need no training."""
+    import numpy as np
+
+    cfg, _ = build_configs(method, preset)
+    normalizer = MinMaxNormalizer.fit({OBS: np.stack([-np.ones(obs_dim), np.ones(obs_dim)]).astype(np.float32),
+                                       ACTION: np.stack([-np.ones(action_dim), np.ones(action_dim)]).astype(np.float32)})
+    tasks = tuple(f"task{i}" for i in range(num_tasks))
+    model = build_method(method, cfg, DataInfo(obs_dim, action_dim, tasks), normalizer, seed=0)
+    return {"method": method, "preset": preset, "obs / action dims": f"{obs_dim} / {action_dim}", "trained": "no (cost only)",
+            **describe(model, runtime, latency_steps)}

@@ -28,7 +28,7 @@ def quickstart(
 
     from lwd.data import Episodes
     from lwd.demos import collect_demos
-    from lwd.envs.registry import make_suite
+    from lwd.suites import make_suite
     from lwd.evaluate import format_table, plot_success
     from lwd.pipeline import evaluate_run, train_run
 

@@ -11,8 +11,8 @@ weights as an uninterrupted one.
 
 from __future__ import annotations
 
-import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,6 +27,7 @@ from lwd.checkpoint import (
     load_state,
     optimizer_from_tensors,
     optimizer_to_tensors,
+    parse_run_config,
     read_train_state,
     save_model,
     write_train_state,
@@ -34,13 +35,43 @@ from lwd.checkpoint import (
 from lwd.config import RunConfig, TrainConfig
 from lwd.data import Episodes
 from lwd.ema import EMA
-from lwd.methods.base import Method
+from lwd.methods.base import Method, Stage
 
 LOG_EVERY = 50
 
 
 class TrainingInterrupted(RuntimeError):
     """Raised when `stop_after_steps` is reached (used to test resume)."""
+
+
+@dataclass
+class ResumePoint:
+    """Where training starts: stage index and step, the saved state to restore there, the log so far."""
+
+    stage: int = 0
+    step: int = 0
+    saved: tuple[dict[str, Any], dict[str, dict[str, torch.Tensor]]] | None = None
+    log: dict[str, Any] = field(default_factory=lambda: {"stages": {}, "seconds": {}, "evals": []})
+
+    def restores(self, stage_index: int) -> bool:
+        """Whether the stage at `stage_index` continues mid-way from the saved optimizer and EMA."""
+        return self.saved is not None and stage_index == self.stage and self.step > 0
+
+
+def resume_point(out_dir: Path, method: Method, run: RunConfig, rng: np.random.Generator) -> ResumePoint:
+    """Load the latest training state of `out_dir` into `method` and the RNGs, for `--resume`.
+
+    Refused when there is no state or when it was started with other settings than `run`."""
+    saved = read_train_state(out_dir)
+    if saved is None:
+        raise CheckpointError(f"--resume: {out_dir} has no training state to resume from")
+    info, files = saved
+    if parse_run_config(info.get("run"), out_dir / "train_state") != run:
+        raise CheckpointError(f"--resume: the settings differ from those {out_dir} was started with; use a new --out")
+    load_state(method, files["model"], out_dir / "train_state")
+    rng.bit_generator.state = info["numpy_rng"]
+    torch.set_rng_state(files["rng"]["torch"])
+    return ResumePoint(info["stage"], info["step"], saved, info["log"])
 
 
 def train(
@@ -63,50 +94,74 @@ def train(
     torch.manual_seed(train_cfg.seed)
     rng = np.random.default_rng(train_cfg.seed)
     stages = method.stages(train_cfg, episodes)
-
-    start_stage, start_step, saved = 0, 0, None
-    log: dict[str, Any] = {"stages": {}, "seconds": {}, "evals": []}
-    if resume:
-        saved = read_train_state(out_dir)
-        if saved is None:
-            raise CheckpointError(f"--resume: {out_dir} has no training state to resume from")
-        info, files = saved
-        if info.get("run") != json.loads(json.dumps(run.__dict__)):
-            raise CheckpointError(f"--resume: the settings differ from those {out_dir} was started with; use a new --out")
-        start_stage, start_step = info["stage"], info["step"]
-        load_state(method, files["model"], out_dir / "train_state")
-        rng.bit_generator.state = info["numpy_rng"]
-        torch.set_rng_state(files["rng"]["torch"])
-        log = info["log"]
-    total_done = 0
+    start = resume_point(out_dir, method, run, rng) if resume else ResumePoint()
+    log = start.log
+    budget = _StepBudget(stop_after_steps)
     for si, stage in enumerate(stages):
-        if si < start_stage:
+        if si < start.stage:
             continue
         t0 = time.perf_counter()
+        loop = _StageLoop(method, stage, train_cfg)
+        if start.restores(si):
+            loop.restore(*start.saved)  # type: ignore[misc]
+        loop.run(si, out_dir, run, rng, log, progress, budget, eval_hook, eval_every)
+        log["seconds"][stage.name] = log["seconds"].get(stage.name, 0.0) + time.perf_counter() - t0
+        _save_state(out_dir, method, run, si + 1, 0, None, rng, log)
+    method.eval()
+    save_model(out_dir, method, run)
+    atomic_write_json(out_dir / "train_log.json", log)
+    _plot_losses(log, out_dir / "train_loss.png")
+    return log
+
+
+class _StepBudget:
+    """Counts optimisation steps across stages; `stop_after_steps` interrupts a run (to test resume)."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.done = 0
+
+    def spend(self) -> bool:
+        """Count one step; True when the budget is used up."""
+        self.done += 1
+        return self.limit is not None and self.done >= self.limit
+
+
+class _StageLoop:
+    """One stage: AdamW with a warm-up cosine schedule, gradient clipping at 1, EMA, checkpoints."""
+
+    def __init__(self, method: Method, stage: Stage, train_cfg: TrainConfig) -> None:
+        self.method, self.stage, self.train_cfg = method, stage, train_cfg
         stage.prepare()
-        params = [p for p in stage.module.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=stage.lr, betas=train_cfg.betas, weight_decay=train_cfg.weight_decay)
-        sched = get_cosine_schedule_with_warmup(opt, min(train_cfg.warmup_steps, max(stage.steps // 10, 1)), stage.steps)
-        ema = EMA(stage.module, train_cfg.ema_power, train_cfg.ema_max_decay)
-        first = 0
-        if saved is not None and si == start_stage and start_step > 0:
-            info, files = saved
-            optimizer_from_tensors(opt, files["optimizer"], info["optimizer"])
-            sched.load_state_dict(info["lr_schedule"])
-            ema.shadow = files["ema"]
-            ema.step = info["ema_step"]
-            first = start_step
+        self.params = [p for p in stage.module.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(self.params, lr=stage.lr, betas=train_cfg.betas, weight_decay=train_cfg.weight_decay)
+        self.sched = get_cosine_schedule_with_warmup(self.opt, min(train_cfg.warmup_steps, max(stage.steps // 10, 1)), stage.steps)
+        self.ema = EMA(stage.module, train_cfg.ema_power, train_cfg.ema_max_decay)
+        self.first = 0
+
+    def restore(self, info: dict[str, Any], files: dict[str, dict[str, torch.Tensor]]) -> None:
+        optimizer_from_tensors(self.opt, files["optimizer"], info["optimizer"])
+        self.sched.load_state_dict(info["lr_schedule"])
+        self.ema.shadow = files["ema"]
+        self.ema.step = info["ema_step"]
+        self.first = info["step"]
+
+    def run(self, index: int, out_dir: Path, run: RunConfig, rng: np.random.Generator, log: dict[str, Any], progress: bool,
+            budget: _StepBudget, eval_hook: Callable[[Method, str, int], dict[str, float]] | None, eval_every: int) -> None:
+        """Steps from `first` to the end of the stage; then the EMA weights replace the raw ones."""
+        method, stage, ema = self.method, self.stage, self.ema
         history = log["stages"].setdefault(stage.name, [])
         method.train()
-        bar = tqdm(range(first, stage.steps), desc=f"train {method.name}:{stage.name}", disable=not progress, initial=first, total=stage.steps)
+        bar = tqdm(range(self.first, stage.steps), desc=f"train {method.name}:{stage.name}", disable=not progress,
+                   initial=self.first, total=stage.steps)
         for step in bar:
             batch = stage.sample_batch(rng)
             loss, metrics = stage.loss(batch)
-            opt.zero_grad(set_to_none=True)
+            self.opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
+            torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+            self.opt.step()
+            self.sched.step()
             ema.update()
             done = step + 1
             if done % LOG_EVERY == 0 or done == stage.steps:
@@ -114,22 +169,15 @@ def train(
                 bar.set_postfix(loss=f"{loss.item():.4f}")
             if eval_hook is not None and eval_every > 0 and done % eval_every == 0 and done < stage.steps:
                 log["evals"].append({"stage": stage.name, "step": done, **_with_ema(method, stage, ema, eval_hook)})
-            total_done += 1
-            if done % train_cfg.checkpoint_every == 0 and done < stage.steps:
-                _save_state(out_dir, method, run, si, done, opt, sched, ema, rng, log)
-            if stop_after_steps is not None and total_done >= stop_after_steps and done < stage.steps:
+            stop = budget.spend()
+            if done % self.train_cfg.checkpoint_every == 0 and done < stage.steps:
+                _save_state(out_dir, method, run, index, done, self, rng, log)
+            if stop and done < stage.steps:
                 bar.close()
-                _save_state(out_dir, method, run, si, done, opt, sched, ema, rng, log)
-                raise TrainingInterrupted(f"stopped after {total_done} steps at {stage.name}:{done}")
+                _save_state(out_dir, method, run, index, done, self, rng, log)
+                raise TrainingInterrupted(f"stopped after {budget.done} steps at {stage.name}:{done}")
         bar.close()
         ema.copy_to_module()
-        log["seconds"][stage.name] = log["seconds"].get(stage.name, 0.0) + time.perf_counter() - t0
-        _save_state(out_dir, method, run, si + 1, 0, None, None, None, rng, log)
-    method.eval()
-    save_model(out_dir, method, run)
-    atomic_write_json(out_dir / "train_log.json", log)
-    _plot_losses(log, out_dir / "train_loss.png")
-    return log
 
 
 def _with_ema(method: Method, stage: Any, ema: EMA, hook: Callable[[Method, str, int], dict[str, float]]) -> dict[str, float]:
@@ -144,15 +192,16 @@ def _with_ema(method: Method, stage: Any, ema: EMA, hook: Callable[[Method, str,
         method.train()
 
 
-def _save_state(out_dir: Path, method: Method, run: RunConfig, stage: int, step: int, opt: Any, sched: Any, ema: EMA | None, rng: np.random.Generator, log: dict) -> None:
+def _save_state(out_dir: Path, method: Method, run: RunConfig, stage: int, step: int, loop: _StageLoop | None,
+                rng: np.random.Generator, log: dict) -> None:
+    """A complete training state; `loop` (mid-stage) adds the optimizer, LR schedule and EMA."""
     files: dict[str, dict[str, torch.Tensor]] = {"model": method.state_dict(), "rng": {"torch": torch.get_rng_state()}}
-    info: dict[str, Any] = {"numpy_rng": rng.bit_generator.state, "log": log, "run": json.loads(json.dumps(run.__dict__))}
-    if opt is not None:
-        files["optimizer"], info["optimizer"] = optimizer_to_tensors(opt)
-        info["lr_schedule"] = sched.state_dict()
-    if ema is not None:
-        files["ema"] = ema.shadow
-        info["ema_step"] = ema.step
+    info: dict[str, Any] = {"numpy_rng": rng.bit_generator.state, "log": log, "run": run.to_json()}
+    if loop is not None:
+        files["optimizer"], info["optimizer"] = optimizer_to_tensors(loop.opt)
+        info["lr_schedule"] = loop.sched.state_dict()
+        files["ema"] = loop.ema.shadow
+        info["ema_step"] = loop.ema.step
     write_train_state(out_dir, stage, step, files, info)
 
 

@@ -1,1 +1,1 @@
-"""Benchmark environments, made by name through `lwd.envs.registry.make_suite`."""
+"""Benchmark environments (gymnasium); `lwd.suites.make_suite` makes them by name."""

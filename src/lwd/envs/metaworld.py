@@ -19,6 +19,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from lwd.optional import require
+
 MT10_TASKS: tuple[str, ...] = (
     "reach-v3",
     "push-v3",
@@ -36,18 +38,14 @@ OBS_DIM = 39
 ACTION_DIM = 4
 
 
-def _import_metaworld() -> Any:
-    try:
-        import metaworld  # noqa: F401
-    except ImportError as err:  # pragma: no cover - depends on the install
-        raise ImportError("Metaworld is not installed: pip install -e '.[metaworld]'") from err
-    return metaworld
+def import_metaworld() -> Any:
+    return require("metaworld", "metaworld", "Metaworld")
 
 
 @functools.lru_cache(maxsize=None)
 def _benchmark(kind: str, task_name: str) -> Any:
     """Building a Metaworld benchmark samples its goals by resetting envs (MT10: ~4.5 s): do it once."""
-    metaworld = _import_metaworld()
+    metaworld = import_metaworld()
     return metaworld.MT10(seed=0) if kind == "mt10" else metaworld.MT1(task_name, seed=0)
 
 
@@ -58,7 +56,7 @@ def benchmark_tasks(task_name: str, suite: str = "mt10") -> tuple[type, tuple[An
     Metaworld ships these tasks as its own pickled records (trusted package data, not user files).
     MT10 tasks come from `metaworld.MT10(seed=0)`, others from `metaworld.MT1(name, seed=0)`.
     """
-    metaworld = _import_metaworld()
+    metaworld = import_metaworld()
     all_names = set(metaworld.ALL_V3_ENVIRONMENTS)
     if task_name not in all_names:
         raise ValueError(f"unknown Metaworld task {task_name!r}; known tasks include {', '.join(MT10_TASKS)}")

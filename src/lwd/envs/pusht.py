@@ -26,6 +26,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from lwd.optional import require
+
 ACTION_DIM = 2
 MAX_EPISODE_STEPS = 300
 OBS_TYPES: dict[str, int] = {"keypoints": 20, "state": 5}
@@ -61,8 +63,6 @@ pixels, start index 6385). They are exact if DP's pygame drew the same mask; DP'
 `data/keypoint` arrays can confirm this: keypoints == block_keypoints(state[2:4], state[4]).
 """
 
-_IMPORT_HINT = "gym-pusht is not installed: pip install -e '.[pusht]'"
-
 STATE_LAYOUT: tuple[str, ...] = (
     "agent_x", "agent_y", "agent_vx", "agent_vy",
     "block_x", "block_y", "block_angle", "block_vx", "block_vy", "block_angular_velocity",
@@ -90,11 +90,7 @@ def keypoint_obs(state5: np.ndarray) -> np.ndarray:
 
 
 def _import_gym_pusht() -> Any:
-    try:
-        import gym_pusht  # noqa: F401  (registers gym_pusht/PushT-v0)
-    except ImportError as err:  # pragma: no cover - depends on the install
-        raise ImportError(_IMPORT_HINT) from err
-    return gym_pusht
+    return require("gym_pusht", "pusht", "gym-pusht")  # registers gym_pusht/PushT-v0
 
 
 class PushTEnv(gym.Env):

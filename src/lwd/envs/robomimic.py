@@ -35,6 +35,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from lwd.optional import require
+
 TASKS: tuple[str, ...] = ("lift", "can", "square")
 #: robosuite environment class of each task.
 ROBOSUITE_ENVS: dict[str, str] = {"lift": "Lift", "can": "PickPlaceCan", "square": "NutAssemblySquare"}
@@ -66,11 +68,7 @@ def _check_task(task: str) -> None:
 
 
 def _import_robosuite() -> Any:
-    try:
-        import robosuite
-    except ImportError as err:  # pragma: no cover - depends on the install
-        raise ImportError("robosuite is not installed: pip install -e '.[robomimic]'") from err
-    return robosuite
+    return require("robosuite", "robomimic")
 
 
 class RobomimicEnv(gym.Env):
@@ -248,11 +246,6 @@ class RobomimicEnv(gym.Env):
 
     def close(self) -> None:
         self._env.close()
-
-    @property
-    def unwrapped_robosuite(self) -> Any:
-        """The underlying robosuite env (for debugging; not part of the stable API)."""
-        return self._env
 
 
 def _wxyz_to_xyzw(quat: np.ndarray) -> np.ndarray:

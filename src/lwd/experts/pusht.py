@@ -42,7 +42,11 @@ from typing import Any
 
 import numpy as np
 
-from lwd.envs.pusht import ARENA_SIZE, GOAL_POSE, SUCCESS_COVERAGE
+# gym-pusht's task as the expert mirrors it, like the physics below (tests/test_pusht.py checks
+# these against lwd.envs.pusht, which the expert does not import).
+ARENA_SIZE = 512.0
+GOAL_POSE = np.array([256.0, 256.0, np.pi / 4])
+SUCCESS_COVERAGE = 0.95
 
 AGENT_RADIUS = 15.0
 TEE_BOXES = np.array([[-60.0, 0.0, 60.0, 30.0], [-15.0, 30.0, 15.0, 120.0]])  # x0, y0, x1, y1 (local px)

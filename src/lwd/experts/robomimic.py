@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from lwd.envs.robomimic import TASKS
+TASKS = ("lift", "can", "square")
+"""The tasks this expert has a state machine for."""
+
 
 _POS_SCALE = 0.05  # metres of goal offset per unit of position action
 _ROT_SCALE = 0.5  # radians of goal offset per unit of rotation action
@@ -82,7 +84,7 @@ class RobomimicExpert:
 
     def __init__(self, task: str, salt: int = 0) -> None:
         if task not in TASKS:
-            raise ValueError(f"unknown robomimic task {task!r}; known tasks: {', '.join(TASKS)}")
+            raise ValueError(f"unknown robomimic task {task!r}; this expert knows: {', '.join(TASKS)}")
         self.task = task
         self.salt = int(salt)
         self.reset(0)

@@ -1,23 +1,36 @@
-"""What the trainer, the evaluator and the checkpoint code need from a method.
+"""The contract between a method and the rest of lwd, and the registry of methods.
 
-A method is an `nn.Module` (all learnable state, saved to model.safetensors) plus:
-- `stages(...)`: the training stages in order (LWD: VAE then prior; BC: one), each naming the
-  sub-module it optimises, how to draw a batch and the loss;
-- `make_policy(...)`: a runtime policy with `reset(seed, task)` / `act(obs)` for one episode.
+A method is an `nn.Module` (all learnable state, saved to model.safetensors) that declares, as
+class attributes, everything the top floors (train, evaluate, bench, cli) need to know about it:
+
+    @register_method
+    class MyMethod(Method):
+        name = "mine"                   # `lwd train mine`, config.json's "method"
+        config_class = MyConfig         # frozen dataclass of its settings
+        runtime_class = RuntimeOptions  # what `lwd eval` may change at run time
+        presets = {"default": Preset()}
+
+and implements `stages` (training), `make_policy` (run time) and `cost` (params and FLOPs).
+Nothing outside a method's folder names it: a new method is a new folder under `methods/` (or a
+class registered from anywhere, e.g. a test).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from lwd.config import DataInfo, TrainConfig, from_dict
+
 
 @dataclass
 class Stage:
+    """One training stage: the sub-module it optimises (and EMA-averages), batches and loss."""
+
     name: str
     steps: int
     module: nn.Module
@@ -29,26 +42,233 @@ class Stage:
     """Runs when the stage starts, also when a resumed run re-enters it (must be deterministic)."""
 
 
-class Policy(Protocol):
-    """Acts in one episode at a time. `reset` before each episode; `act` once per control step."""
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """Settings a trained method takes at run time (not at training). The base takes none.
 
-    def reset(self, seed: int, task: int | None = None) -> None: ...
+    Fields left at None mean "what the run was trained with"; a method subclasses this with the
+    options it understands, and `Method.runtime_options` refuses the others by name."""
 
-    def act(self, obs: np.ndarray) -> np.ndarray: ...
+    def given(self) -> dict[str, Any]:
+        """The options set explicitly (not None), as recorded in results ("policy_kwargs")."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class GenerationRuntime(RuntimeOptions):
+    """Run-time options of a method that generates (a policy or an action chunk) every H steps."""
+
+    action_horizon: int | None = None
+    """Steps between generations (LWD: regenerate the MLP; DP: execute Ta actions per plan)."""
+    sampler: str | None = None
+    """'ddim' or 'ddpm'."""
+    inference_steps: int | None = None
+    """Denoising steps of the sampler."""
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Parameters and FLOPs of one control step at batch 1 (FLOPs from FlopCounterMode).
+
+    A method that generates (LWD: a policy; DP: an action chunk) pays `flops_generation` every
+    `generation_every` steps plus `flops_policy_step` at every step; one that does not
+    (`generation_every == 0`) pays `flops_policy_step` only."""
+
+    params_total: int
+    params_per_step: int
+    flops_policy_step: int
+    flops_generation: int = 0
+    generation_every: int = 0
+    details: Mapping[str, Any] = field(default_factory=dict)
+    """Method-specific figures (sub-module sizes, sampler), listed after the parameter counts."""
+
+    @property
+    def generates(self) -> bool:
+        return self.generation_every > 0
+
+    @property
+    def flops_per_step(self) -> float:
+        if not self.generates:
+            return self.flops_policy_step
+        return self.flops_generation / self.generation_every + self.flops_policy_step
+
+    def flops_per_step_measured(self, generations: int, steps: int) -> float:
+        """FLOPs per step of what an evaluation actually ran (e.g. one generation per episode)."""
+        if not self.generates or steps == 0:
+            return self.flops_per_step
+        return (generations * self.flops_generation + steps * self.flops_policy_step) / steps
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"params_total": self.params_total, "params_per_step": self.params_per_step, **self.details}
+        if self.generates:
+            out.update(flops_generation=self.flops_generation, flops_policy_step=self.flops_policy_step,
+                       generation_every=self.generation_every)
+        else:
+            out["flops_policy_step"] = self.flops_policy_step
+        out["flops_per_step"] = self.flops_per_step
+        return out
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Named settings: method and optimiser values, optionally on top of another preset."""
+
+    method: Mapping[str, Any] = field(default_factory=dict)
+    train: Mapping[str, Any] = field(default_factory=dict)
+    extends: str = ""
+    """Name of the preset (of the same method) whose values these override."""
+
+
+@dataclass(frozen=True)
+class BenchCell:
+    """How one bench cell (a method variant at an action horizon H) maps onto a trained run."""
+
+    overrides: tuple[str, ...]
+    """Method settings (`key=value`) added to the bench's own for this cell's training run."""
+    runtime: RuntimeOptions
+    """Run-time options of the evaluation."""
+    run_tag: str = ""
+    """Names the trained run among the method's runs (cells with the same tag share one run)."""
+
+
+class Policy:
+    """Acts in one episode at a time: `reset` before each episode, `act` once per control step.
+
+    `steps` and `generations` count what the policy ran (control steps; generated policies or
+    action chunks) so evaluations report the FLOPs actually spent."""
+
+    batches_acting: ClassVar[bool] = False
+    """True when `act_batch` shares work across policies (e.g. one batched network call)."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.generations = 0
+
+    def reset(self, seed: int, task: int | None = None) -> None:
+        raise NotImplementedError
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    @classmethod
+    def act_batch(cls, policies: Sequence["Policy"], obs: np.ndarray) -> np.ndarray:
+        """One step of several policies (same model and settings): obs (N, Do) -> actions (N, Da).
+
+        The default steps each policy alone; a method overrides it to batch its network calls."""
+        return np.stack([policy.act(o) for policy, o in zip(policies, obs)])
 
 
 class Method(nn.Module):
-    name: str = ""
+    """A trainable method: config, model, training stages, runtime policy and cost."""
 
-    def method_config(self) -> dict[str, Any]:
+    name: ClassVar[str] = ""
+    config_class: ClassVar[type] = type(None)
+    runtime_class: ClassVar[type[RuntimeOptions]] = RuntimeOptions
+    presets: ClassVar[Mapping[str, Preset]] = {"default": Preset()}
+    bench_variants: ClassVar[tuple[str, ...]] = ("",)
+    """Suffixes `lwd bench` accepts after the name (e.g. "ddim" for `dp-ddim`); "" is the plain method."""
+
+    def __init__(self, cfg: Any, info: DataInfo, normalizer: Any) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.info = info
+        self.normalizer = normalizer
+
+    def stages(self, train_cfg: TrainConfig, episodes: Any) -> list[Stage]:
         raise NotImplementedError
 
-    def stages(self, train_cfg: Any, episodes: Any) -> list[Stage]:
+    def make_policy(self, runtime: RuntimeOptions | None = None) -> Policy:
         raise NotImplementedError
 
-    def make_policy(self, **runtime: Any) -> Policy:
+    def cost(self, runtime: RuntimeOptions | None = None) -> Cost:
         raise NotImplementedError
 
-    def cost(self, **runtime: Any) -> dict[str, Any]:
-        """Parameters and FLOPs per control step (measured with FlopCounterMode)."""
-        raise NotImplementedError
+    @classmethod
+    def runtime_options(cls, **given: Any) -> RuntimeOptions:
+        """Typed run-time options from keyword values; an option this method does not take is an error."""
+        known = set(cls.runtime_class.__dataclass_fields__)
+        unknown = sorted(k for k, v in given.items() if v is not None and k not in known)
+        if unknown:
+            takes = ", ".join(sorted(known)) or "none"
+            raise ValueError(f"{cls.name} takes no run-time option {', '.join(unknown)} (it takes: {takes})")
+        return from_dict(cls.runtime_class, {k: v for k, v in given.items() if v is not None})
+
+    @classmethod
+    def bench_cell(cls, variant: str, horizon: int, cfg: Any, ddim_steps: int) -> BenchCell | None:
+        """The training settings and run-time options of this method's bench cell at horizon H.
+
+        `cfg` is the method config the bench's preset and overrides give. Return None when H does
+        not apply (the method is evaluated once, whatever the horizons). The default: one trained
+        run, evaluated with the method's runtime options at their defaults."""
+        return None
+
+
+# ------------------------------------------------------------------------------ registry
+_REGISTRY: dict[str, type[Method]] = {}
+
+
+def register_method(cls: type[Method]) -> type[Method]:
+    """Class decorator: make a method known by its `name` to train, eval, bench and the CLI."""
+    if not cls.name or "-" in cls.name:
+        raise ValueError(f"{cls.__qualname__}.name must be a non-empty name without '-', got {cls.name!r}")
+    if not isinstance(cls.config_class, type) or cls.config_class is type(None):
+        raise ValueError(f"{cls.__qualname__}.config_class must be the method's config dataclass")
+    if "default" not in cls.presets:
+        raise ValueError(f"{cls.__qualname__}.presets needs a 'default' preset")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _discover() -> None:
+    """Import every method folder under lwd/methods/ once (each registers itself on import)."""
+    import importlib
+    import pkgutil
+
+    import lwd.methods as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.ispkg:
+            importlib.import_module(f"{package.__name__}.{module.name}")
+
+
+def method_names() -> list[str]:
+    _discover()
+    return sorted(_REGISTRY)
+
+
+def get_method(name: str) -> type[Method]:
+    if name not in _REGISTRY:
+        _discover()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown method {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def resolve_preset(method: type[Method], name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(method settings, optimiser settings) of a preset, its `extends` chain applied base first."""
+    chain: list[Preset] = []
+    current = name
+    while current:
+        if current not in method.presets:
+            raise ValueError(f"unknown preset {current!r} for {method.name}; known: {', '.join(method.presets)}")
+        preset = method.presets[current]
+        if preset in chain:
+            raise ValueError(f"preset {name!r} of {method.name} extends itself")
+        chain.append(preset)
+        current = preset.extends
+    settings: dict[str, Any] = {}
+    train: dict[str, Any] = {}
+    for preset in reversed(chain):
+        settings.update(preset.method)
+        train.update(preset.train)
+    return settings, train
+
+
+def build_method(name: str, cfg: Any, info: DataInfo, normalizer: Any, seed: int | None = None) -> Method:
+    """A fresh (untrained) method; with `seed`, its initial weights depend on nothing else."""
+    cls = get_method(name)
+    if not isinstance(cfg, cls.config_class):
+        raise ValueError(f"{name} needs a {cls.config_class.__name__}, got {type(cfg).__name__}")
+    if seed is not None:
+        torch.manual_seed(seed)
+    return cls(cfg, info, normalizer)

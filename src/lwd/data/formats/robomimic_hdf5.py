@@ -32,6 +32,7 @@ import numpy as np
 from lwd.data.episodes import Episodes
 from lwd.data.errors import DatasetError
 from lwd.data.keys import ACTION, OBS
+from lwd.optional import require
 
 SIM_STATE = "sim_state"
 REWARD = "reward"
@@ -40,11 +41,7 @@ _TASK_OF_ENV = {"Lift": "lift", "PickPlaceCan": "can", "NutAssemblySquare": "squ
 
 
 def _import_h5py() -> Any:
-    try:
-        import h5py
-    except ImportError as err:  # pragma: no cover - depends on the install
-        raise ImportError("h5py is not installed: pip install -e '.[robomimic]'") from err
-    return h5py
+    return require("h5py", "robomimic")
 
 
 def _natural_key(name: str) -> tuple[Any, ...]:

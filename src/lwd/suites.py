@@ -2,25 +2,19 @@
 
 A `Suite` is one benchmark: `metaworld/mt10` (10 tasks, task-id = index in `tasks`) or a single
 task such as `metaworld/push-v3`. Every command takes these names, so one string fixes the
-environment, the demonstrator and the evaluation protocol.
+environment, the demonstrator and the evaluation protocol. This module sits above `lwd.envs` and
+`lwd.experts` and joins them; neither of those imports the other.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 import gymnasium as gym
-import numpy as np
 
-
-class Expert(Protocol):
-    """A demonstrator. `info` is the env's latest info dict: experts may read privileged state
-    from it (e.g. PushT's full simulator state), which learned policies never see."""
-
-    def reset(self, seed: int) -> None: ...
-
-    def act(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray: ...
+from lwd.config import is_multitask
+from lwd.experts.base import Expert
 
 
 @dataclass(frozen=True)
@@ -37,7 +31,7 @@ class Suite:
 
     @property
     def multitask(self) -> bool:
-        return len(self.tasks) > 1
+        return is_multitask(self.tasks)
 
     def task_id(self, task: str) -> int:
         if task not in self.tasks:
@@ -122,9 +116,9 @@ def make_suite(name: str) -> Suite:
         return _metaworld_suite("metaworld/mt10", MT10_TASKS)
     if key.startswith("metaworld/"):
         task = key.split("/", 1)[1]
-        from lwd.envs.metaworld import MT10_TASKS, _import_metaworld
+        from lwd.envs.metaworld import MT10_TASKS, import_metaworld
 
-        if task not in _import_metaworld().ALL_V3_ENVIRONMENTS:
+        if task not in import_metaworld().ALL_V3_ENVIRONMENTS:
             raise ValueError(f"unknown Metaworld task {task!r} in {name!r}; try one of: {', '.join(MT10_TASKS)}")
         return _metaworld_suite(f"metaworld/{task}", (task,))
     raise ValueError(f"unknown environment {name!r}; known: {', '.join(available_suites())}")

@@ -1,0 +1,83 @@
+"""Settings of Latent Weight Diffusion (saved in config.json as "method_config")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lwd.config import check_positive
+
+
+@dataclass(frozen=True)
+class LWDConfig:
+    """Latent Weight Diffusion: VAE with a hypernetwork decoder, then a latent diffusion prior.
+
+    Timeline of one segment (To = obs_steps, H = horizon), anchored at step t:
+
+        obs:      |t-1| t |                     condition of the prior (state-conditioned)
+        segment:      | t | t+1 | ... | t+H-1|  (state, action) pairs the encoder sees and the
+                                                 decoded policy must reproduce; at run time the
+                                                 policy is regenerated every H steps
+    """
+
+    horizon: int = 32
+    obs_steps: int = 2
+    condition: str = "task"
+    """'task' (task id only), 'state' (observation history) or 'task+state'."""
+    latent_dim: int = 64
+    kl_weight: float = 1e-4
+    policy_hidden: tuple[int, ...] = (128, 128)
+    policy_activation: str = "relu"
+    policy_obs_steps: int = 1
+    """Observations the generated MLP sees at each step, stacked oldest first (<= obs_steps).
+    1: pi(s_t); 2: pi(s_{t-1}, s_t), which carries velocity (PushT's PD-driven agent lags its
+    target, so where it is heading is not in one observation)."""
+    chunk_size: int = 2048
+    chunk_emb_dim: int = 64
+    hyper_hidden: tuple[int, ...] = (256,)
+    encoder_dim: int = 64
+    encoder_layers: int = 1
+    encoder_heads: int = 4
+    denoiser_width: int = 256
+    denoiser_blocks: int = 4
+    diffusion_train_steps: int = 100
+    beta_schedule: str = "squaredcos_cap_v2"
+    sampler: str = "ddim"
+    inference_steps: int = 10
+    clip_sample_range: float = 3.0
+    """Clip the predicted clean latent to +-this many standard deviations while sampling (0: off)."""
+    vae_steps: int = 3000
+    prior_steps: int = 3000
+    prior_lr: float = 3e-4
+    prior_batch_size: int = 256
+    segment_starts: str = "any"
+    """'any': segments start at every step; 'episode': only at episode starts, so each latent
+    describes a whole demonstration (with horizon >= episode length: a policy for the episode)."""
+    latent_stride: int = 1
+    """Use every k-th segment start when encoding latents for the prior (speed on big datasets)."""
+
+    def __post_init__(self) -> None:
+        check_positive("LWDConfig", horizon=self.horizon, obs_steps=self.obs_steps, latent_dim=self.latent_dim,
+                       chunk_size=self.chunk_size, inference_steps=self.inference_steps, latent_stride=self.latent_stride)
+        if not 1 <= self.policy_obs_steps <= self.obs_steps:
+            raise ValueError(f"LWDConfig.policy_obs_steps must be in [1, obs_steps={self.obs_steps}], got {self.policy_obs_steps}; "
+                             "raise obs_steps too")
+        if self.condition not in ("task", "state", "task+state"):
+            raise ValueError(f"LWDConfig.condition must be 'task', 'state' or 'task+state', got {self.condition!r}")
+        if self.segment_starts not in ("any", "episode"):
+            raise ValueError(f"LWDConfig.segment_starts must be 'any' or 'episode', got {self.segment_starts!r}")
+        if self.sampler not in ("ddim", "ddpm"):
+            raise ValueError(f"LWDConfig.sampler must be 'ddim' or 'ddpm', got {self.sampler!r}")
+        if self.kl_weight < 0:
+            raise ValueError(f"LWDConfig.kl_weight must be >= 0, got {self.kl_weight}")
+        if self.encoder_dim % self.encoder_heads:
+            raise ValueError(f"LWDConfig.encoder_dim ({self.encoder_dim}) must be divisible by encoder_heads ({self.encoder_heads})")
+        if self.sampler == "ddpm" and self.inference_steps != self.diffusion_train_steps:
+            raise ValueError("LWDConfig: the ddpm sampler runs all diffusion_train_steps; set inference_steps equal to it or use ddim")
+
+    @property
+    def uses_task(self) -> bool:
+        return "task" in self.condition
+
+    @property
+    def uses_state(self) -> bool:
+        return "state" in self.condition

@@ -1,0 +1,81 @@
+"""LWD at run time: regenerate the small MLP every H steps, run it at every control step."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from lwd.data.keys import ACTION, OBS
+from lwd.methods.base import GenerationRuntime, Policy
+from lwd.methods.history import ObsHistory
+from lwd.methods.lwd.target_mlp import fold_affine, numpy_mlp_forward
+
+if TYPE_CHECKING:
+    from lwd.methods.lwd.model import LWD
+
+
+class LWDPolicy(Policy):
+    """Closed-loop runtime for one episode: regenerate theta every H steps, run the MLP every step.
+
+    `action_horizon=None` uses the training H; 0 generates once per episode. Sampling noise comes
+    from a generator seeded by the episode seed, so an episode's result never depends on which
+    other episodes ran or how many envs ran in parallel.
+
+    Each generated MLP gets the normalisers folded into its first and last layers, so a plain
+    control step is only the MLP on raw observations (the prior still sees normalised ones).
+    """
+
+    def __init__(self, model: "LWD", runtime: GenerationRuntime) -> None:
+        super().__init__()
+        self.model = model.eval()
+        self.horizon = model.cfg.horizon if runtime.action_horizon is None else runtime.action_horizon
+        if self.horizon < 0:
+            raise ValueError(f"action_horizon must be >= 0 (0 = once per episode), got {self.horizon}")
+        self.sampler = runtime.sampler
+        self.inference_steps = runtime.inference_steps
+        self._layers: list[tuple[np.ndarray, np.ndarray]] = []  # normalised space, as generated
+        self._raw_layers: list[tuple[np.ndarray, np.ndarray]] = []  # raw obs in, raw action out
+        k = model.cfg.policy_obs_steps
+        self._policy_obs_steps, self._obs_shape = k, (model.info.obs_dim,)  # read every step
+        obs_scale, obs_shift = model.normalizer.affine(OBS)
+        act_scale, act_shift = model.normalizer.affine(ACTION, inverse=True)
+        self._fold = (np.tile(obs_scale, k), np.tile(obs_shift, k), act_scale, act_shift)
+        self._generator = torch.Generator().manual_seed(0)
+        self._task: int | None = None
+        self._t = 0
+        self._history = ObsHistory(model.cfg.obs_steps)  # raw observations
+
+    def reset(self, seed: int, task: int | None = None) -> None:
+        if self.model.cfg.uses_task and task is None:
+            raise ValueError("this LWD model is task-conditioned: pass the task id to reset()")
+        self._generator = torch.Generator().manual_seed(int(seed))
+        self._task = task
+        self._t = 0
+        self._history.clear()
+
+    def _regenerate(self) -> None:
+        hist = self.model.normalizer.normalize(OBS, self._history.stacked())  # (To, Do)
+        theta = self.model.generate_policy(self._task, hist, self._generator, self.sampler, self.inference_steps)
+        self._layers = [(w[0].numpy().copy(), b[0, 0].numpy().copy()) for w, b in self.model.target.unflatten(theta)]
+        self._raw_layers = fold_affine(self._layers, *self._fold)
+        self.generations += 1
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        obs = np.array(obs, np.float32)  # a copy: the history must not alias a buffer the caller reuses
+        if obs.shape != self._obs_shape:
+            raise ValueError(f"expected one observation of shape {self._obs_shape}, got {obs.shape}")
+        self._history.push(obs)
+        if self._t == 0 or (self.horizon > 0 and self._t % self.horizon == 0):
+            self._regenerate()
+        self._t += 1
+        self.steps += 1
+        k = self._policy_obs_steps
+        policy_in = obs if k == 1 else np.concatenate(self._history.last(k))  # (k*Do,) oldest first
+        return numpy_mlp_forward(self.model.target, self._raw_layers, policy_in)
+
+    def policy_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The active generated MLP as NumPy (weight (in, out), bias (out,)) pairs, in normalised space
+        (normalised obs in, normalised action out), exactly as the decoder produced it."""
+        return self._layers

@@ -1,0 +1,16 @@
+"""Named LWD settings (`lwd train lwd --preset NAME`); BENCHMARKS.md says what each scored."""
+
+from lwd.methods.base import Preset
+
+PRESETS: dict[str, Preset] = {
+    "default": Preset(),
+    # Task-conditioned MT10; what `lwd quickstart` trains (fits 15 minutes on 2 CPU cores).
+    "mt10-quick": Preset(method={"horizon": 32, "condition": "task", "vae_steps": 8000, "prior_steps": 2000},
+                         train={"batch_size": 64, "lr": 1e-3}),
+    "mt10": Preset(method={"vae_steps": 20000, "prior_steps": 4000}, extends="mt10-quick"),
+    # Single-task, state-conditioned: the prior sees the last To=2 observations and the generated
+    # MLP sees the last 2 as well (velocity); segments of H=16.
+    "pusht": Preset(method={"horizon": 16, "policy_obs_steps": 2, "condition": "state", "vae_steps": 20000, "prior_steps": 6000},
+                    train={"batch_size": 64, "lr": 1e-3}),
+    "robomimic": Preset(extends="pusht"),
+}

@@ -1,1 +1,0 @@
-"""Neural-network building blocks for lwd (encoders, hypernetworks, denoisers, U-Nets)."""
