@@ -35,7 +35,7 @@ test: setup-dev
 bench-mt10: setup
 	$(BIN)/python benchmarks/mt10.py
 
-# PushT study (issue 4): 200 expert demos, LWD vs DP at H = 8, 16, 32, 64, with and without block pushes.
+# The PushT study of BENCHMARKS.md: 200 expert demos, LWD vs DP at H = 8, 16, 32, 64, with and without block pushes.
 bench-pusht: setup-all
 	$(BIN)/lwd demos pusht --episodes 200 --out data/pusht-200.zarr
 	$(BIN)/lwd bench pusht --data data/pusht-200.zarr --out runs/bench-pusht --methods lwd,dp,dp-ddim \

@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("method", choices=method_names())
     t.add_argument("--data", required=True, help="episode store written by `lwd demos` (or an imported dataset)")
     t.add_argument("--out", required=True, help="run directory to create")
-    t.add_argument("--preset", default="default", help="named settings, see lwd/presets.py (e.g. mt10-quick, mt10)")
+    t.add_argument("--preset", default="default", help="named settings: presets.py in the method folder (e.g. mt10-quick, mt10)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a method setting (repeatable)")
     t.add_argument("--train-set", action="append", metavar="KEY=VALUE", help="override an optimiser setting (repeatable)")
     t.add_argument("--seed", type=int, default=None, help="training seed (overrides the preset)")
