@@ -13,7 +13,8 @@ from lwd.checkpoint import load_model
 from lwd.config import DataInfo, RunConfig, TrainConfig
 from lwd.data import Episodes, MinMaxNormalizer
 from lwd.methods.dp import DiffusionPolicy, DPConfig, DPPolicy
-from lwd.pipeline import build_method, data_info
+from lwd.methods import build_method
+from lwd.pipeline import data_info
 from lwd.train import train
 
 from conftest import make_episodes

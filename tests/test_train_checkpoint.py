@@ -11,7 +11,8 @@ import torch
 
 from lwd.checkpoint import CheckpointError, load_model
 from lwd.config import TrainConfig
-from lwd.pipeline import build_method, data_info
+from lwd.methods import build_method
+from lwd.pipeline import data_info
 from lwd.config import RunConfig
 from lwd.methods.bc import BCConfig
 from lwd.methods.lwd import LWDConfig

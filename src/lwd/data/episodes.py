@@ -178,84 +178,10 @@ class Episodes:
         episode); every key has ``episode_ends[-1]`` steps; obs/action 2-D; task a non-negative
         integer vector; no NaN/inf in float arrays (reported by episode and step).
         """
-        present = sorted(self.data.keys())
-        if not self.data:
-            raise DatasetError("empty dataset: data has no keys; expected at least 'obs' and 'action'")
-        for key in required:
-            if key not in self.data:
-                raise DatasetError(
-                    f"required key '{key}' is missing; the dataset has keys {present} "
-                    "(add it, or map a stored name to it with Episodes.load(..., rename={...}))"
-                )
-        for key, value in self.data.items():
-            if not isinstance(key, str):
-                raise DatasetError(f"data keys must be strings, got {key!r}")
-            if value.dtype.kind not in _NUMERIC_KINDS:
-                raise DatasetError(
-                    f"'{key}' has unsupported dtype {value.dtype}; only bool, integer and float arrays "
-                    "are supported (convert or drop this key)"
-                )
-            if value.ndim == 0:
-                raise DatasetError(f"'{key}' is a scalar; every key needs a leading time dimension (N, ...)")
-
-        ends = self.episode_ends
-        if ends.ndim != 1:
-            raise DatasetError(f"episode_ends must be 1-D (E,), got shape {ends.shape}")
-        if ends.dtype.kind not in "iu":
-            raise DatasetError(f"episode_ends must be integers, got dtype {ends.dtype}")
-        if len(ends) == 0:
-            raise DatasetError("empty dataset: episode_ends is empty (no episodes)")
-        lengths = np.diff(ends, prepend=0)
-        if ends[0] < 0 or (lengths < 0).any():
-            bad = int(np.argmax(lengths < 0))
-            raise DatasetError(
-                f"episode_ends must start > 0 and be strictly increasing, but episode_ends[{bad}]="
-                f"{int(ends[bad])} follows {0 if bad == 0 else int(ends[bad - 1])}"
-            )
-        if (lengths == 0).any():
-            bad = int(np.argmax(lengths == 0))
-            raise DatasetError(
-                f"episode {bad} is empty (zero length): episode_ends must start > 0 and be strictly "
-                "increasing; remove the empty episode"
-            )
-
-        num_steps = int(ends[-1])
-        for key, value in self.data.items():
-            if len(value) != num_steps:
-                raise DatasetError(
-                    f"'{key}' has {len(value)} steps but episode_ends[-1] is {num_steps}; "
-                    "every key needs one entry per step"
-                )
-        for key in (OBS, ACTION):
-            if key in self.data and self.data[key].ndim != 2:
-                raise DatasetError(
-                    f"'{key}' must be 2-D (steps, dims) but has shape {self.data[key].shape}; "
-                    "flatten per-step features to a vector"
-                )
-        if TASK in self.data:
-            task = self.data[TASK]
-            if task.dtype.kind not in "iu" or task.ndim != 1:
-                raise DatasetError(
-                    f"'task' must be a 1-D integer array (N,) of task ids, got dtype {task.dtype} "
-                    f"and shape {task.shape}"
-                )
-            if (task < 0).any():
-                step = int(np.argmax(task < 0))
-                raise DatasetError(f"'task' ids must be >= 0, found {int(task[step])} at step {step}")
-
-        for key, value in self.data.items():
-            if value.dtype.kind != "f":
-                continue
-            finite_rows = np.isfinite(value).reshape(len(value), -1).all(axis=1)
-            if not finite_rows.all():
-                step = int(np.argmin(finite_rows))
-                episode = int(np.searchsorted(ends, step, side="right"))
-                start = 0 if episode == 0 else int(ends[episode - 1])
-                kind = "NaN" if np.isnan(value[step]).any() else "inf"
-                raise DatasetError(
-                    f"'{key}' contains {kind} (first in episode {episode} at step {step - start}); "
-                    "clean or drop that episode (float64 values beyond float32 range also become inf)"
-                )
+        _check_keys(self.data, required)
+        _check_episode_ends(self.episode_ends)
+        _check_shapes(self.data, int(self.episode_ends[-1]))
+        _check_finite(self.data, self.episode_ends)
 
     def check_min_length(self, min_length: int, what: str) -> None:
         """Raise if any episode has fewer than ``min_length`` steps.
@@ -533,3 +459,93 @@ def _replace(tmp: Path, target: Path) -> None:
         os.replace(old, target)  # put the previous dataset back
         raise
     _remove(old)
+
+
+# ------------------------------------------------------------------------------ validation, in order
+def _check_keys(data: Mapping[str, np.ndarray], required: Sequence[str]) -> None:
+    """Non-empty, the required keys present, string keys, numeric arrays with a time dimension."""
+    present = sorted(data.keys())
+    if not data:
+        raise DatasetError("empty dataset: data has no keys; expected at least 'obs' and 'action'")
+    for key in required:
+        if key not in data:
+            raise DatasetError(
+                f"required key '{key}' is missing; the dataset has keys {present} "
+                "(add it, or map a stored name to it with Episodes.load(..., rename={...}))"
+            )
+    for key, value in data.items():
+        if not isinstance(key, str):
+            raise DatasetError(f"data keys must be strings, got {key!r}")
+        if value.dtype.kind not in _NUMERIC_KINDS:
+            raise DatasetError(
+                f"'{key}' has unsupported dtype {value.dtype}; only bool, integer and float arrays "
+                "are supported (convert or drop this key)"
+            )
+        if value.ndim == 0:
+            raise DatasetError(f"'{key}' is a scalar; every key needs a leading time dimension (N, ...)")
+
+
+def _check_episode_ends(ends: np.ndarray) -> None:
+    """Integer, 1-D, non-empty, positive and strictly increasing (a repeated end is an empty episode)."""
+    if ends.ndim != 1:
+        raise DatasetError(f"episode_ends must be 1-D (E,), got shape {ends.shape}")
+    if ends.dtype.kind not in "iu":
+        raise DatasetError(f"episode_ends must be integers, got dtype {ends.dtype}")
+    if len(ends) == 0:
+        raise DatasetError("empty dataset: episode_ends is empty (no episodes)")
+    lengths = np.diff(ends, prepend=0)
+    if ends[0] < 0 or (lengths < 0).any():
+        bad = int(np.argmax(lengths < 0))
+        raise DatasetError(
+            f"episode_ends must start > 0 and be strictly increasing, but episode_ends[{bad}]="
+            f"{int(ends[bad])} follows {0 if bad == 0 else int(ends[bad - 1])}"
+        )
+    if (lengths == 0).any():
+        bad = int(np.argmax(lengths == 0))
+        raise DatasetError(
+            f"episode {bad} is empty (zero length): episode_ends must start > 0 and be strictly "
+            "increasing; remove the empty episode"
+        )
+
+
+def _check_shapes(data: Mapping[str, np.ndarray], num_steps: int) -> None:
+    """One entry per step in every key; obs/action 2-D; task a non-negative integer vector."""
+    for key, value in data.items():
+        if len(value) != num_steps:
+            raise DatasetError(
+                f"'{key}' has {len(value)} steps but episode_ends[-1] is {num_steps}; "
+                "every key needs one entry per step"
+            )
+    for key in (OBS, ACTION):
+        if key in data and data[key].ndim != 2:
+            raise DatasetError(
+                f"'{key}' must be 2-D (steps, dims) but has shape {data[key].shape}; "
+                "flatten per-step features to a vector"
+            )
+    if TASK in data:
+        task = data[TASK]
+        if task.dtype.kind not in "iu" or task.ndim != 1:
+            raise DatasetError(
+                f"'task' must be a 1-D integer array (N,) of task ids, got dtype {task.dtype} "
+                f"and shape {task.shape}"
+            )
+        if (task < 0).any():
+            step = int(np.argmax(task < 0))
+            raise DatasetError(f"'task' ids must be >= 0, found {int(task[step])} at step {step}")
+
+
+def _check_finite(data: Mapping[str, np.ndarray], ends: np.ndarray) -> None:
+    """No NaN/inf in float arrays, reported by episode and step."""
+    for key, value in data.items():
+        if value.dtype.kind != "f":
+            continue
+        finite_rows = np.isfinite(value).reshape(len(value), -1).all(axis=1)
+        if not finite_rows.all():
+            step = int(np.argmin(finite_rows))
+            episode = int(np.searchsorted(ends, step, side="right"))
+            start = 0 if episode == 0 else int(ends[episode - 1])
+            kind = "NaN" if np.isnan(value[step]).any() else "inf"
+            raise DatasetError(
+                f"'{key}' contains {kind} (first in episode {episode} at step {step - start}); "
+                "clean or drop that episode (float64 values beyond float32 range also become inf)"
+            )
