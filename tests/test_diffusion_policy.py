@@ -225,3 +225,19 @@ def test_batched_replanning_refuses_policies_with_different_settings():
     a, b = model.make_policy(model.runtime_options(action_horizon=2)), model.make_policy(model.runtime_options(action_horizon=3))
     with pytest.raises(ValueError, match="same runtime settings"):
         DPPolicy.plan_together([a, b])
+
+
+@pytest.mark.parametrize("action_horizon", [1, 2, 4, 3])
+def test_nominal_flops_per_step_equal_what_an_episode_spends(action_horizon):
+    """One plan every Ta steps: over a 12-step episode nominal == measured when Ta divides 12."""
+    from lwd.evaluate import measured_cost
+
+    model = _tiny()
+    runtime = model.runtime_options(action_horizon=action_horizon)
+    cost = model.cost(runtime, episode_steps=12)
+    policy = model.make_policy(runtime)
+    _run(policy, np.zeros((12, 3), np.float32))
+    measured = measured_cost(cost, [policy])["flops_per_step_measured"]
+    assert policy.generations == -(-12 // action_horizon)
+    assert measured == pytest.approx(policy.generations * cost.flops_generation / 12, rel=1e-12)
+    assert (measured == pytest.approx(cost.flops_per_step, rel=1e-12)) == (12 % action_horizon == 0)

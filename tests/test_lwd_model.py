@@ -162,21 +162,35 @@ def test_cost_counts_generation_and_step_flops():
 
 
 def test_whole_episode_segments_start_only_at_episode_starts():
-    model, episodes = small_lwd(horizon=32, segment_starts="episode")  # episodes have 20 steps < H
-    dataset = model.segment_dataset(episodes)
+    from lwd.data import concatenate
+
+    model, _ = small_lwd(horizon=20, segment_starts="episode")
+    episodes = concatenate([make_episodes(num_episodes=2, length=20), make_episodes(num_episodes=2, length=12)])
+    dataset = model.segment_dataset(episodes)  # the 12-step episodes are shorter than H: padded, masked
     starts = model.segment_starts(episodes, dataset)
     np.testing.assert_array_equal(starts, episodes.episode_starts)
     batch = dataset.sample_batch(starts)
-    assert batch["mask"].sum(1).tolist() == [20.0] * episodes.num_episodes
+    assert batch["mask"].sum(1).tolist() == [20.0, 20.0, 12.0, 12.0]
     np.testing.assert_allclose(batch["states"][:, 0].numpy(), model.normalizer.normalize("obs", episodes.data["obs"][starts]), rtol=1e-6)
 
 
 def test_segments_longer_than_episodes_are_refused_unless_whole_episode():
+    from lwd.data import DatasetError, concatenate
+
+    model, _ = small_lwd(horizon=16)
+    mixed = concatenate([make_episodes(num_episodes=2, length=20), make_episodes(num_episodes=2, length=12)])
+    with pytest.raises(DatasetError, match="16"):
+        model.segment_dataset(mixed)  # short_episodes="error": the 12-step episodes
+    model.segment_dataset(mixed, short_episodes="pad")
+
+
+def test_a_horizon_longer_than_every_episode_is_refused_before_any_allocation():
     from lwd.data import DatasetError
 
-    model, episodes = small_lwd(horizon=32)
-    with pytest.raises(DatasetError, match="32"):
-        model.segment_dataset(episodes)
+    for segment_starts in ("any", "episode"):
+        model, episodes = small_lwd(horizon=100000, segment_starts=segment_starts)  # episodes have 20 steps
+        with pytest.raises(DatasetError, match="longest episode \\(20 steps\\).*at most 20"):
+            model.segment_dataset(episodes, short_episodes="pad")
 
 
 def test_policy_inputs_stack_the_previous_observation_reaching_into_the_history():
@@ -243,3 +257,32 @@ def test_lwd_policy_rejects_an_observation_of_the_wrong_size():
     policy.reset(seed=0, task=0)
     with pytest.raises(ValueError, match="shape"):
         policy.act(np.zeros(model.info.obs_dim + 1, np.float32))
+
+
+@pytest.mark.parametrize("action_horizon", [1, 3, 4, 12, 0, 5])
+def test_nominal_flops_per_step_equal_what_a_full_episode_spends_for_every_schedule(action_horizon):
+    """Cost describes the schedule that runs: for a 12-step episode, nominal == measured whenever
+    H divides the episode (0 = once per episode, costed over the episode length); otherwise the
+    last, partial period costs a whole generation and the measured figure says so."""
+    from lwd.evaluate import measured_cost
+
+    model, _ = small_lwd()
+    runtime = model.runtime_options(action_horizon=action_horizon)
+    cost = model.cost(runtime, episode_steps=12)
+    policy = model.make_policy(runtime)
+    policy.reset(0, task=1)
+    for obs in np.random.default_rng(0).normal(size=(12, 5)).astype(np.float32):
+        policy.act(obs)
+    measured = measured_cost(cost, [policy])["flops_per_step_measured"]
+    generations = 1 if action_horizon == 0 else -(-12 // action_horizon)
+    assert policy.generations == generations
+    assert measured == pytest.approx((generations * cost.flops_generation + 12 * cost.flops_policy_step) / 12, rel=1e-12)
+    if action_horizon == 0 or 12 % action_horizon == 0:
+        assert measured == pytest.approx(cost.flops_per_step, rel=1e-12)
+        assert cost.generation_every == (12 if action_horizon == 0 else action_horizon)
+    else:
+        assert measured > cost.flops_per_step
+    if action_horizon == 0:
+        assert cost.to_dict()["generation"] == "once per episode"
+        with pytest.raises(ValueError, match="episode length"):
+            model.cost(runtime)  # no episode length: no honest per-step figure

@@ -78,7 +78,7 @@ class Toy(Method):
     def make_policy(self, runtime: ToyRuntime | None = None) -> ToyPolicy:
         return ToyPolicy(self, (runtime or ToyRuntime()).action_repeat or 1)
 
-    def cost(self, runtime: ToyRuntime | None = None) -> Cost:
+    def cost(self, runtime: ToyRuntime | None = None, episode_steps: int | None = None) -> Cost:
         flops = count_flops(lambda: self.net(torch.zeros(1, self.info.obs_dim)))
         every = (runtime or ToyRuntime()).action_repeat or 1
         return Cost(num_params(self), num_params(self), flops_policy_step=0, flops_generation=flops, generation_every=every)

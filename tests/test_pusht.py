@@ -221,7 +221,7 @@ class _RandomPushMethod:
     def make_policy(self, runtime: RuntimeOptions) -> _RandomPushPolicy:
         return _RandomPushPolicy()
 
-    def cost(self, runtime: RuntimeOptions) -> Cost:
+    def cost(self, runtime: RuntimeOptions, episode_steps: int | None = None) -> Cost:
         return Cost(params_total=0, params_per_step=0, flops_policy_step=0)
 
 

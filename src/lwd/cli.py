@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import lwd.provenance  # noqa: F401  (records the commit this process starts on; results cite it)
+from lwd.outputs import check_writable, write_text_safely
 
 
 def _horizon(value: str) -> int:
-    if value.lower() in ("episode", "0"):
+    if value.lower() == "episode":
         return 0
     try:
         h = int(value)
@@ -33,10 +34,38 @@ def _horizon(value: str) -> int:
     return h
 
 
+def _int_at_least(minimum: int) -> Any:
+    """An argparse type: an integer >= minimum, refused with a message that says so."""
+    wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {value!r}") from err
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {number}")
+        return number
+
+    return parse
+
+
+_positive = _int_at_least(1)
+_non_negative = _int_at_least(0)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (what is wrong, and where help is), like every other error of lwd."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def cmd_demos(args: argparse.Namespace) -> None:
     from lwd.demos import collect_demos
     from lwd.suites import make_suite
 
+    check_writable(args.out)
     suite = make_suite(args.env)
     t0 = time.perf_counter()
     episodes = collect_demos(suite, args.episodes, seed_start=args.seed_start, keep_failures=args.keep_failures)
@@ -48,6 +77,7 @@ def cmd_demos(args: argparse.Namespace) -> None:
 
 def cmd_import(args: argparse.Namespace) -> None:
     """Convert another project's dataset into our episode store (zarr, DP layout)."""
+    check_writable(args.out)
     t0 = time.perf_counter()
     if args.format == "dp-pusht":
         from lwd.data.formats.dp_zarr import load_dp_pusht
@@ -75,6 +105,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     from lwd.data.formats.robomimic_hdf5 import save_robomimic_hdf5
     from lwd.envs.robomimic import RobomimicEnv, obs_key_dims
 
+    check_writable(args.out)
     episodes = Episodes.load(args.data)
     suite = str(episodes.attrs.get("suite", ""))
     if not suite.startswith("robomimic/"):
@@ -92,6 +123,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from lwd.pipeline import train_run
 
+    check_writable(args.out, folder=True)
     t0 = time.perf_counter()
     train_run(args.method, args.data, args.out, args.preset, args.set or [], args.train_set or [], args.seed,
               args.resume, eval_every=args.eval_every, eval_episodes=args.eval_episodes)
@@ -106,15 +138,15 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from lwd.pipeline import evaluate_run
     from lwd.provenance import provenance
 
+    if args.out:
+        check_writable(args.out)
     result = evaluate_run(args.run, args.env, args.episodes, args.n_envs, args.vector, args.perturb, args.seed_start,
                           args.tasks.split(",") if args.tasks else None, batch_plans=args.batch_plans, **_runtime(args))
     result["provenance"] = provenance()
     print(format_table(result))
     print(f"evaluated in {result['seconds']:.1f} s")
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2))
+        out = write_text_safely(args.out, json.dumps(result, indent=2))
         plot_success(result, str(out.with_suffix(".png")))
         print(f"wrote {out} and {out.with_suffix('.png')}")
 
@@ -142,13 +174,18 @@ def cmd_info(args: argparse.Namespace) -> None:
     from lwd.pipeline import preset_info, run_info
 
     if args.preset_only:
+        if args.config:
+            raise ValueError("--config prints a trained run's config.json; with --preset-only there is none (drop one of them)")
         method, _, preset = args.run.partition(":")
-        parts = [int(x) for x in args.dims.split(",")]
-        if len(parts) not in (2, 3):
-            raise ValueError("--dims takes OBS_DIM,ACTION_DIM[,NUM_TASKS], e.g. 20,2")
-        _print_rows(preset_info(method, preset or "default", *parts, latency_steps=args.latency_steps, **_runtime(args)))
+        try:
+            parts = [int(x) for x in args.dims.split(",")]
+        except ValueError:
+            parts = []
+        if len(parts) not in (2, 3) or min(parts[:2]) < 1 or (len(parts) == 3 and parts[2] < 0):
+            raise ValueError(f"--dims takes OBS_DIM,ACTION_DIM[,NUM_TASKS] as positive integers, e.g. 20,2; got {args.dims!r}")
+        _print_rows(preset_info(method, preset or "default", *parts, latency_steps=args.latency_steps, env=args.env, **_runtime(args)))
         return
-    _print_rows(run_info(args.run, latency_steps=args.latency_steps, **_runtime(args)))
+    _print_rows(run_info(args.run, latency_steps=args.latency_steps, env=args.env, **_runtime(args)))
     if args.config:
         print(json.dumps(read_run_config(args.run).to_json(), indent=2))
 
@@ -156,6 +193,7 @@ def cmd_info(args: argparse.Namespace) -> None:
 def cmd_quickstart(args: argparse.Namespace) -> None:
     from lwd.quickstart import quickstart
 
+    check_writable(args.out, folder=True)
     quickstart(Path(args.out), episodes_per_task=args.demos, eval_episodes=args.episodes, n_envs=args.n_envs)
 
 
@@ -173,6 +211,7 @@ def _pairs(text: str | None) -> dict[str, str]:
 def cmd_bench(args: argparse.Namespace) -> None:
     from lwd.bench import run_bench
 
+    check_writable(args.out, folder=True)
     overrides: dict[str, list[str]] = {}
     for item in args.set or []:
         method, sep, setting = item.partition(":")
@@ -190,21 +229,21 @@ def build_parser() -> argparse.ArgumentParser:
     from lwd.bench import bench_labels
     from lwd.methods import method_names
 
-    p = argparse.ArgumentParser(prog="lwd", description="Latent Weight Diffusion: generate the weights of small closed-loop policies.")
+    p = _Parser(prog="lwd", description="Latent Weight Diffusion: generate the weights of small closed-loop policies.")
     sub = p.add_subparsers(dest="command", required=True)
 
     q = sub.add_parser("quickstart", help="MT10 demos -> train LWD -> evaluate -> table, JSON and plot (CPU, < 15 min)")
     q.add_argument("--out", default="quickstart-out", help="folder for data, run and results (default: quickstart-out)")
-    q.add_argument("--demos", type=int, default=50, help="expert demonstrations per task (default 50)")
-    q.add_argument("--episodes", type=int, default=50, help="evaluation episodes per task (default 50)")
-    q.add_argument("--n-envs", type=int, default=2, help="parallel env processes for evaluation (default 2)")
+    q.add_argument("--demos", type=_positive, default=50, help="expert demonstrations per task (default 50)")
+    q.add_argument("--episodes", type=_positive, default=50, help="evaluation episodes per task (default 50)")
+    q.add_argument("--n-envs", type=_positive, default=2, help="parallel env processes for evaluation (default 2)")
     q.set_defaults(func=cmd_quickstart)
 
     d = sub.add_parser("demos", help="collect expert demonstrations into a zarr episode store")
     d.add_argument("env", help="suite name: pusht, pusht/state, robomimic/lift|can|square, metaworld/mt10, metaworld/<task>-v3")
-    d.add_argument("--episodes", type=int, default=50, help="successful episodes per task")
+    d.add_argument("--episodes", type=_positive, default=50, help="successful episodes per task")
     d.add_argument("--out", required=True, help="output path (.zarr directory or .zarr.zip)")
-    d.add_argument("--seed-start", type=int, default=0, help="first episode seed (evaluation uses 100000+)")
+    d.add_argument("--seed-start", type=_non_negative, default=0, help="first episode seed (evaluation uses 100000+)")
     d.add_argument("--keep-failures", action="store_true", help="also keep episodes where the expert failed")
     d.set_defaults(func=cmd_demos)
 
@@ -233,23 +272,23 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--preset", default="default", help="named settings: presets.py in the method folder (e.g. mt10-quick, mt10)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a method setting (repeatable)")
     t.add_argument("--train-set", action="append", metavar="KEY=VALUE", help="override an optimiser setting (repeatable)")
-    t.add_argument("--seed", type=int, default=None, help="training seed (overrides the preset)")
+    t.add_argument("--seed", type=_non_negative, default=None, help="training seed (overrides the preset)")
     t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    t.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps during training (0: never)")
-    t.add_argument("--eval-episodes", type=int, default=5, help="episodes per task for --eval-every")
+    t.add_argument("--eval-every", type=_non_negative, default=0, help="evaluate every N steps during training (0: never)")
+    t.add_argument("--eval-episodes", type=_positive, default=5, help="episodes per task for --eval-every")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="evaluate a trained run in its environment")
     e.add_argument("run", help="run directory")
     e.add_argument("--env", default=None, help="suite name (default: the one the run was trained on)")
-    e.add_argument("--episodes", type=int, default=50, help="episodes per task (default 50)")
+    e.add_argument("--episodes", type=_positive, default=50, help="episodes per task (default 50)")
     e.add_argument("--action-horizon", type=_horizon, default=None, help="regenerate the policy every H steps, or 'episode' (default: training H)")
-    e.add_argument("--n-envs", type=int, default=1, help="parallel envs (results do not depend on it)")
+    e.add_argument("--n-envs", type=_positive, default=1, help="parallel envs (results do not depend on it)")
     e.add_argument("--vector", choices=["sync", "async"], default="sync", help="gymnasium vector env kind")
     e.add_argument("--perturb", default=None, help="e.g. action-noise:0.1, obs-noise:0.01, block-push:20:0.05 (PushT), object-push:3:0.05 (robomimic); default none")
     e.add_argument("--sampler", choices=["ddim", "ddpm"], default=None, help="latent sampler (default: the run's)")
-    e.add_argument("--inference-steps", type=int, default=None, help="DDIM steps (default: the run's)")
-    e.add_argument("--seed-start", type=int, default=None, help="first test seed (default 100000)")
+    e.add_argument("--inference-steps", type=_positive, default=None, help="DDIM steps (default: the run's)")
+    e.add_argument("--seed-start", type=_non_negative, default=None, help="first test seed (default 100000)")
     e.add_argument("--tasks", default=None, help="comma-separated subset of tasks")
     e.add_argument("--batch-plans", action="store_true",
                    help="DP: replan all envs that need it in one network call instead of one per env (equal to per-env results up to float rounding)")
@@ -263,13 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--methods", default="lwd,dp", help=f"comma-separated: {', '.join(bench_labels())}")
     b.add_argument("--horizons", default="8,16,32", help="action horizons H")
     b.add_argument("--perturb", default="none", help="comma-separated perturbations, e.g. none,action-noise:0.1")
-    b.add_argument("--episodes", type=int, default=50, help="episodes per task per cell")
+    b.add_argument("--episodes", type=_positive, default=50, help="episodes per task per cell")
     b.add_argument("--presets", default="", help="per-method presets, e.g. lwd=mt10-quick,dp=cpu,bc=mt10-quick")
     b.add_argument("--set", action="append", metavar="METHOD:KEY=VALUE", help="override a method setting (repeatable)")
-    b.add_argument("--seed", type=int, default=0, help="training seed shared by all methods")
-    b.add_argument("--n-envs", type=int, default=1, help="parallel envs per evaluation")
-    b.add_argument("--ddim-steps", type=int, default=10, help="DDIM steps for dp-ddim")
-    b.add_argument("--latency-steps", type=int, default=400, help="control steps timed per cell on one CPU thread (0: skip)")
+    b.add_argument("--seed", type=_non_negative, default=0, help="training seed shared by all methods")
+    b.add_argument("--n-envs", type=_positive, default=1, help="parallel envs per evaluation")
+    b.add_argument("--ddim-steps", type=_positive, default=10, help="DDIM steps for dp-ddim")
+    b.add_argument("--latency-steps", type=_non_negative, default=400, help="control steps timed per cell on one CPU thread (0: skip)")
     b.add_argument("--batch-plans", action="store_true", help="DP: batch replans across envs (see lwd eval --help)")
     b.add_argument("--vector", choices=["sync", "async"], default=None,
                    help="vector env kind (default: async with --n-envs > 1; sync suits fast simulators such as PushT)")
@@ -279,9 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("run", help="run directory, or METHOD:PRESET with --preset-only (e.g. dp:paper)")
     i.add_argument("--preset-only", action="store_true", help="cost of an untrained model from a preset (FLOPs need no training)")
     i.add_argument("--dims", default="20,2", help="with --preset-only: OBS_DIM,ACTION_DIM[,NUM_TASKS] (default 20,2: DP's low-dim PushT)")
-    i.add_argument("--action-horizon", type=_horizon, default=None)
+    i.add_argument("--action-horizon", type=_horizon, default=None, help="cost at this H, or 'episode' (default: training H)")
+    i.add_argument("--env", default=None, help="suite whose episode length costs --action-horizon episode (default: the run's)")
     i.add_argument("--config", action="store_true", help="also print the full config")
-    i.add_argument("--latency-steps", type=int, default=2000, help="control steps timed on one CPU thread (0: skip)")
+    i.add_argument("--latency-steps", type=_non_negative, default=2000, help="control steps timed on one CPU thread (0: skip)")
     i.set_defaults(func=cmd_info)
     return p
 
@@ -294,9 +334,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except (DatasetError, CheckpointError, FileExistsError, FileNotFoundError, ValueError, ImportError) as err:
-        print(f"lwd {args.command}: error: {err}", file=sys.stderr)
+        print(f"lwd {args.command}: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:
+        saved = str(err)  # training raises with where it saved its state
+        hint = _RESUME_HINTS.get(args.command, "nothing more was written")
+        if args.command == "train":
+            hint = f"{saved}; run the same command with --resume to continue" if saved else _NOTHING_SAVED
+        print(f"lwd {args.command}: interrupted; {hint}", file=sys.stderr)
+        return 130
     return 0
+
+
+_NOTHING_SAVED = "no training state was saved yet; start the command again"
+_RESUME_HINTS = {
+    "bench": "run the same command again: finished runs are reused and interrupted ones resumed",
+    "quickstart": "run it again on the same --out: finished stages are reused and an interrupted training resumed",
+}
 
 
 if __name__ == "__main__":

@@ -147,12 +147,14 @@ class SlotSchedule:
 
 
 def check_compatible(method: Method, suite: Suite) -> None:
-    """Refuse a suite whose tasks or observation size differ from what the model was trained on."""
+    """Refuse a suite whose tasks, observation or action size differ from what the model was trained on."""
     info_tasks = tuple(method.info.tasks)
     if info_tasks and suite.multitask and tuple(suite.tasks) != info_tasks:
         raise ValueError(f"the model was trained on tasks {list(info_tasks)} but {suite.name} has {list(suite.tasks)}")
     if method.info.obs_dim != suite.obs_dim:
         raise ValueError(f"the model expects {method.info.obs_dim}-d observations but {suite.name} gives {suite.obs_dim}-d")
+    if method.info.action_dim != suite.action_dim:
+        raise ValueError(f"the model outputs {method.info.action_dim}-d actions but {suite.name} takes {suite.action_dim}-d")
 
 
 def evaluate(
@@ -181,6 +183,8 @@ def evaluate(
     check_compatible(method, suite)
     runtime = runtime or method.runtime_options()
     plan = episode_plan(suite, episodes_per_task, seed_start, tasks)
+    if perturb is not None:  # a perturbation the suite's env refuses is an error now, not mid-evaluation
+        apply_perturbation(suite.make_env(plan[0][0]), perturb).close()
     n_envs = min(n_envs, len(plan))
     policies = [method.make_policy(runtime) for _ in range(n_envs)]
     batched = batch_plans and type(policies[0]).batches_acting
@@ -283,7 +287,7 @@ def summarise(
         **({"mean_score": float(np.mean([v["mean_score"] for v in per_task.values()])),
             "mean_final_score": float(np.mean([v["mean_final_score"] for v in per_task.values()]))} if scored else {}),
         "per_task": per_task,
-        "cost": measured_cost(method.cost(runtime), policies),
+        "cost": measured_cost(method.cost(runtime, episode_steps=suite.max_episode_steps), policies),
         "seconds": round(seconds, 2),
         "episodes": [asdict(r) for r in results],
     }

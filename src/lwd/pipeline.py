@@ -16,7 +16,7 @@ from typing import Any
 
 from lwd.checkpoint import load_model, read_run_config
 from lwd.config import DataInfo, RunConfig, TrainConfig, apply_overrides, from_dict
-from lwd.data import Episodes, MinMaxNormalizer
+from lwd.data import DatasetError, Episodes, MinMaxNormalizer
 from lwd.data.keys import ACTION, OBS, TASK
 from lwd.methods.base import Method, build_method, get_method, resolve_preset
 from lwd.suites import make_suite
@@ -35,10 +35,14 @@ def build_configs(method: str, preset: str = "default", overrides: list[str] | t
 
 
 def data_info(episodes: Episodes, dataset: str) -> DataInfo:
-    tasks = tuple(episodes.attrs.get("tasks", ()))
-    if TASK in episodes.data and not tasks:
+    tasks = tuple(str(t) for t in episodes.attrs.get("tasks", ()))
+    if TASK in episodes.data:
         n = int(episodes.data[TASK].max()) + 1
-        tasks = tuple(f"task{i}" for i in range(n))
+        if not tasks:
+            tasks = tuple(f"task{i}" for i in range(n))
+        elif n > len(tasks):
+            raise DatasetError(f"{dataset}: task ids go up to {n - 1} but the dataset names {len(tasks)} tasks "
+                               f"{list(tasks)}; fix attrs['tasks'] or the ids in data/task")
     return DataInfo(
         obs_dim=int(episodes.data[OBS].shape[1]),
         action_dim=int(episodes.data[ACTION].shape[1]),
@@ -64,6 +68,8 @@ def train_run(
 ) -> Method:
     """Load demonstrations, fit the normaliser on the training split, train, write the run dir."""
     out = Path(out)
+    if resume and not (out / "train_state").is_dir():
+        raise FileNotFoundError(f"--resume: {out} holds no interrupted run to continue; drop --resume to start one")
     if not resume and (out / "model.safetensors").exists():
         raise FileExistsError(f"{out} already holds a trained model; choose another --out (or --resume an interrupted run)")
     if not resume and (out / "train_state").exists():
@@ -123,10 +129,10 @@ def evaluate_run(
     return result
 
 
-def describe(model: Method, runtime: dict[str, Any], latency_steps: int = 0) -> dict[str, Any]:
+def describe(model: Method, runtime: dict[str, Any], latency_steps: int = 0, episode_steps: int | None = None) -> dict[str, Any]:
     """Cost figures of a model at the given run-time options, plus per-step latency when asked."""
     options = model.runtime_options(**runtime)
-    cost = model.cost(options).to_dict()
+    cost = model.cost(options, episode_steps=episode_steps).to_dict()
     if latency_steps > 0:
         from lwd.latency import measure_latency
 
@@ -134,16 +140,20 @@ def describe(model: Method, runtime: dict[str, Any], latency_steps: int = 0) -> 
     return cost
 
 
-def run_info(run_dir: str | Path, latency_steps: int = 0, **runtime: Any) -> dict[str, Any]:
-    """What `lwd info` shows: method, preset, data, and params / FLOPs per control step."""
+def run_info(run_dir: str | Path, latency_steps: int = 0, env: str | None = None, **runtime: Any) -> dict[str, Any]:
+    """What `lwd info` shows: method, preset, data, and params / FLOPs per control step (costed
+    over the episode length of `env`, or of the suite the run was trained on)."""
     run = read_run_config(run_dir)
     model = load_model(run_dir)
+    suite = env or run.data.suite
+    episode_steps = make_suite(suite).max_episode_steps if suite else None
     return {"method": run.method, "preset": run.preset or "-", "trained on": run.data.dataset, "suite": run.data.suite,
-            "obs / action dims": f"{run.data.obs_dim} / {run.data.action_dim}", **describe(model, runtime, latency_steps)}
+            "obs / action dims": f"{run.data.obs_dim} / {run.data.action_dim}",
+            **describe(model, runtime, latency_steps, episode_steps)}
 
 
 def preset_info(method: str, preset: str, obs_dim: int, action_dim: int, num_tasks: int = 0, latency_steps: int = 0,
-                **runtime: Any) -> dict[str, Any]:
+                env: str | None = None, **runtime: Any) -> dict[str, Any]:
     """Cost of an untrained model built from a preset: FLOPs and params need no training."""
     import numpy as np
 
@@ -152,5 +162,6 @@ def preset_info(method: str, preset: str, obs_dim: int, action_dim: int, num_tas
                                        ACTION: np.stack([-np.ones(action_dim), np.ones(action_dim)]).astype(np.float32)})
     tasks = tuple(f"task{i}" for i in range(num_tasks))
     model = build_method(method, cfg, DataInfo(obs_dim, action_dim, tasks), normalizer, seed=0)
+    episode_steps = make_suite(env).max_episode_steps if env else None
     return {"method": method, "preset": preset, "obs / action dims": f"{obs_dim} / {action_dim}", "trained": "no (cost only)",
-            **describe(model, runtime, latency_steps)}
+            **describe(model, runtime, latency_steps, episode_steps)}

@@ -11,6 +11,8 @@ weights as an uninterrupted one.
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,30 +90,54 @@ def train(
 ) -> dict[str, Any]:
     """Train `method` on `episodes`; writes the run directory and returns the training log."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     if train_cfg.num_threads > 0:
         torch.set_num_threads(train_cfg.num_threads)
     torch.manual_seed(train_cfg.seed)
     rng = np.random.default_rng(train_cfg.seed)
-    stages = method.stages(train_cfg, episodes)
+    stages = method.stages(train_cfg, episodes)  # datasets are checked here, before anything is written
     start = resume_point(out_dir, method, run, rng) if resume else ResumePoint()
+    out_dir.mkdir(parents=True, exist_ok=True)
     log = start.log
     budget = _StepBudget(stop_after_steps)
-    for si, stage in enumerate(stages):
-        if si < start.stage:
-            continue
-        t0 = time.perf_counter()
-        loop = _StageLoop(method, stage, train_cfg)
-        if start.restores(si):
-            loop.restore(*start.saved)  # type: ignore[misc]
-        loop.run(si, out_dir, run, rng, log, progress, budget, eval_hook, eval_every)
-        log["seconds"][stage.name] = log["seconds"].get(stage.name, 0.0) + time.perf_counter() - t0
-        _save_state(out_dir, method, run, si + 1, 0, None, rng, log)
+    with _StopRequests() as stop:
+        for si, stage in enumerate(stages):
+            if si < start.stage:
+                continue
+            t0 = time.perf_counter()
+            loop = _StageLoop(method, stage, train_cfg)
+            if start.restores(si):
+                loop.restore(*start.saved)  # type: ignore[misc]
+            loop.run(si, out_dir, run, rng, log, progress, budget, eval_hook, eval_every, stop)
+            log["seconds"][stage.name] = log["seconds"].get(stage.name, 0.0) + time.perf_counter() - t0
+            _save_state(out_dir, method, run, si + 1, 0, None, rng, log)
     method.eval()
     save_model(out_dir, method, run)
     atomic_write_json(out_dir / "train_log.json", log)
     _plot_losses(log, out_dir / "train_loss.png")
     return log
+
+
+class _StopRequests:
+    """Ctrl-C (SIGINT) during training: finish the current step, save a training state, then stop.
+
+    Stopping between steps keeps the saved state exact, so `--resume` ends with the weights an
+    uninterrupted run would have. Active only in the main thread (signal handlers live there)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> "_StopRequests":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._request)
+        return self
+
+    def _request(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 class _StepBudget:
@@ -147,7 +173,8 @@ class _StageLoop:
         self.first = info["step"]
 
     def run(self, index: int, out_dir: Path, run: RunConfig, rng: np.random.Generator, log: dict[str, Any], progress: bool,
-            budget: _StepBudget, eval_hook: Callable[[Method, str, int], dict[str, float]] | None, eval_every: int) -> None:
+            budget: _StepBudget, eval_hook: Callable[[Method, str, int], dict[str, float]] | None, eval_every: int,
+            stop: _StopRequests) -> None:
         """Steps from `first` to the end of the stage; then the EMA weights replace the raw ones."""
         method, stage, ema = self.method, self.stage, self.ema
         history = log["stages"].setdefault(stage.name, [])
@@ -169,10 +196,14 @@ class _StageLoop:
                 bar.set_postfix(loss=f"{loss.item():.4f}")
             if eval_hook is not None and eval_every > 0 and done % eval_every == 0 and done < stage.steps:
                 log["evals"].append({"stage": stage.name, "step": done, **_with_ema(method, stage, ema, eval_hook)})
-            stop = budget.spend()
+            spent = budget.spend()
             if done % self.train_cfg.checkpoint_every == 0 and done < stage.steps:
                 _save_state(out_dir, method, run, index, done, self, rng, log)
-            if stop and done < stage.steps:
+            if stop.requested and done < stage.steps:
+                bar.close()
+                _save_state(out_dir, method, run, index, done, self, rng, log)
+                raise KeyboardInterrupt(f"training state saved at {stage.name} step {done} in {out_dir}")
+            if spent and done < stage.steps:
                 bar.close()
                 _save_state(out_dir, method, run, index, done, self, rng, log)
                 raise TrainingInterrupted(f"stopped after {budget.done} steps at {stage.name}:{done}")

@@ -522,6 +522,11 @@ def _check_shapes(data: Mapping[str, np.ndarray], num_steps: int) -> None:
                 f"'{key}' must be 2-D (steps, dims) but has shape {data[key].shape}; "
                 "flatten per-step features to a vector"
             )
+        if key in data and data[key].dtype.kind != "f":
+            raise DatasetError(
+                f"'{key}' holds {data[key].dtype} values; observations and actions must be floating point "
+                "(convert them with .astype('float32') if the integers are real measurements)"
+            )
     if TASK in data:
         task = data[TASK]
         if task.dtype.kind not in "iu" or task.ndim != 1:

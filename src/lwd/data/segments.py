@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from lwd.data.episodes import Episodes
+from lwd.data.errors import DatasetError
 from lwd.data.keys import ACTION, ACTIONS, MASK, OBS, OBS_HISTORY, STATES, TASK
 from lwd.data.normalize import MinMaxNormalizer
 
@@ -106,6 +107,12 @@ class SegmentDataset(torch.utils.data.Dataset):
             episodes = kept
         elif short_episodes == "error":
             episodes.check_min_length(spec.action_steps, f"the action horizon H={spec.action_steps}")
+        longest = int(episodes.lengths.max()) if episodes.num_episodes else 0
+        if episodes.num_episodes and spec.action_steps > longest:
+            raise DatasetError(
+                f"a window of H={spec.action_steps} actions is longer than the longest episode ({longest} steps): "
+                f"every window would be mostly padding; use a horizon of at most {longest}"
+            )
         self.episodes = episodes
         self.spec = spec
         self.normalizer = normalizer

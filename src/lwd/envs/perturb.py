@@ -1,10 +1,11 @@
-"""Named, parameterised perturbations, e.g. `--perturb action-noise:0.1` or `--perturb object-push:30:0.05`.
+"""Named, parameterised perturbations, e.g. `--perturb action-noise:0.1` or `--perturb object-push:3:0.05`.
 
 Spec: `name:magnitude[:probability]`. The generic ones act on actions or observations; the
-physical one, `object-push` (alias `block-push`), displaces the task's object (PushT's T-block,
-robomimic's cube/can/nut) with the given probability per control step, through the env's own
-`push_object(rng, magnitude)`, so each benchmark defines what "magnitude" means physically
-(documented on its env class).
+physical ones displace the task's object with the given probability per control step, through
+the env's own `push_object(rng, magnitude)`. Each env names its push and unit (`PUSH_NAME`,
+`PUSH_UNIT`): `block-push` moves PushT's T-block by pixels, `object-push` robomimic's cube, can
+or nut by centimetres; the other name on an env is refused, so a magnitude is never read in the
+wrong unit.
 
 Each perturbation is a gymnasium wrapper whose randomness is seeded from the episode's reset
 seed, so a perturbed evaluation is as reproducible as a clean one. Every results file records
@@ -70,10 +71,15 @@ class ObjectPush(_SeededWrapper):
 
     DEFAULT_PROBABILITY = 0.05
 
-    def __init__(self, env: gym.Env, magnitude: float, probability: float | None = None) -> None:
+    def __init__(self, env: gym.Env, magnitude: float, probability: float | None = None, name: str = "object-push") -> None:
         super().__init__(env)
-        if not callable(getattr(env.unwrapped, "push_object", None)):
-            raise ValueError(f"{type(env.unwrapped).__name__} does not support object-push (no push_object method)")
+        raw = env.unwrapped
+        if not callable(getattr(raw, "push_object", None)):
+            raise ValueError(f"{type(raw).__name__} does not support {name} (no push_object method)")
+        own = getattr(raw, "PUSH_NAME", name)
+        if own != name:
+            raise ValueError(f"{name} does not apply to {type(raw).__name__}: its push is {own}:MAGNITUDE[:PROB] "
+                             f"with MAGNITUDE in {getattr(raw, 'PUSH_UNIT', 'its own units')}")
         self.magnitude = magnitude
         self.probability = self.DEFAULT_PROBABILITY if probability is None else probability
         if not 0.0 <= self.probability <= 1.0:
@@ -130,4 +136,6 @@ def apply_perturbation(env: gym.Env, spec: str | None) -> gym.Env:
     if parsed is None:
         return env
     name, numbers = parsed
+    if name in _TAKES_PROBABILITY:
+        return PERTURBATIONS[name](env, *numbers, name=name)
     return PERTURBATIONS[name](env, *numbers)

@@ -168,6 +168,9 @@ class PushTEnv(gym.Env):
         truncated = self._t >= self.max_episode_steps and not terminated
         return self._obs(), info["score"], terminated, truncated, info
 
+    PUSH_NAME = "block-push"
+    PUSH_UNIT = "pixels"
+
     def push_object(self, rng: np.random.Generator, magnitude: float) -> None:
         """Teleport the T-block by `magnitude` pixels (no rotation) in a uniformly random direction.
 

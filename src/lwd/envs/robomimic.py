@@ -208,6 +208,9 @@ class RobomimicEnv(gym.Env):
 
     # ------------------------------------------------------------------ extras
 
+    PUSH_NAME = "object-push"
+    PUSH_UNIT = "centimetres"
+
     def push_object(self, rng: np.random.Generator, magnitude: float) -> None:
         """Displace the task object horizontally by `magnitude` centimetres in a random direction.
 

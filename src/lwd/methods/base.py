@@ -59,11 +59,20 @@ class GenerationRuntime(RuntimeOptions):
     """Run-time options of a method that generates (a policy or an action chunk) every H steps."""
 
     action_horizon: int | None = None
-    """Steps between generations (LWD: regenerate the MLP; DP: execute Ta actions per plan)."""
+    """Steps between generations (LWD: regenerate the MLP; DP: execute Ta actions per plan);
+    0 means once per episode, where a method supports it."""
     sampler: str | None = None
     """'ddim' or 'ddpm'."""
     inference_steps: int | None = None
     """Denoising steps of the sampler."""
+
+    def __post_init__(self) -> None:
+        if self.action_horizon is not None and self.action_horizon < 0:
+            raise ValueError(f"action_horizon must be >= 1 (or 0: once per episode), got {self.action_horizon}")
+        if self.sampler is not None and self.sampler not in ("ddim", "ddpm"):
+            raise ValueError(f"sampler must be 'ddim' or 'ddpm', got {self.sampler!r}")
+        if self.inference_steps is not None and self.inference_steps < 1:
+            raise ValueError(f"inference_steps must be >= 1, got {self.inference_steps}")
 
 
 @dataclass(frozen=True)
@@ -180,7 +189,9 @@ class Method(nn.Module):
     def make_policy(self, runtime: RuntimeOptions | None = None) -> Policy:
         raise NotImplementedError
 
-    def cost(self, runtime: RuntimeOptions | None = None) -> Cost:
+    def cost(self, runtime: RuntimeOptions | None = None, episode_steps: int | None = None) -> Cost:
+        """Cost of one control step with these run-time options. `episode_steps` (the suite's
+        episode length) is what a schedule such as "generate once per episode" is costed over."""
         raise NotImplementedError
 
     @classmethod

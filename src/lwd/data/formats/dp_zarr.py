@@ -79,5 +79,6 @@ def _check_keypoints(path: Any, state: np.ndarray, keypoint: np.ndarray) -> None
         raise DatasetError(
             f"{path}: data/keypoint does not match the keypoints lwd's PushT env computes from data/state "
             f"(off by {error[worst]:.2f} px at step {worst}); a model trained on it would see other observations "
-            "at evaluation. Import with obs_type='state', or pass check_keypoints=False if you evaluate elsewhere"
+            "at evaluation. Import with --obs-type state (Python: obs_type='state'), or pass --no-keypoint-check "
+            "(check_keypoints=False) if you evaluate elsewhere"
         )

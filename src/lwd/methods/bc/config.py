@@ -20,5 +20,5 @@ class BCConfig:
 
     def __post_init__(self) -> None:
         check_positive("BCConfig", steps=self.steps, obs_steps=self.obs_steps)
-        if not self.hidden:
-            raise ValueError("BCConfig.hidden needs at least one layer")
+        if not self.hidden or min(self.hidden) < 1:
+            raise ValueError(f"BCConfig.hidden needs at least one positive width, got {self.hidden}")

@@ -68,7 +68,7 @@ class BC(Method):
 
         return BCPolicy(self)
 
-    def cost(self, runtime: RuntimeOptions | None = None) -> Cost:
+    def cost(self, runtime: RuntimeOptions | None = None, episode_steps: int | None = None) -> Cost:
         obs = torch.zeros(1, self.cfg.obs_steps * self.info.obs_dim)
         task = torch.zeros(1, dtype=torch.long) if self.num_task_inputs else None
         flops = count_flops(lambda: self(obs, task))

@@ -184,7 +184,7 @@ class DiffusionPolicy(Method):
             )
         return ta
 
-    def cost(self, runtime: GenerationRuntime | None = None) -> Cost:
+    def cost(self, runtime: GenerationRuntime | None = None, episode_steps: int | None = None) -> Cost:
         """Params and FLOPs at batch 1: one full sampling run every Ta steps, nothing in between."""
         runtime = runtime or GenerationRuntime()
         ta = self.check_action_horizon(runtime.action_horizon)

@@ -57,7 +57,18 @@ class LWDConfig:
 
     def __post_init__(self) -> None:
         check_positive("LWDConfig", horizon=self.horizon, obs_steps=self.obs_steps, latent_dim=self.latent_dim,
-                       chunk_size=self.chunk_size, inference_steps=self.inference_steps, latent_stride=self.latent_stride)
+                       chunk_size=self.chunk_size, chunk_emb_dim=self.chunk_emb_dim, inference_steps=self.inference_steps,
+                       latent_stride=self.latent_stride, vae_steps=self.vae_steps, prior_steps=self.prior_steps,
+                       prior_lr=self.prior_lr, prior_batch_size=self.prior_batch_size, encoder_dim=self.encoder_dim,
+                       encoder_layers=self.encoder_layers, encoder_heads=self.encoder_heads, denoiser_width=self.denoiser_width,
+                       denoiser_blocks=self.denoiser_blocks, diffusion_train_steps=self.diffusion_train_steps)
+        for name in ("policy_hidden", "hyper_hidden"):
+            widths = getattr(self, name)
+            if not widths or min(widths) < 1:
+                raise ValueError(f"LWDConfig.{name} needs at least one positive width, got {widths}")
+        if self.inference_steps > self.diffusion_train_steps:
+            raise ValueError(f"LWDConfig.inference_steps ({self.inference_steps}) cannot exceed diffusion_train_steps "
+                             f"({self.diffusion_train_steps})")
         if not 1 <= self.policy_obs_steps <= self.obs_steps:
             raise ValueError(f"LWDConfig.policy_obs_steps must be in [1, obs_steps={self.obs_steps}], got {self.policy_obs_steps}; "
                              "raise obs_steps too")

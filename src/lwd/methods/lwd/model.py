@@ -230,11 +230,35 @@ class LWD(Method):
         z = self.sample_latents(cond, generator, sampler, steps)
         return self.vae.decoder(z)
 
-    def cost(self, runtime: GenerationRuntime | None = None) -> Cost:
-        """Params and FLOPs per control step at batch 1: generation / H + one step of the generated MLP."""
+    def sampling(self, runtime: GenerationRuntime) -> tuple[str, int]:
+        """The sampler and step count a run-time choice runs (None: the config's). DDPM always runs
+        the whole chain, so another step count with it is refused rather than replaced."""
+        sampler = runtime.sampler or self.cfg.sampler
+        if sampler == "ddpm":
+            if runtime.inference_steps not in (None, self.cfg.diffusion_train_steps):
+                raise ValueError(f"the ddpm sampler runs all {self.cfg.diffusion_train_steps} diffusion steps; "
+                                 f"drop inference_steps={runtime.inference_steps} or use the ddim sampler")
+            return sampler, self.cfg.diffusion_train_steps
+        steps = runtime.inference_steps or self.cfg.inference_steps
+        if steps > self.cfg.diffusion_train_steps:
+            raise ValueError(f"inference_steps={steps} exceeds the model's {self.cfg.diffusion_train_steps} diffusion steps")
+        return sampler, steps
+
+    def cost(self, runtime: GenerationRuntime | None = None, episode_steps: int | None = None) -> Cost:
+        """Params and FLOPs per control step at batch 1: generation / H + one step of the generated MLP.
+
+        Generating once per episode (action_horizon 0) is costed over `episode_steps`, the longest
+        an episode runs; episodes that end early spend more per step (the evaluation measures it)."""
         runtime = runtime or GenerationRuntime()
-        horizon = runtime.action_horizon or self.cfg.horizon
-        sampler, steps = runtime.sampler, runtime.inference_steps
+        horizon = self.cfg.horizon if runtime.action_horizon is None else runtime.action_horizon
+        details: dict[str, object] = {}
+        if horizon == 0:
+            if not episode_steps:
+                raise ValueError("generating once per episode costs generation / episode length per step; "
+                                 "give the episode length (evaluate in a suite, or pass --env to lwd info)")
+            horizon = episode_steps
+            details["generation"] = "once per episode"
+        sampler, steps = self.sampling(runtime)
         hist = np.zeros((self.cfg.obs_steps, self.info.obs_dim), np.float32)
         task = 0 if self.cfg.uses_task else None
         gen_flops = count_flops(lambda: self.generate_policy(task, hist, torch.Generator().manual_seed(0), sampler, steps))
@@ -247,7 +271,7 @@ class LWD(Method):
             flops_generation=gen_flops,
             generation_every=horizon,
             details={"params_encoder": num_params(self.vae.encoder), "params_decoder": num_params(self.vae.decoder),
-                     "params_prior": num_params(self.prior)},
+                     "params_prior": num_params(self.prior), "sampler": sampler, "inference_steps": steps, **details},
         )
 
     @classmethod

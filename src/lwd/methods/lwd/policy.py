@@ -33,8 +33,7 @@ class LWDPolicy(Policy):
         self.horizon = model.cfg.horizon if runtime.action_horizon is None else runtime.action_horizon
         if self.horizon < 0:
             raise ValueError(f"action_horizon must be >= 0 (0 = once per episode), got {self.horizon}")
-        self.sampler = runtime.sampler
-        self.inference_steps = runtime.inference_steps
+        self.sampler, self.inference_steps = model.sampling(runtime)
         self._layers: list[tuple[np.ndarray, np.ndarray]] = []  # normalised space, as generated
         self._raw_layers: list[tuple[np.ndarray, np.ndarray]] = []  # raw obs in, raw action out
         k = model.cfg.policy_obs_steps

@@ -1,0 +1,261 @@
+"""Bad input through the command line, as a user meets it: every case exits with status 2 and one
+line that names the problem, never a traceback, and leaves no partial output where the input was
+refused. Each case runs `lwd` in its own process; the cases run two at a time."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lwd.data import Episodes
+
+from conftest import make_episodes
+
+pytest.importorskip("gym_pusht")
+
+LWD = [sys.executable, "-m", "lwd.cli"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+TINY_LWD = ["--set", "vae_steps=3", "--set", "prior_steps=3", "--set", "horizon=4", "--set", "condition=state",
+            "--set", "latent_dim=4", "--set", "policy_hidden=[8]", "--set", "chunk_size=64", "--set", "hyper_hidden=[8]",
+            "--set", "encoder_dim=8", "--set", "encoder_heads=2", "--set", "denoiser_width=8", "--set", "denoiser_blocks=1"]
+
+
+def _store(path: Path, **changes: object) -> Path:
+    """A small valid episode store (5-d obs, 2-d actions, tagged pusht/state), with `changes` applied."""
+    episodes = make_episodes(num_episodes=4, length=12, num_tasks=1)
+    data = {k: np.asarray(v).copy() for k, v in episodes.data.items()}
+    data.pop("task")
+    ends = episodes.episode_ends.copy()
+    attrs = {"suite": "pusht/state", "tasks": ["pusht"]}
+    for key, value in changes.items():
+        if key == "episode_ends":
+            ends = np.asarray(value)
+        elif key == "attrs":
+            attrs.update(value)  # type: ignore[arg-type]
+        elif value is None:
+            data.pop(key)
+        else:
+            data[key] = np.asarray(value)
+    import zarr
+
+    root = zarr.open_group(str(path), mode="w", zarr_format=2, attributes=attrs)
+    for key, value in data.items():
+        root.create_array(f"data/{key}", data=value)
+    root.create_array("meta/episode_ends", data=ends)
+    return path
+
+
+def _lwd(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([*LWD, *args], capture_output=True, text=True, env=ENV, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    """Datasets, trained runs and broken copies of them, made once for every case."""
+    root = tmp_path_factory.mktemp("cli")
+    good = _store(root / "good.zarr")
+    obs = np.asarray(Episodes.load(good).data["obs"])
+    bad_obs = obs.copy()
+    bad_obs[5, 1] = np.nan
+    _store(root / "nan.zarr", obs=bad_obs)
+    bad_action = np.asarray(Episodes.load(good).data["action"]).copy()
+    bad_action[30, 0] = np.inf
+    _store(root / "inf.zarr", action=bad_action)
+    _store(root / "empty-episode.zarr", episode_ends=[12, 12, 24, 36, 48])
+    _store(root / "non-monotonic.zarr", episode_ends=[12, 36, 24, 48])
+    _store(root / "no-action.zarr", action=None)
+    _store(root / "int-obs.zarr", obs=np.round(obs * 10).astype(np.int64))
+    _store(root / "bool-obs.zarr", obs=obs > 0)
+    _store(root / "bad-task.zarr", task=np.repeat(np.arange(4), 12), attrs={"tasks": ["a", "b"]})
+    _store(root / "obs-3d.zarr", obs=obs.reshape(len(obs), 5, 1))
+    _store(root / "ragged.zarr", action=np.asarray(Episodes.load(good).data["action"])[:-3])
+    (root / "notes.txt").write_text("not a dataset")
+    _store(root / "wide-action.zarr", action=np.zeros((len(obs), 3), np.float32))
+    rng = np.random.default_rng(0)  # Diffusion Policy's PushT layout, with keypoints that do not fit the states
+    _store(root / "dp-layout.zarr", obs=None, state=rng.uniform(100, 400, (len(obs), 5)).astype(np.float32),
+           keypoint=rng.uniform(0, 512, (len(obs), 9, 2)).astype(np.float32))
+
+    runs = root / "runs"
+    for name, method, data, extra in [("bc", "bc", good, ["--set", "steps=3"]), ("lwd", "lwd", good, TINY_LWD),
+                                      ("bc-wide", "bc", root / "wide-action.zarr", ["--set", "steps=3"])]:
+        done = _lwd("train", method, "--data", str(data), "--out", str(runs / name), *extra)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    def broken(name: str, edit) -> str:
+        target = runs / name
+        subprocess.run(["cp", "-r", str(runs / "bc"), str(target)], check=True)
+        edit(target)
+        return str(target)
+
+    def config_edit(**method_config: object):
+        def apply(run: Path) -> None:
+            cfg = json.loads((run / "config.json").read_text())
+            for key, value in method_config.items():
+                if key == "method_config":
+                    cfg["method_config"] = value
+                elif key == "method":
+                    cfg["method"] = value
+                else:
+                    cfg["method_config"][key] = value
+            (run / "config.json").write_text(json.dumps(cfg))
+        return apply
+
+    broken("steps-str", config_edit(steps="32"))
+    broken("steps-float", config_edit(steps=32.5))
+    broken("hidden-list", config_edit(hidden=[[64]]))
+    broken("config-null", config_edit(method_config=None))
+    broken("unknown-method", config_edit(method="gan"))
+    broken("bad-json", lambda run: (run / "config.json").write_text("{not json"))
+    broken("corrupt-weights", lambda run: (run / "model.safetensors").write_bytes(b"\x00" * 64))
+    (root / "a-file").write_text("x")
+    return root
+
+
+def _cases(w: Path) -> list[tuple[str, list[str], str, str | None]]:
+    """(id, arguments, regex the error line must match, a path that must not exist afterwards)."""
+    data, runs, out = str(w / "good.zarr"), w / "runs", w / "out"
+    bc, lwd = str(runs / "bc"), str(runs / "lwd")
+    train = lambda d, *a: ["train", "bc", "--data", str(w / d), "--out", str(out / d), *a]  # noqa: E731
+    cases = [
+        # datasets: refused before any training, nothing written
+        ("nan", train("nan.zarr"), r"'obs' contains NaN \(first in episode 0 at step 5\)", str(out / "nan.zarr")),
+        ("inf", train("inf.zarr"), r"'action' contains inf", str(out / "inf.zarr")),
+        ("empty-episode", train("empty-episode.zarr"), r"episode 1 is empty", str(out / "empty-episode.zarr")),
+        ("non-monotonic", train("non-monotonic.zarr"), r"strictly increasing", str(out / "non-monotonic.zarr")),
+        ("missing-key", train("no-action.zarr"), r"required key 'action' is missing", str(out / "no-action.zarr")),
+        ("integer-obs", train("int-obs.zarr"), r"'obs' holds int64 values; .*floating point", str(out / "int-obs.zarr")),
+        ("bool-obs", train("bool-obs.zarr"), r"'obs' holds bool values", str(out / "bool-obs.zarr")),
+        ("task-ids", train("bad-task.zarr"), r"task ids go up to 3 but the dataset names 2 tasks", str(out / "bad-task.zarr")),
+        ("obs-3d", train("obs-3d.zarr"), r"'obs' must be 2-D", str(out / "obs-3d.zarr")),
+        ("ragged", train("ragged.zarr"), r"'action' has 45 steps but episode_ends\[-1\] is 48", str(out / "ragged.zarr")),
+        ("not-a-store", train("notes.txt"), r"not a zarr store", str(out / "notes.txt")),
+        ("missing-data", train("nowhere.zarr"), r"does not exist", str(out / "nowhere.zarr")),
+        ("horizon-too-long", ["train", "lwd", "--data", data, "--out", str(out / "h"), *TINY_LWD, "--set", "horizon=100000"],
+         r"longer than the longest episode \(12 steps\).*at most 12", str(out / "h")),
+        # settings: type-checked where parsed
+        ("set-abc", [*train("good.zarr"), "--set", "steps=abc"], r"BCConfig.steps must be an integer, got 'abc'", str(out / "good.zarr")),
+        ("set-float", [*train("good.zarr"), "--set", "steps=8.5"], r"BCConfig.steps must be an integer, got 8.5", None),
+        ("set-number", ["train", "lwd", "--data", data, "--out", str(out / "k"), "--set", "kl_weight=abc"],
+         r"LWDConfig.kl_weight must be a number", str(out / "k")),
+        ("vae-steps-0", ["train", "lwd", "--data", data, "--out", str(out / "v0"), "--set", "vae_steps=0"], r"vae_steps must be > 0", str(out / "v0")),
+        ("vae-steps-neg", ["train", "lwd", "--data", data, "--out", str(out / "v5"), "--set", "vae_steps=-5"], r"vae_steps must be > 0", None),
+        ("unknown-setting", [*train("good.zarr"), "--set", "stepz=3"], r"unknown setting 'stepz'", None),
+        ("no-equals", [*train("good.zarr"), "--set", "steps"], r"must look like key=value", None),
+        ("negative-lr", [*train("good.zarr"), "--train-set", "lr=-1"], r"TrainConfig.lr must be > 0", None),
+        ("short-episodes", [*train("good.zarr"), "--train-set", "short_episodes=maybe"], r"short_episodes must be pad, drop or error", None),
+        ("unknown-preset", [*train("good.zarr"), "--preset", "huge"], r"unknown preset 'huge' for bc", None),
+        ("hidden-not-list", [*train("good.zarr"), "--set", "hidden=64"], r"BCConfig.hidden must be a list", None),
+        ("unknown-method", ["train", "gan", "--data", data, "--out", str(out / "g")], r"invalid choice: 'gan'", str(out / "g")),
+        ("resume-missing", [*train("good.zarr"), "--resume"], r"holds no interrupted run", str(out / "good.zarr")),
+        ("train-over-run", ["train", "bc", "--data", data, "--out", bc], r"already holds a trained model", None),
+        # run directories
+        ("no-run-dir", ["eval", str(w / "nowhere")], r"is not a run directory", None),
+        ("config-str", ["eval", str(runs / "steps-str")], r"BCConfig.steps must be an integer, got '32'", None),
+        ("config-float", ["eval", str(runs / "steps-float")], r"BCConfig.steps must be an integer, got 32.5", None),
+        ("config-nested-list", ["info", str(runs / "hidden-list")], r"BCConfig.hidden must be an integer", None),
+        ("config-null", ["eval", str(runs / "config-null")], r"BCConfig must be a JSON object", None),
+        ("config-unknown-method", ["eval", str(runs / "unknown-method")], r"unknown method 'gan'", None),
+        ("config-not-json", ["info", str(runs / "bad-json")], r"is not valid JSON", None),
+        ("corrupt-weights", ["eval", str(runs / "corrupt-weights")], r"corrupt", None),
+        # command-line arguments
+        ("horizon-0", ["eval", lwd, "--action-horizon", "0"], r"--action-horizon must be positive \(or 'episode'\)", None),
+        ("inference-steps-0", ["eval", lwd, "--inference-steps", "0"], r"expected a positive integer, got 0", None),
+        ("episodes-0", ["eval", lwd, "--episodes", "0"], r"expected a positive integer, got 0", None),
+        ("ddpm-steps", ["eval", lwd, "--sampler", "ddpm", "--inference-steps", "5"], r"ddpm sampler runs all 100 diffusion steps", None),
+        ("ddim-too-many", ["eval", lwd, "--inference-steps", "500"], r"inference_steps=500 exceeds the model's 100", None),
+        ("bc-sampler", ["eval", bc, "--sampler", "ddim"], r"bc takes no run-time option sampler", None),
+        ("bc-horizon", ["eval", bc, "--action-horizon", "8"], r"bc takes no run-time option action_horizon", None),
+        ("push-unit", ["eval", bc, "--episodes", "1", "--perturb", "object-push:3"], r"object-push does not apply to PushTEnv: its push is block-push.*pixels", None),
+        ("unknown-perturbation", ["eval", bc, "--episodes", "1", "--perturb", "wobble:1"], r"unknown perturbation 'wobble'", None),
+        ("wrong-obs-dim", ["eval", bc, "--env", "pusht"], r"expects 5-d observations but pusht gives 20-d", None),
+        ("wrong-action-dim", ["eval", str(runs / "bc-wide")], r"outputs 3-d actions but pusht/state takes 2-d", None),
+        ("unknown-suite", ["demos", "mujoco/ant", "--out", str(out / "ant.zarr")], r"unknown environment 'mujoco/ant'", str(out / "ant.zarr")),
+        ("dims-zero", ["info", "dp:cpu", "--preset-only", "--dims", "0,2"], r"--dims takes OBS_DIM,ACTION_DIM", None),
+        ("preset-only-config", ["info", "dp:cpu", "--preset-only", "--config"], r"drop one of them", None),
+        ("info-episode-no-env", ["info", "lwd:pusht", "--preset-only", "--action-horizon", "episode", "--latency-steps", "0"],
+         r"once per episode.*episode length", None),
+        ("bench-unknown", ["bench", "pusht/state", "--data", data, "--out", str(out / "b"), "--methods", "lwd-fast"],
+         r"unknown bench method\(s\) \['lwd-fast'\]", None),
+        # outputs: refused before the work, nothing left behind
+        ("eval-out-unwritable", ["eval", bc, "--episodes", "1", "--out", "/proc/lwd-results.json"], r"cannot be written", None),
+        ("eval-out-under-file", ["eval", bc, "--episodes", "1", "--out", str(w / "a-file" / "r.json")], r"a-file is a file, not a folder", None),
+        ("train-out-under-file", ["train", "bc", "--data", data, "--out", str(w / "a-file" / "run")], r"is a file, not a folder", None),
+        ("demos-out-unwritable", ["demos", "pusht/state", "--episodes", "1", "--out", "/proc/lwd-demos.zarr"], r"cannot be written", None),
+        ("import-out-unwritable", ["import", "dp-pusht", data, "--out", "/sys/lwd.zarr"], r"cannot be written", None),
+        ("bench-out-under-file", ["bench", "pusht/state", "--data", data, "--out", str(w / "a-file" / "b")], r"is a file, not a folder", None),
+        # importers
+        ("robomimic-not-hdf5", ["import", "robomimic", str(w / "notes.txt"), "--out", str(out / "rm.zarr")], r"HDF5", str(out / "rm.zarr")),
+        ("dp-pusht-missing", ["import", "dp-pusht", str(w / "nowhere.zarr"), "--out", str(out / "dp.zarr")], r"does not exist", str(out / "dp.zarr")),
+        ("dp-pusht-missing-key", ["import", "dp-pusht", data, "--out", str(out / "dp2.zarr")], r"has no data key\(s\) \['state', 'keypoint'\]", str(out / "dp2.zarr")),
+        ("dp-pusht-keypoints", ["import", "dp-pusht", str(w / "dp-layout.zarr"), "--out", str(out / "dp3.zarr")],
+         r"does not match the keypoints .* --obs-type state .* --no-keypoint-check", str(out / "dp3.zarr")),
+    ]
+    return cases
+
+
+@pytest.fixture(scope="module")
+def outcomes(work):
+    cases = _cases(work)
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda case: _lwd(*case[1]), cases))
+    return {case[0]: (case, result) for case, result in zip(cases, results)}
+
+
+def test_there_are_at_least_forty_distinct_cases():
+    assert len(set(CASE_NAMES)) == len(CASE_NAMES) >= 40
+
+
+CASE_NAMES = [case[0] for case in _cases(Path("/placeholder"))]  # the names only depend on the case list
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_bad_input_gives_one_clear_line(outcomes, name):
+    (_, args, pattern, absent), result = outcomes[name]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, f"{name}: exit {result.returncode}\n{result.stderr[-3000:]}"
+    assert "Traceback" not in result.stderr, f"{name}:\n{result.stderr[-3000:]}"
+    assert len(lines) == 1, f"{name}: expected one line, got:\n{result.stderr}"
+    assert lines[0].startswith("lwd"), lines[0]
+    assert re.search(pattern, lines[0]), f"{name}: {lines[0]!r} does not match {pattern!r}"
+    if absent is not None:
+        assert not Path(absent).exists(), f"{name}: left {absent} behind"
+
+
+def test_eval_refuses_an_unwritable_out_before_evaluating(work):
+    started = time.perf_counter()
+    result = _lwd("eval", str(work / "runs" / "bc"), "--episodes", "50", "--out", "/proc/lwd.json")
+    assert result.returncode == 2 and "cannot be written" in result.stderr
+    assert "eval pusht" not in result.stderr  # no progress bar: no episode ran
+    assert time.perf_counter() - started < 60
+
+
+def test_ctrl_c_during_training_saves_a_state_and_says_how_to_resume(work, tmp_path):
+    args = ["train", "bc", "--data", str(work / "good.zarr"), "--out", str(tmp_path / "run"), "--set", "steps=1000000",
+            "--train-set", "checkpoint_every=1000000"]
+    proc = subprocess.Popen([*LWD, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
+    deadline = time.time() + 90
+    seen = ""
+    while time.time() < deadline and "train bc:bc" not in seen and proc.poll() is None:  # the progress bar: training has started
+        seen += os.read(proc.stderr.fileno(), 4096).decode(errors="replace")
+    assert "train bc:bc" in seen, seen
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, rest_bytes = proc.communicate(timeout=60)
+    rest = rest_bytes.decode(errors="replace")
+    assert proc.returncode == 130, seen + rest
+    last = [line for line in (seen + rest).replace("\r", "\n").splitlines() if line.startswith("lwd train")]
+    assert len(last) == 1 and "interrupted; training state saved at bc step" in last[0] and "--resume" in last[0], last
+    latest = json.loads((tmp_path / "run" / "train_state" / "latest.json").read_text())
+    assert latest["step"] > 0
+    resumed = subprocess.run([*LWD, *args, "--resume", "--set", f"steps={latest['step'] + 2}"], capture_output=True, text=True, env=ENV)
+    assert resumed.returncode == 2 and "settings differ" in resumed.stderr  # resume checks the settings it continues
