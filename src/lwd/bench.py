@@ -160,7 +160,7 @@ def run_cell(plan: CellPlan, run_dir: Path, env: str, episodes: int, n_envs: int
     return cell
 
 
-def check_reuse(run_dir: Path, method: str, preset: str, overrides: list[str], seed: int) -> None:
+def check_reuse(run_dir: Path, method: str, preset: str, overrides: list[str], seed: int, train_overrides: list[str] = ()) -> None:
     """A cached run is reused only if it was trained with exactly the settings this bench asks for.
 
     Compared as typed configs, so settings added to lwd after the run was trained compare at their
@@ -168,7 +168,7 @@ def check_reuse(run_dir: Path, method: str, preset: str, overrides: list[str], s
     from lwd.checkpoint import read_run_config
     from lwd.pipeline import build_configs
 
-    cfg, train_cfg = build_configs(method, preset, overrides, seed=seed)
+    cfg, train_cfg = build_configs(method, preset, overrides, train_overrides, seed=seed)
     run = read_run_config(run_dir)
     if run.method != method or run.method_config != cfg or run.train != train_cfg:
         raise ValueError(f"{run_dir} was trained with other settings than this bench asks for; remove it or use another --out")

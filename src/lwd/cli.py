@@ -68,7 +68,8 @@ def cmd_demos(args: argparse.Namespace) -> None:
     check_writable(args.out)
     suite = make_suite(args.env)
     t0 = time.perf_counter()
-    episodes = collect_demos(suite, args.episodes, seed_start=args.seed_start, keep_failures=args.keep_failures)
+    episodes = collect_demos(suite, args.episodes, seed_start=args.seed_start, keep_failures=args.keep_failures,
+                             dart_noise=args.dart_noise, perturb=args.perturb)
     path = episodes.save(args.out)
     lengths = episodes.lengths
     print(f"wrote {episodes.num_episodes} episodes ({episodes.num_steps} steps, length {lengths.min()}-{lengths.max()}, "
@@ -225,6 +226,15 @@ def cmd_bench(args: argparse.Namespace) -> None:
     print(f"bench done in {grid['seconds']:.0f} s -> {args.out}/grid.json, success_vs_horizon.png, flops_per_step.png")
 
 
+def cmd_study(args: argparse.Namespace) -> None:
+    from lwd.study import run_study
+
+    summary = run_study(args.spec, jobs=args.jobs, dry_run=args.dry_run)
+    if not args.dry_run:
+        print(f"study {summary['name']}: {summary['cells_done']} of {summary['cells_planned']} cells done -> "
+              f"benchmarks/results/studies/{summary['name']}.json, .md, .png")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from lwd.bench import bench_labels
     from lwd.methods import method_names
@@ -245,6 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", required=True, help="output path (.zarr directory or .zarr.zip)")
     d.add_argument("--seed-start", type=_non_negative, default=0, help="first episode seed (evaluation uses 100000+)")
     d.add_argument("--keep-failures", action="store_true", help="also keep episodes where the expert failed")
+    d.add_argument("--dart-noise", type=float, default=0.0, metavar="STD",
+                   help="recovery data: execute the expert's action plus noise of STD x half the action range, "
+                        "record the clean action (DART); default 0")
+    d.add_argument("--perturb", default=None, help="recovery data: demonstrate under a perturbation, e.g. object-push:1:0.05; "
+                                                    "the expert's recoveries are kept")
     d.set_defaults(func=cmd_demos)
 
     im = sub.add_parser("import", help="convert a Diffusion Policy PushT zarr or a robomimic HDF5 file into an episode store")
@@ -314,6 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="vector env kind (default: async with --n-envs > 1; sync suits fast simulators such as PushT)")
     b.set_defaults(func=cmd_bench)
 
+    s = sub.add_parser("study", help="run a study spec (TOML): data x methods x seeds x H x perturbations, cached per cell")
+    s.add_argument("spec", help="study spec, e.g. benchmarks/studies/robomimic-lift.toml")
+    s.add_argument("--jobs", type=_positive, default=1, help="training runs in parallel, one thread each (default 1)")
+    s.add_argument("--dry-run", action="store_true", help="list the cells that would run, run nothing")
+    s.set_defaults(func=cmd_study)
+
     i = sub.add_parser("info", help="parameters, FLOPs per control step and config of a run")
     i.add_argument("run", help="run directory, or METHOD:PRESET with --preset-only (e.g. dp:paper)")
     i.add_argument("--preset-only", action="store_true", help="cost of an untrained model from a preset (FLOPs need no training)")
@@ -350,6 +371,7 @@ _NOTHING_SAVED = "no training state was saved yet; start the command again"
 _RESUME_HINTS = {
     "bench": "run the same command again: finished runs are reused and interrupted ones resumed",
     "quickstart": "run it again on the same --out: finished stages are reused and an interrupted training resumed",
+    "study": "run the same command again: finished cells are kept and interrupted training resumed",
 }
 
 

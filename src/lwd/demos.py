@@ -3,6 +3,15 @@
 Episodes are seeded (seed = seed_start + i per task) so a dataset can be regenerated exactly.
 Only successful episodes are kept by default, the usual practice for scripted demonstrations;
 the episode ends at the first successful step, which is also where evaluation stops counting.
+
+Recovery data: a policy trained only on the expert's own path has never seen a state off it.
+Two options make demonstrations leave the path and come back, with the expert labelling every
+state visited (its clean action is what is recorded):
+- `dart_noise` (DART, Laskey et al. 2017): the env executes the expert's action plus Gaussian
+  noise of std `dart_noise` x (action range / 2), drawn from the episode seed;
+- `perturb`: a named perturbation (e.g. `object-push:1:0.05`) acts during the demonstrations,
+  and the expert's recoveries from it are kept.
+The dataset's attributes record both, so a dataset says how it was made.
 """
 
 from __future__ import annotations
@@ -28,6 +37,8 @@ class ExpertRollout:
     actions: list[np.ndarray] = field(default_factory=list)
     sim_states: list[np.ndarray] = field(default_factory=list)
     """Simulator state at each obs, when the env reports one (robomimic HDF5 export needs it)."""
+    executed: list[np.ndarray] = field(default_factory=list)
+    """Actions the env executed, when they differ from the labels (DART noise)."""
     success: bool = False
     max_score: float | None = None
     last_info: dict[str, Any] = field(default_factory=dict)
@@ -37,11 +48,16 @@ class ExpertRollout:
         return len(self.actions)
 
 
-def rollout_expert(env: gym.Env, expert: Expert, seed: int, max_steps: int) -> ExpertRollout:
-    """Run the expert for one seeded episode (until the env ends it or `max_steps`)."""
+def rollout_expert(env: gym.Env, expert: Expert, seed: int, max_steps: int, dart_noise: float = 0.0) -> ExpertRollout:
+    """Run the expert for one seeded episode (until the env ends it or `max_steps`).
+
+    With `dart_noise` > 0 the env executes the expert's action plus noise (std `dart_noise` x half
+    the action range, clipped to the action box) while the clean action is recorded as the label."""
     run = ExpertRollout()
     obs, info = env.reset(seed=seed)
     expert.reset(seed)
+    noise_rng = np.random.default_rng([int(seed), 0xDA27])
+    space = env.action_space
     run.max_score = info.get("score")
     for _ in range(max_steps):
         action = expert.act(obs, info)
@@ -49,7 +65,12 @@ def rollout_expert(env: gym.Env, expert: Expert, seed: int, max_steps: int) -> E
         run.actions.append(action)
         if "sim_state" in info:
             run.sim_states.append(np.asarray(info["sim_state"], np.float64))
-        obs, _, terminated, truncated, info = env.step(action)
+        executed = action
+        if dart_noise > 0:
+            noisy = np.asarray(action, np.float64) + noise_rng.normal(0.0, dart_noise, np.shape(action)) * (space.high - space.low) / 2
+            executed = np.clip(noisy, space.low, space.high).astype(np.asarray(action).dtype)
+            run.executed.append(executed)
+        obs, _, terminated, truncated, info = env.step(executed)
         run.success = run.success or bool(info.get("success", False))
         if run.max_score is not None:
             run.max_score = max(run.max_score, info["score"])
@@ -74,21 +95,30 @@ def collect_demos(
     keep_failures: bool = False,
     max_attempts_factor: int = 3,
     progress: bool = True,
+    dart_noise: float = 0.0,
+    perturb: str | None = None,
 ) -> Episodes:
-    """Run each task's expert until `episodes_per_task` episodes are kept (or attempts run out)."""
+    """Run each task's expert until `episodes_per_task` episodes are kept (or attempts run out).
+
+    `dart_noise` and `perturb` make recovery data (see the module docstring)."""
+    from lwd.envs.perturb import apply_perturbation, parse_perturbation
+
     if episodes_per_task <= 0:
         raise ValueError(f"episodes_per_task must be positive, got {episodes_per_task}")
+    if not 0.0 <= dart_noise < 10.0:
+        raise ValueError(f"dart_noise is a std in half action ranges, e.g. 0.1; got {dart_noise}")
+    perturb = None if parse_perturbation(perturb) is None else perturb
     kept: list[dict[str, np.ndarray]] = []
     seeds: list[int] = []
     attempts: dict[str, int] = {}
     started = time.perf_counter()
     bar = tqdm(total=episodes_per_task * len(suite.tasks), desc=f"demos {suite.name}", disable=not progress, unit="ep")
     for task_id, task in enumerate(suite.tasks):
-        env = suite.make_env(task, terminate_on_success=True)
+        env = apply_perturbation(suite.make_env(task, terminate_on_success=True), perturb)
         expert = suite.make_expert(task)
         n_kept, seed = 0, seed_start
         while n_kept < episodes_per_task and seed < seed_start + max_attempts_factor * episodes_per_task:
-            run = rollout_expert(env, expert, seed, suite.max_episode_steps)
+            run = rollout_expert(env, expert, seed, suite.max_episode_steps, dart_noise)
             if run.success or keep_failures:
                 episode = {
                     "obs": np.asarray(run.obs, np.float32),
@@ -114,5 +144,7 @@ def collect_demos(
         "source": "scripted expert",
         "attempts_per_task": attempts,
         "seconds": round(time.perf_counter() - started, 2),
+        "dart_noise": dart_noise,
+        "perturbation": perturb or "none",
     }
     return Episodes.from_list(kept, attrs=attrs)

@@ -109,6 +109,7 @@ def train(
                 loop.restore(*start.saved)  # type: ignore[misc]
             loop.run(si, out_dir, run, rng, log, progress, budget, eval_hook, eval_every, stop)
             log["seconds"][stage.name] = log["seconds"].get(stage.name, 0.0) + time.perf_counter() - t0
+            log.setdefault("samples", {})[stage.name] = stage.steps * stage.batch_size
             _save_state(out_dir, method, run, si + 1, 0, None, rng, log)
     method.eval()
     save_model(out_dir, method, run)

@@ -40,6 +40,9 @@ class Stage:
     lr: float
     prepare: Callable[[], None] = field(default=lambda: None)
     """Runs when the stage starts, also when a resumed run re-enters it (must be deterministic)."""
+    batch_size: int = 0
+    """Training examples per step (0: not stated); steps x batch_size is the stage's share of the
+    training budget that studies report as samples seen."""
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ class BC(Method):
             value = F.mse_loss(pred, batch[ACTIONS][:, 0])
             return value, {"mse": value.item()}
 
-        return [Stage("bc", self.cfg.steps, self.net, sample, loss, lr=train_cfg.lr)]
+        return [Stage("bc", self.cfg.steps, self.net, sample, loss, lr=train_cfg.lr, batch_size=train_cfg.batch_size)]
 
     def make_policy(self, runtime: RuntimeOptions | None = None) -> "BCPolicy":
         from lwd.methods.bc.policy import BCPolicy

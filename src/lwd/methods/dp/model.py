@@ -161,7 +161,7 @@ class DiffusionPolicy(Method):
             return dataset.sample_batch(rng.integers(len(dataset), size=train_cfg.batch_size))
 
         # The whole module (U-Net + task embedding) is trained and EMA-averaged.
-        return [Stage("dp", self.cfg.steps, self, sample, self.loss, lr=train_cfg.lr)]
+        return [Stage("dp", self.cfg.steps, self, sample, self.loss, lr=train_cfg.lr, batch_size=train_cfg.batch_size)]
 
     # ----------------------------------------------------------------- run time
     def make_policy(self, runtime: GenerationRuntime | None = None) -> "DPPolicy":

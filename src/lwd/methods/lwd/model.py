@@ -180,8 +180,9 @@ class LWD(Method):
             return loss, {"eps_mse": loss.item()}
 
         return [
-            Stage("vae", cfg.vae_steps, self.vae, vae_batch, vae_loss, lr=train_cfg.lr),
-            Stage("prior", cfg.prior_steps, self.prior, prior_batch, prior_loss, lr=cfg.prior_lr, prepare=prior_prepare),
+            Stage("vae", cfg.vae_steps, self.vae, vae_batch, vae_loss, lr=train_cfg.lr, batch_size=train_cfg.batch_size),
+            Stage("prior", cfg.prior_steps, self.prior, prior_batch, prior_loss, lr=cfg.prior_lr, prepare=prior_prepare,
+                  batch_size=cfg.prior_batch_size),
         ]
 
     @torch.no_grad()

@@ -1,0 +1,66 @@
+"""Intervals for success rates, so tables say which differences the data can tell apart.
+
+Two sources of noise, two intervals:
+- over episodes: a success rate from n episodes of one trained model gets a Wilson score
+  interval (well behaved at 0 and 1 and for small n, unlike the normal approximation);
+- over training seeds: the mean of k seeds' success rates gets a Student-t interval on the
+  seed means, which carries the variation between trained models (larger than the episode noise
+  in this project: float-level changes flip whole pushed episodes).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+from scipy import stats as _stats
+
+
+@dataclass(frozen=True)
+class Interval:
+    estimate: float
+    low: float
+    high: float
+    kind: str
+    """'wilson' (episodes of one model) or 't' (over seeds)."""
+
+    def separated_from(self, other: "Interval") -> bool:
+        """True when the two intervals do not overlap."""
+        return self.low > other.high or other.low > self.high
+
+    def text(self, digits: int = 2) -> str:
+        return f"{self.estimate:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+
+
+def wilson(successes: int, n: int, confidence: float = 0.95) -> Interval:
+    """Wilson score interval of a binomial proportion (successes of n episodes)."""
+    if n <= 0 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n and n > 0, got {successes} of {n}")
+    z = _stats.norm.ppf(0.5 + confidence / 2)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return Interval(p, max(0.0, centre - half), min(1.0, centre + half), "wilson")
+
+
+def across_seeds(rates: Sequence[float], confidence: float = 0.95) -> Interval:
+    """Student-t interval of the mean of per-seed success rates, clipped to [0, 1]; needs 2+ seeds."""
+    k = len(rates)
+    if k < 2:
+        raise ValueError("an interval across seeds needs at least 2 seeds")
+    mean = sum(rates) / k
+    sd = math.sqrt(sum((r - mean) ** 2 for r in rates) / (k - 1))
+    half = _stats.t.ppf(0.5 + confidence / 2, k - 1) * sd / math.sqrt(k)
+    return Interval(mean, max(0.0, mean - half), min(1.0, mean + half), "t")
+
+
+def success_interval(per_seed: Sequence[tuple[int, int]], confidence: float = 0.95) -> Interval:
+    """The interval a table shows for a cell: across seeds with 2+ seeds, else Wilson over episodes.
+
+    per_seed: (successes, episodes) of each training seed."""
+    if len(per_seed) >= 2:
+        return across_seeds([s / n for s, n in per_seed], confidence)
+    (successes, n), = per_seed
+    return wilson(successes, n, confidence)

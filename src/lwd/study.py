@@ -1,0 +1,434 @@
+"""`lwd study SPEC.toml`: a whole comparison from one file, resumable anywhere.
+
+A spec lists datasets (made by the suite's expert, optionally with recovery data, or read from a
+path), methods (bench labels with presets and overrides), horizons, perturbations, training
+seeds and episodes. Its cells are data x method x seed x H x perturbation:
+
+    name = "robomimic-lift"
+    suite = "robomimic/lift"
+    episodes = 50
+    seeds = [0, 1, 2]
+    horizons = [8, 32]
+    perturbations = ["none", "object-push:3:0.05"]
+
+    [data.clean]
+    demos = 200
+    [data.recovery]
+    demos = 200
+    dart_noise = 0.1
+
+    [methods.lwd]
+    preset = "robomimic"
+    [methods.dp]
+    preset = "cpu"
+    set = ["steps=15000"]
+
+Every cell is keyed by a hash of everything that decides its result (suite, how the data is
+made, the method's full resolved configs, seed, run-time options, perturbation, episodes). A
+finished cell is one small JSON file under `benchmarks/results/studies/<name>/` (kept in git),
+so a study resumes on any machine: only cells without a matching file run, a changed setting
+changes the key and reruns that cell, and training runs (under `runs/studies/<name>/`) are
+reused or resumed when present. Cells that share a training run form one job; jobs run in
+parallel one-thread processes (`--jobs`). The study writes `<name>.json` (every figure),
+`<name>.md` (a table with 95% intervals: Wilson over episodes for one seed, Student-t over
+seeds for several) and `<name>.png` (success against H with error bars).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+RESULTS_ROOT = Path("benchmarks/results/studies")
+RUNS_ROOT = Path("runs/studies")
+DATA_ROOT = Path("data/studies")
+_SPEC_KEYS = {"name", "suite", "episodes", "seeds", "horizons", "perturbations", "data", "methods", "n_envs",
+              "batch_plans", "ddim_steps", "seed_start", "about"}
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """How a study's dataset is made: expert demos (with optional recovery data) or a given file."""
+
+    name: str
+    demos: int = 0
+    dart_noise: float = 0.0
+    perturb: str = "none"
+    seed_start: int = 0
+    path: str = ""
+
+    def key(self, suite: str) -> str:
+        made = {"path": self.path} if self.path else {"suite": suite, "demos": self.demos, "dart_noise": self.dart_noise,
+                                                        "perturb": self.perturb, "seed_start": self.seed_start}
+        return _digest(made)
+
+    def location(self, suite: str, root: Path) -> Path:
+        if self.path:
+            return Path(self.path)
+        return root / DATA_ROOT / f"{suite.replace('/', '-')}-{self.name}-{self.key(suite)}.zarr"
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    label: str
+    preset: str = "default"
+    overrides: tuple[str, ...] = ()
+    train_overrides: tuple[str, ...] = ()
+
+
+@dataclass
+class StudySpec:
+    name: str
+    suite: str
+    episodes: int
+    seeds: list[int]
+    horizons: list[int]
+    perturbations: list[str]
+    data: list[DataSpec]
+    methods: list[MethodSpec]
+    n_envs: int = 1
+    batch_plans: bool = False
+    ddim_steps: int = 10
+    seed_start: int | None = None
+    about: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "StudySpec":
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text())
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"study spec {path} does not exist") from err
+        except tomllib.TOMLDecodeError as err:
+            raise ValueError(f"{path} is not valid TOML: {err}") from err
+        return cls.parse(raw, str(path))
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any], where: str = "spec") -> "StudySpec":
+        from lwd.config import from_dict
+
+        unknown = sorted(set(raw) - _SPEC_KEYS)
+        missing = sorted({"name", "suite", "episodes", "seeds", "horizons", "data", "methods"} - set(raw))
+        if unknown or missing:
+            raise ValueError(f"{where}: unknown keys {unknown}, missing keys {missing}; a study spec has {sorted(_SPEC_KEYS)}")
+        data = []
+        for name, entry in raw["data"].items():
+            extra = sorted(set(entry) - {"demos", "dart_noise", "perturb", "seed_start", "path"})
+            if extra:
+                raise ValueError(f"{where}: data.{name} has unknown keys {extra}")
+            spec = from_dict(DataSpec, {"name": name, **entry})
+            if not spec.path and spec.demos < 1:
+                raise ValueError(f"{where}: data.{name} needs demos = N (expert episodes per task) or path = FILE")
+            data.append(spec)
+        methods = []
+        for label, entry in raw["methods"].items():
+            extra = sorted(set(entry) - {"preset", "set", "train_set"})
+            if extra:
+                raise ValueError(f"{where}: methods.{label} has unknown keys {extra} (known: preset, set, train_set)")
+            methods.append(MethodSpec(label, entry.get("preset", "default"), tuple(entry.get("set", ())), tuple(entry.get("train_set", ()))))
+        spec = cls(raw["name"], raw["suite"], int(raw["episodes"]), [int(s) for s in raw["seeds"]], [int(h) for h in raw["horizons"]],
+                   list(raw.get("perturbations", ["none"])), data, methods, int(raw.get("n_envs", 1)), bool(raw.get("batch_plans", False)),
+                   int(raw.get("ddim_steps", 10)), raw.get("seed_start"), str(raw.get("about", "")), raw)
+        if not spec.data or not spec.methods or not spec.seeds:
+            raise ValueError(f"{where}: a study needs at least one dataset, method and seed")
+        return spec
+
+
+@dataclass(frozen=True)
+class StudyCell:
+    """One evaluation of one trained run: what it is, its keys, and where its files go."""
+
+    data: str
+    label: str
+    method: str
+    seed: int
+    horizon: int | None
+    perturbation: str
+    preset: str
+    overrides: tuple[str, ...]
+    train_overrides: tuple[str, ...]
+    runtime: dict[str, Any]
+    run_key: str
+    key: str
+
+    @property
+    def file_name(self) -> str:
+        perturb = self.perturbation.replace(":", "_")
+        horizon = "all" if self.horizon is None else self.horizon
+        return f"{self.label}-{self.data}-s{self.seed}-H{horizon}-{perturb}-{self.key}.json"
+
+
+def plan_study(spec: StudySpec) -> list[StudyCell]:
+    """Every cell of the study, keyed by everything that decides its result."""
+    from lwd.bench import plan_cells, split_label
+    from lwd.config import to_dict
+    from lwd.pipeline import build_configs
+
+    cells = []
+    for data in spec.data:
+        data_key = data.key(spec.suite)
+        for method in spec.methods:
+            name = split_label(method.label)[0]
+            for seed in spec.seeds:
+                for plan in plan_cells([method.label], spec.horizons, spec.perturbations, {name: method.preset},
+                                       {name: list(method.overrides)}, seed, spec.ddim_steps):
+                    cfg, train_cfg = build_configs(plan.method, plan.preset, plan.overrides, method.train_overrides, seed)
+                    run_key = _digest({"suite": spec.suite, "data": data_key, "method": plan.method,
+                                       "config": to_dict(cfg), "train": to_dict(train_cfg)})
+                    runtime = plan.runtime.given()
+                    key = _digest({"run": run_key, "runtime": runtime, "perturbation": plan.perturbation,
+                                   "episodes": spec.episodes, "seed_start": spec.seed_start, "batch_plans": spec.batch_plans})
+                    cells.append(StudyCell(data.name, method.label, plan.method, seed, plan.horizon, plan.perturbation, plan.preset,
+                                           plan.overrides, method.train_overrides, runtime, run_key, key))
+    return cells
+
+
+def _results_dir(spec: StudySpec, root: Path) -> Path:
+    return root / RESULTS_ROOT / spec.name
+
+
+def missing_cells(spec: StudySpec, cells: list[StudyCell], root: Path) -> list[StudyCell]:
+    folder = _results_dir(spec, root) / "cells"
+    return [c for c in cells if not (folder / c.file_name).exists()]
+
+
+def run_study(spec_path: str | Path, jobs: int = 1, root: str | Path = ".", progress: bool = True,
+              dry_run: bool = False) -> dict[str, Any]:
+    """Run the study's missing cells (training what they need), then write its JSON, table and plot."""
+    from lwd.outputs import check_writable
+
+    root = Path(root)
+    spec = StudySpec.load(spec_path)
+    cells = plan_study(spec)
+    todo = missing_cells(spec, cells, root)
+    groups: dict[str, list[StudyCell]] = {}
+    for cell in todo:
+        groups.setdefault(cell.run_key, []).append(cell)
+    if progress:
+        print(f"study {spec.name}: {len(cells)} cells, {len(cells) - len(todo)} done, {len(todo)} to run "
+              f"in {len(groups)} training run(s), {min(jobs, max(len(groups), 1))} at a time", flush=True)
+    if dry_run:
+        return {"cells": len(cells), "done": len(cells) - len(todo), "todo": [asdict(c) for c in todo]}
+    check_writable(_results_dir(spec, root), what="results folder", folder=True)
+    if groups:
+        _make_data(spec, {c.data for c in todo}, root, progress)
+        os.environ.setdefault("OMP_NUM_THREADS", "1")  # each worker one thread (inherited by spawned processes)
+        work = [(str(Path(spec_path).resolve()), str(root.resolve()), group) for group in groups.values()]
+        if jobs <= 1:
+            for item in work:
+                _run_group(*item)
+        else:
+            import multiprocessing
+
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = [pool.submit(_run_group, *item) for item in work]
+                for future in as_completed(futures):
+                    future.result()
+    return write_summary(spec, cells, root)
+
+
+def _make_data(spec: StudySpec, names: set[str], root: Path, progress: bool) -> None:
+    from lwd.demos import collect_demos
+    from lwd.suites import make_suite
+
+    for data in spec.data:
+        path = data.location(spec.suite, root)
+        if data.name not in names or path.exists():
+            continue
+        if data.path:
+            raise FileNotFoundError(f"study {spec.name}: data.{data.name} path {path} does not exist")
+        if progress:
+            print(f"making {data.name} data: {data.demos} expert demos per task (dart_noise {data.dart_noise}, "
+                  f"perturbation {data.perturb}) -> {path}", flush=True)
+        collect_demos(make_suite(spec.suite), data.demos, seed_start=data.seed_start, dart_noise=data.dart_noise,
+                      perturb=data.perturb, progress=progress).save(path)
+
+
+def _run_group(spec_path: str, root_text: str, cells: list[StudyCell]) -> None:
+    """One job: train (or reuse, or resume) the cells' shared run, then evaluate each cell."""
+    import torch
+
+    from lwd.bench import check_reuse
+    from lwd.pipeline import evaluate_run, train_run
+    from lwd.provenance import provenance
+
+    torch.set_num_threads(1)
+    root = Path(root_text)
+    spec = StudySpec.load(spec_path)
+    first = cells[0]
+    data = next(d for d in spec.data if d.name == first.data).location(spec.suite, root)
+    run_dir = root / RUNS_ROOT / spec.name / f"{first.method}-{first.run_key}"
+    if (run_dir / "model.safetensors").exists():
+        check_reuse(run_dir, first.method, first.preset, list(first.overrides), first.seed, list(first.train_overrides))
+    else:
+        train_run(first.method, data, run_dir, preset=first.preset, overrides=list(first.overrides),
+                  train_overrides=list(first.train_overrides), seed=first.seed, resume=(run_dir / "train_state").exists(),
+                  progress=False)
+    log = json.loads((run_dir / "train_log.json").read_text())
+    folder = _results_dir(spec, root) / "cells"
+    for cell in cells:
+        t0 = time.perf_counter()
+        result = evaluate_run(run_dir, env=spec.suite, episodes=spec.episodes, n_envs=spec.n_envs, seed_start=spec.seed_start,
+                              perturb=None if cell.perturbation == "none" else cell.perturbation, progress=False,
+                              batch_plans=spec.batch_plans, **cell.runtime)
+        record = {
+            "cell": asdict(cell),
+            "mean_success": result["mean_success"],
+            "successes": sum(int(e["success"]) for e in result["episodes"]),
+            "episodes_run": len(result["episodes"]),
+            **{k: result[k] for k in ("mean_score", "mean_final_score") if k in result},
+            "per_task": result["per_task"],
+            "cost": result["cost"],
+            "training": {"samples": log.get("samples", {}), "seconds": {k: round(v, 1) for k, v in log.get("seconds", {}).items()}},
+            "episodes": [[e["task"], e["seed"], int(e["success"]), e["steps"], e["max_score"], e["final_score"]] for e in result["episodes"]],
+            "seconds": round(time.perf_counter() - t0, 1),
+            "provenance": provenance(),
+        }
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{cell.file_name}.tmp"
+        tmp.write_text(json.dumps(record, indent=1))
+        os.replace(tmp, folder / cell.file_name)
+
+
+# ------------------------------------------------------------------------------ summary
+def load_cells(spec: StudySpec, cells: list[StudyCell], root: Path) -> list[dict[str, Any]]:
+    folder = _results_dir(spec, root) / "cells"
+    return [json.loads((folder / c.file_name).read_text()) for c in cells if (folder / c.file_name).exists()]
+
+
+def summarise_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (data, method, H, perturbation) over its seeds: success with its 95% interval."""
+    from lwd.stats import success_interval, wilson
+
+    rows: dict[tuple, dict[str, Any]] = {}
+    for rec in records:
+        c = rec["cell"]
+        key = (c["data"], c["label"], c["horizon"], c["perturbation"])
+        row = rows.setdefault(key, {"data": c["data"], "method": c["label"], "horizon": c["horizon"], "perturbation": c["perturbation"],
+                                    "seeds": [], "per_seed": [], "samples": [], "train_seconds": [], "flops_per_step": rec["cost"]["flops_per_step"]})
+        row["seeds"].append(c["seed"])
+        row["per_seed"].append((rec["successes"], rec["episodes_run"]))
+        row["samples"].append(sum(rec["training"]["samples"].values()))
+        row["train_seconds"].append(sum(rec["training"]["seconds"].values()))
+    out = []
+    for row in rows.values():
+        interval = success_interval(row["per_seed"])
+        row.update(success=interval.estimate, low=interval.low, high=interval.high, interval=interval.kind,
+                   per_seed_wilson=[[w.low, w.high] for w in (wilson(s, n) for s, n in row["per_seed"])])
+        out.append(row)
+    return out
+
+
+def separated_pairs(rows: list[dict[str, Any]]) -> list[str]:
+    """For each (data, H, perturbation), the method pairs whose 95% intervals do not overlap."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["data"], row["horizon"], row["perturbation"]), []).append(row)
+    bc_like = [r for r in rows if r["horizon"] is None]
+    lines = []
+    for (data, horizon, perturb), members in groups.items():
+        if horizon is None:
+            continue
+        members = members + [r for r in bc_like if r["data"] == data and r["perturbation"] == perturb]
+        for a in members:
+            for b in members:
+                if a is not b and a["low"] > b["high"]:
+                    lines.append(f"{data}, H = {horizon}, {perturb}: {a['method']} > {b['method']}")
+    return lines
+
+
+def markdown(spec: StudySpec, rows: list[dict[str, Any]]) -> str:
+    perturbs = list(dict.fromkeys(spec.perturbations))
+    header = "| data | method | H | " + " | ".join(f"success ({p})" for p in perturbs) + " | seeds | samples seen / run | FLOPs / step |"
+    lines = [header, "|" + "---|" * (5 + len(perturbs))]
+    keyed = {(r["data"], r["method"], r["horizon"], r["perturbation"]): r for r in rows}
+    order = list(dict.fromkeys((r["data"], r["method"], r["horizon"]) for r in rows))
+    for data, method, horizon in order:
+        cells, seeds, samples, flops = [], "", "", ""
+        for p in perturbs:
+            r = keyed.get((data, method, horizon, p))
+            if r is None:
+                cells.append("-")
+                continue
+            cells.append(f"{r['success']:.2f} [{r['low']:.2f}, {r['high']:.2f}]")
+            seeds = str(len(r["seeds"]))
+            samples = f"{sum(r['samples']) / len(r['samples']) / 1e6:.2f} M"
+            flops = f"{r['flops_per_step']:,.0f}"
+        lines.append(f"| {data} | {method} | {horizon if horizon is not None else 'every step'} | " + " | ".join(cells)
+                     + f" | {seeds} | {samples} | {flops} |")
+    text = "\n".join(lines) + "\n\n95% intervals: Student-t over training seeds (Wilson over episodes when one seed).\n"
+    pairs = separated_pairs(rows)
+    text += "Separated (intervals do not overlap): " + ("; ".join(pairs) if pairs else "none") + ".\n"
+    return text
+
+
+def plot(spec: StudySpec, rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = list(dict.fromkeys((r["data"], r["perturbation"]) for r in rows))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels) + 2.5, 3.8), squeeze=False)
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    horizons = sorted({h for h in spec.horizons})
+    for ax, (data, perturb) in zip(axes[0], panels):
+        for i, method in enumerate(methods):
+            mine = sorted((r for r in rows if r["data"] == data and r["perturbation"] == perturb and r["method"] == method),
+                          key=lambda r: r["horizon"] or 0)
+            if not mine:
+                continue
+            if mine[0]["horizon"] is None:
+                xs, r = horizons, mine[0]
+                ax.fill_between(xs, [r["low"]] * len(xs), [r["high"]] * len(xs), color=f"C{i}", alpha=0.15)
+                ax.plot(xs, [r["success"]] * len(xs), color=f"C{i}", ls=":", label=method)
+                continue
+            xs = [r["horizon"] for r in mine]
+            ys = [r["success"] for r in mine]
+            err = [[y - r["low"] for y, r in zip(ys, mine)], [r["high"] - y for y, r in zip(ys, mine)]]
+            ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, color=f"C{i}", label=method)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(horizons)
+        ax.set_xticklabels([str(h) for h in horizons])
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("action horizon H")
+        ax.set_ylabel("success rate (95% interval)")
+        ax.set_title(f"{spec.suite}: {data} data, {perturb}", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_summary(spec: StudySpec, cells: list[StudyCell], root: Path) -> dict[str, Any]:
+    from lwd.provenance import provenance
+
+    records = load_cells(spec, cells, root)
+    rows = summarise_rows(records)
+    folder = _results_dir(spec, root)
+    summary = {"name": spec.name, "suite": spec.suite, "about": spec.about, "spec": spec.raw, "cells_planned": len(cells),
+               "cells_done": len(records), "rows": rows, "separated": separated_pairs(rows), "provenance": provenance()}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder.parent / f"{spec.name}.json").write_text(json.dumps(summary, indent=1))
+    if rows:
+        (folder.parent / f"{spec.name}.md").write_text(markdown(spec, rows))
+        plot(spec, rows, folder.parent / f"{spec.name}.png")
+    return summary

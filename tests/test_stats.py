@@ -1,0 +1,34 @@
+"""Success-rate intervals against values computed independently."""
+
+from __future__ import annotations
+
+import pytest
+
+from lwd.stats import across_seeds, success_interval, wilson
+
+
+def test_wilson_matches_textbook_values():
+    # Wilson score interval, 95%: 8 of 10 -> [0.4902, 0.9433]; 0 of 50 -> [0, 0.0713]; 50 of 50 -> [0.9287, 1].
+    assert (wilson(8, 10).low, wilson(8, 10).high) == pytest.approx((0.4902, 0.9433), abs=1e-4)
+    assert (wilson(0, 50).low, wilson(0, 50).high) == pytest.approx((0.0, 0.0713), abs=1e-4)
+    assert (wilson(50, 50).low, wilson(50, 50).high) == pytest.approx((0.9287, 1.0), abs=1e-4)
+    with pytest.raises(ValueError):
+        wilson(3, 2)
+
+
+def test_interval_across_seeds_is_a_t_interval_on_the_seed_means():
+    # mean 0.6, sd 0.1, 3 seeds: t(0.975, 2) = 4.3027 -> half width 0.2484
+    interval = across_seeds([0.5, 0.6, 0.7])
+    assert (interval.estimate, interval.low, interval.high) == pytest.approx((0.6, 0.3516, 0.8484), abs=1e-4)
+    assert across_seeds([0.98, 1.0, 1.0]).high == 1.0  # clipped
+    with pytest.raises(ValueError, match="2 seeds"):
+        across_seeds([0.5])
+
+
+def test_cell_interval_uses_seeds_when_there_are_several_and_separation_is_non_overlap():
+    one = success_interval([(40, 50)])
+    assert one.kind == "wilson"
+    many = success_interval([(40, 50), (45, 50), (42, 50)])
+    assert many.kind == "t" and many.estimate == pytest.approx(127 / 150)
+    assert wilson(45, 50).separated_from(wilson(20, 50))
+    assert not wilson(45, 50).separated_from(wilson(40, 50))

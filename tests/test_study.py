@@ -1,0 +1,114 @@
+"""`lwd study`: cells cached by their exact settings, resumable, summarised with intervals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("metaworld")
+
+SPEC = """
+name = "tiny"
+suite = "metaworld/reach-v3"
+episodes = 2
+seeds = [0, 1]
+horizons = [4, 8]
+perturbations = ["none"]
+
+[data.clean]
+demos = 2
+
+[methods.lwd]
+preset = "default"
+set = ["vae_steps=3", "prior_steps=3", "horizon=4", "latent_dim=4", "policy_hidden=[8]", "chunk_size=64",
+       "hyper_hidden=[8]", "encoder_dim=8", "encoder_heads=2", "denoiser_width=8", "denoiser_blocks=1"]
+
+[methods.bc]
+set = ["steps=3"]
+"""
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Count the training runs and evaluations a study performs."""
+    import lwd.pipeline as pipeline
+
+    calls = {"train": 0, "eval": 0}
+    train, evaluate = pipeline.train_run, pipeline.evaluate_run
+
+    def train_run(*args, **kwargs):
+        calls["train"] += 1
+        return train(*args, **kwargs)
+
+    def evaluate_run(*args, **kwargs):
+        calls["eval"] += 1
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "train_run", train_run)
+    monkeypatch.setattr(pipeline, "evaluate_run", evaluate_run)
+    return calls
+
+
+def test_study_runs_missing_cells_only_and_reruns_a_changed_one(tmp_path, counted):
+    from lwd.study import run_study
+
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(SPEC)
+    summary = run_study(spec, root=tmp_path, progress=False)
+    # 2 seeds x (lwd at H 4 and 8, bc once) = 6 cells from 4 training runs
+    assert (summary["cells_planned"], summary["cells_done"], counted["train"], counted["eval"]) == (6, 6, 4, 6)
+    cells = sorted((tmp_path / "benchmarks/results/studies/tiny/cells").glob("*.json"))
+    assert len(cells) == 6
+    rows = {(r["method"], r["horizon"]): r for r in summary["rows"]}
+    assert rows[("lwd", 4)]["interval"] == "t" and len(rows[("lwd", 4)]["seeds"]) == 2
+    assert rows[("bc", None)]["samples"] == [3 * 256, 3 * 256]  # samples seen: steps x batch
+    assert "95% intervals" in (tmp_path / "benchmarks/results/studies/tiny.md").read_text()
+    assert (tmp_path / "benchmarks/results/studies/tiny.png").stat().st_size > 0
+
+    # Everything cached: nothing trains or evaluates again.
+    run_study(spec, root=tmp_path, progress=False)
+    assert (counted["train"], counted["eval"]) == (4, 6)
+
+    # An interrupted study (a cell's file missing) reruns that cell only, reusing its trained run.
+    cells[0].unlink()
+    run_study(spec, root=tmp_path, progress=False)
+    assert (counted["train"], counted["eval"]) == (4, 7)
+
+    # A changed setting changes the key of the cells it touches: BC's two seeds train and run again.
+    spec.write_text(SPEC.replace('set = ["steps=3"]', 'set = ["steps=4"]'))
+    summary = run_study(spec, root=tmp_path, progress=False)
+    assert (counted["train"], counted["eval"]) == (6, 9)
+    assert {tuple(r["samples"]) for r in summary["rows"] if r["method"] == "bc"} == {(4 * 256, 4 * 256)}
+
+
+def test_a_study_resumes_on_a_fresh_machine_from_its_result_files_alone(tmp_path, counted):
+    """Cell files are all a study needs: with runs/ and data/ gone, finished cells are not rerun."""
+    import shutil
+
+    from lwd.study import run_study
+
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(SPEC.replace("seeds = [0, 1]", "seeds = [0]"))
+    run_study(spec, root=tmp_path, progress=False)
+    shutil.rmtree(tmp_path / "runs")
+    shutil.rmtree(tmp_path / "data")
+    before = dict(counted)
+    summary = run_study(spec, root=tmp_path, progress=False)
+    assert counted == before and summary["cells_done"] == 3
+    assert {r["interval"] for r in summary["rows"]} == {"wilson"}  # one seed: Wilson over episodes
+
+
+def test_spec_errors_name_the_problem(tmp_path):
+    from lwd.study import StudySpec
+
+    with pytest.raises(ValueError, match=r"unknown keys \['seed'\]"):
+        StudySpec.parse({"name": "x", "suite": "pusht", "episodes": 1, "seeds": [0], "horizons": [8], "data": {}, "methods": {},
+                         "seed": 3})
+    with pytest.raises(ValueError, match="demos = N"):
+        StudySpec.parse({"name": "x", "suite": "pusht", "episodes": 1, "seeds": [0], "horizons": [8], "data": {"clean": {}},
+                         "methods": {"bc": {}}})
+    with pytest.raises(ValueError, match="DataSpec.demos must be an integer"):
+        StudySpec.parse({"name": "x", "suite": "pusht", "episodes": 1, "seeds": [0], "horizons": [8],
+                         "data": {"clean": {"demos": "many"}}, "methods": {"bc": {}}})
