@@ -229,7 +229,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
 def cmd_study(args: argparse.Namespace) -> None:
     from lwd.study import run_study
 
-    summary = run_study(args.spec, jobs=args.jobs, dry_run=args.dry_run)
+    summary = run_study(args.spec, jobs=args.jobs, dry_run=args.dry_run, only=args.only.split(",") if args.only else None)
     if not args.dry_run:
         print(f"study {summary['name']}: {summary['cells_done']} of {summary['cells_planned']} cells done -> "
               f"benchmarks/results/studies/{summary['name']}.json, .md, .png")
@@ -333,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("spec", help="study spec, e.g. benchmarks/studies/robomimic-lift.toml")
     s.add_argument("--jobs", type=_positive, default=1, help="training runs in parallel, one thread each (default 1)")
     s.add_argument("--dry-run", action="store_true", help="list the cells that would run, run nothing")
+    s.add_argument("--only", default=None, help="comma-separated method labels to run now (the rest wait for a later run)")
     s.set_defaults(func=cmd_study)
 
     i = sub.add_parser("info", help="parameters, FLOPs per control step and config of a run")

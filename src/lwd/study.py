@@ -87,6 +87,8 @@ class DataSpec:
 @dataclass(frozen=True)
 class MethodSpec:
     label: str
+    """The name tables show; also the bench label (e.g. "dp-ddim") unless `method` gives one."""
+    method: str = ""
     preset: str = "default"
     overrides: tuple[str, ...] = ()
     train_overrides: tuple[str, ...] = ()
@@ -139,10 +141,11 @@ class StudySpec:
             data.append(spec)
         methods = []
         for label, entry in raw["methods"].items():
-            extra = sorted(set(entry) - {"preset", "set", "train_set"})
+            extra = sorted(set(entry) - {"method", "preset", "set", "train_set"})
             if extra:
-                raise ValueError(f"{where}: methods.{label} has unknown keys {extra} (known: preset, set, train_set)")
-            methods.append(MethodSpec(label, entry.get("preset", "default"), tuple(entry.get("set", ())), tuple(entry.get("train_set", ()))))
+                raise ValueError(f"{where}: methods.{label} has unknown keys {extra} (known: method, preset, set, train_set)")
+            methods.append(MethodSpec(label, entry.get("method", ""), entry.get("preset", "default"), tuple(entry.get("set", ())),
+                                      tuple(entry.get("train_set", ()))))
         spec = cls(raw["name"], raw["suite"], int(raw["episodes"]), [int(s) for s in raw["seeds"]], [int(h) for h in raw["horizons"]],
                    list(raw.get("perturbations", ["none"])), data, methods, int(raw.get("n_envs", 1)), bool(raw.get("batch_plans", False)),
                    int(raw.get("ddim_steps", 10)), raw.get("seed_start"), str(raw.get("about", "")), raw)
@@ -185,9 +188,10 @@ def plan_study(spec: StudySpec) -> list[StudyCell]:
     for data in spec.data:
         data_key = data.key(spec.suite)
         for method in spec.methods:
-            name = split_label(method.label)[0]
+            bench_label = method.method or method.label
+            name = split_label(bench_label)[0]
             for seed in spec.seeds:
-                for plan in plan_cells([method.label], spec.horizons, spec.perturbations, {name: method.preset},
+                for plan in plan_cells([bench_label], spec.horizons, spec.perturbations, {name: method.preset},
                                        {name: list(method.overrides)}, seed, spec.ddim_steps):
                     cfg, train_cfg = build_configs(plan.method, plan.preset, plan.overrides, method.train_overrides, seed)
                     run_key = _digest({"suite": spec.suite, "data": data_key, "method": plan.method,
@@ -210,14 +214,20 @@ def missing_cells(spec: StudySpec, cells: list[StudyCell], root: Path) -> list[S
 
 
 def run_study(spec_path: str | Path, jobs: int = 1, root: str | Path = ".", progress: bool = True,
-              dry_run: bool = False) -> dict[str, Any]:
-    """Run the study's missing cells (training what they need), then write its JSON, table and plot."""
+              dry_run: bool = False, only: list[str] | None = None) -> dict[str, Any]:
+    """Run the study's missing cells (training what they need), then write its JSON, table and plot.
+
+    `only`: run just the cells of these method labels now (a study can spread over invocations);
+    the summary covers every finished cell."""
     from lwd.outputs import check_writable
 
     root = Path(root)
     spec = StudySpec.load(spec_path)
     cells = plan_study(spec)
-    todo = missing_cells(spec, cells, root)
+    labels = [m.label for m in spec.methods]
+    if only is not None and set(only) - set(labels):
+        raise ValueError(f"--only {sorted(set(only) - set(labels))}: not methods of study {spec.name} ({', '.join(labels)})")
+    todo = [c for c in missing_cells(spec, cells, root) if only is None or c.label in only]
     groups: dict[str, list[StudyCell]] = {}
     for cell in todo:
         groups.setdefault(cell.run_key, []).append(cell)
