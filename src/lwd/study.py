@@ -227,13 +227,15 @@ def run_study(spec_path: str | Path, jobs: int = 1, root: str | Path = ".", prog
     labels = [m.label for m in spec.methods]
     if only is not None and set(only) - set(labels):
         raise ValueError(f"--only {sorted(set(only) - set(labels))}: not methods of study {spec.name} ({', '.join(labels)})")
-    todo = [c for c in missing_cells(spec, cells, root) if only is None or c.label in only]
+    missing = missing_cells(spec, cells, root)
+    todo = [c for c in missing if only is None or c.label in only]
     groups: dict[str, list[StudyCell]] = {}
     for cell in todo:
         groups.setdefault(cell.run_key, []).append(cell)
     if progress:
-        print(f"study {spec.name}: {len(cells)} cells, {len(cells) - len(todo)} done, {len(todo)} to run "
-              f"in {len(groups)} training run(s), {min(jobs, max(len(groups), 1))} at a time", flush=True)
+        later = f", {len(missing) - len(todo)} left for a later run" if len(missing) > len(todo) else ""
+        print(f"study {spec.name}: {len(cells)} cells, {len(cells) - len(missing)} done, {len(todo)} to run now "
+              f"in {len(groups)} training run(s), {min(jobs, max(len(groups), 1))} at a time{later}", flush=True)
     if dry_run:
         return {"cells": len(cells), "done": len(cells) - len(todo), "todo": [asdict(c) for c in todo]}
     check_writable(_results_dir(spec, root), what="results folder", folder=True)
