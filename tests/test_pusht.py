@@ -286,3 +286,15 @@ def test_noise_injected_demos_carry_the_experts_clean_labels():
 
     data = collect_demos(suite, 1, dart_noise=0.1, keep_failures=True, progress=False, perturb="block-push:10:0.05")
     assert (data.attrs["dart_noise"], data.attrs["perturbation"]) == (0.1, "block-push:10:0.05")
+
+
+def test_calibration_runs_the_expert_under_each_push_and_picks_the_largest_it_survives():
+    from lwd.calibrate import calibrate_push
+    from lwd.suites import make_suite
+
+    result = calibrate_push(make_suite("pusht/state"), [0, 400], probability=0.5, episodes=2, progress=False)
+    assert result["push"] == "block-push"
+    by_size = {r["magnitude"]: r for r in result["rows"]}
+    assert by_size[0]["successes"] == 2  # no push: the expert solves both test seeds
+    assert by_size[400]["successes"] < 2  # the T thrown across the arena half the steps
+    assert result["chosen"] == "block-push:0:0.5"

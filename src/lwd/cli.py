@@ -235,6 +235,24 @@ def cmd_study(args: argparse.Namespace) -> None:
               f"benchmarks/results/studies/{summary['name']}.json, .md, .png")
 
 
+def cmd_calibrate(args: argparse.Namespace) -> None:
+    from lwd.calibrate import calibrate_push
+    from lwd.suites import make_suite
+
+    if args.out:
+        check_writable(args.out)
+    magnitudes = [float(m) for m in args.magnitudes.split(",")]
+    result = calibrate_push(make_suite(args.env), magnitudes, args.probability, args.episodes, args.min_success)
+    for row in result["rows"]:
+        print(f"{row['perturbation']:28s} expert success {row['success']:.2f} [{row['low']:.2f}, {row['high']:.2f}] "
+              f"({row['successes']}/{row['episodes']})")
+    print(f"largest push with expert success >= {args.min_success}: {result['chosen'] or 'none of these'}")
+    if args.out:
+        from lwd.provenance import provenance
+
+        write_text_safely(args.out, json.dumps({**result, "provenance": provenance()}, indent=2))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from lwd.bench import bench_labels
     from lwd.methods import method_names
@@ -328,6 +346,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--vector", choices=["sync", "async"], default=None,
                    help="vector env kind (default: async with --n-envs > 1; sync suits fast simulators such as PushT)")
     b.set_defaults(func=cmd_bench)
+
+    c = sub.add_parser("calibrate", help="the largest push the suite's scripted expert survives (for fair perturbations)")
+    c.add_argument("env", help="suite name, e.g. robomimic/can or pusht")
+    c.add_argument("--magnitudes", required=True, help="push sizes to try, in the suite's unit (PushT px, robomimic cm), e.g. 1,2,3")
+    c.add_argument("--probability", type=float, default=0.05, help="push probability per step (default 0.05)")
+    c.add_argument("--episodes", type=_positive, default=50, help="test episodes per task and magnitude (default 50)")
+    c.add_argument("--min-success", type=float, default=0.9, help="expert success the push must leave (default 0.9)")
+    c.add_argument("--out", default=None, help="results JSON")
+    c.set_defaults(func=cmd_calibrate)
 
     s = sub.add_parser("study", help="run a study spec (TOML): data x methods x seeds x H x perturbations, cached per cell")
     s.add_argument("spec", help="study spec, e.g. benchmarks/studies/robomimic-lift.toml")

@@ -27,8 +27,8 @@ Every cell is keyed by a hash of everything that decides its result (suite, how 
 made, the method's full resolved configs, seed, run-time options, perturbation, episodes). A
 finished cell is one small JSON file under `benchmarks/results/studies/<name>/` (kept in git),
 so a study resumes on any machine: only cells without a matching file run, a changed setting
-changes the key and reruns that cell, and training runs (under `runs/studies/<name>/`) are
-reused or resumed when present. Cells that share a training run form one job; jobs run in
+changes the key and reruns that cell, and training runs (under `runs/studies/`, named by their
+own key, so studies share them) are reused or resumed when present. Cells that share a training run form one job; jobs run in
 parallel one-thread processes (`--jobs`). The study writes `<name>.json` (every figure),
 `<name>.md` (a table with 95% intervals: Wilson over episodes for one seed, Student-t over
 seeds for several) and `<name>.png` (success against H with error bars).
@@ -286,7 +286,7 @@ def _run_group(spec_path: str, root_text: str, cells: list[StudyCell]) -> None:
     spec = StudySpec.load(spec_path)
     first = cells[0]
     data = next(d for d in spec.data if d.name == first.data).location(spec.suite, root)
-    run_dir = root / RUNS_ROOT / spec.name / f"{first.method}-{first.run_key}"
+    run_dir = root / RUNS_ROOT / f"{first.method}-{first.run_key}"  # keyed by every training setting: shared across studies
     if (run_dir / "model.safetensors").exists():
         check_reuse(run_dir, first.method, first.preset, list(first.overrides), first.seed, list(first.train_overrides))
     else:
