@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -141,11 +142,20 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
     if args.out:
         check_writable(args.out)
+    video_dir = None
+    if args.video:
+        video_dir = Path(args.video_dir or (Path(args.out).with_suffix("").as_posix() + "-videos" if args.out else Path(args.run) / "videos"))
+        check_writable(video_dir, what="--video-dir", folder=True)
+        os.environ.setdefault("MUJOCO_GL", "egl")  # off-screen MuJoCo rendering; set before any simulator loads
     result = evaluate_run(args.run, args.env, args.episodes, args.n_envs, args.vector, args.perturb, args.seed_start,
-                          args.tasks.split(",") if args.tasks else None, batch_plans=args.batch_plans, **_runtime(args))
+                          args.tasks.split(",") if args.tasks else None, batch_plans=args.batch_plans,
+                          video=args.video, video_dir=video_dir, **_runtime(args))
     result["provenance"] = provenance()
     print(format_table(result))
     print(f"evaluated in {result['seconds']:.1f} s")
+    for v in result.get("videos", []):
+        print(f"video {v['video']}: {v['task']} seed {v['seed']}, {'success' if v['success'] else 'failure'} in {v['steps']} steps"
+              + ("" if v["matches_evaluation"] else " (differs from the evaluated episode!)"))
     if args.out:
         out = write_text_safely(args.out, json.dumps(result, indent=2))
         plot_success(result, str(out.with_suffix(".png")))
@@ -325,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--tasks", default=None, help="comma-separated subset of tasks")
     e.add_argument("--batch-plans", action="store_true",
                    help="DP: replan all envs that need it in one network call instead of one per env (equal to per-env results up to float rounding)")
+    e.add_argument("--video", type=_non_negative, default=0, metavar="N",
+                   help="also write videos of the first N episodes (replayed with rendering after the evaluation)")
+    e.add_argument("--video-dir", default=None, help="folder for --video (default: OUT-videos/ next to --out, else RUN/videos/)")
     e.add_argument("--out", default=None, help="results JSON (a PNG plot is written next to it)")
     e.set_defaults(func=cmd_eval)
 

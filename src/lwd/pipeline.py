@@ -109,10 +109,15 @@ def evaluate_run(
     tasks: list[str] | None = None,
     progress: bool = True,
     batch_plans: bool = False,
+    video: int = 0,
+    video_dir: str | Path | None = None,
     **runtime: Any,
 ) -> dict[str, Any]:
     """Evaluate a trained run; `runtime` holds the method's run-time options (e.g. action_horizon=16;
-    None values mean "as trained"), and an option the method does not take is an error."""
+    None values mean "as trained"), and an option the method does not take is an error.
+
+    `video` > 0 replays the first that many episodes with rendering afterwards and writes their
+    videos to `video_dir` (default: `videos/` in the run directory); `result["videos"]` lists them."""
     from lwd.evaluate import evaluate
 
     model = load_model(run_dir)
@@ -126,6 +131,11 @@ def evaluate_run(
         suite.make_env(suite.tasks[0]).close()  # warm per-process caches before the workers fork
     result = evaluate(model, suite, episodes, n_envs, seed_start, tasks, perturb, options, vector, progress, batch_plans)
     result["run_dir"] = str(run_dir)
+    if video > 0:
+        from lwd.video import record_videos
+
+        folder = Path(video_dir) if video_dir is not None else Path(run_dir) / "videos"
+        result["videos"] = record_videos(model, suite, result, video, options, perturb, folder)
     return result
 
 
