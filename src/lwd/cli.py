@@ -85,6 +85,21 @@ def cmd_import(args: argparse.Namespace) -> None:
         from lwd.data.formats.dp_zarr import load_dp_pusht
 
         episodes = load_dp_pusht(args.source, obs_type=args.obs_type, check_keypoints=not args.no_keypoint_check)
+    elif args.format == "lerobot":
+        from lwd.data.formats.lerobot import load_lerobot
+
+        features = args.state_features.split(",") if args.state_features else None
+        episodes = load_lerobot(args.source, features, args.action_feature)
+        if args.suite:
+            from lwd.suites import make_suite
+
+            suite = make_suite(args.suite)
+            if suite.obs_dim != episodes.data["obs"].shape[1] or suite.action_dim != episodes.data["action"].shape[1]:
+                raise ValueError(f"--suite {suite.name} takes {suite.obs_dim}-d observations and {suite.action_dim}-d actions; "
+                                 f"the dataset has {episodes.data['obs'].shape[1]} and {episodes.data['action'].shape[1]}")
+            episodes.attrs["suite"] = suite.name
+            if not suite.multitask:
+                episodes.attrs["tasks"] = list(suite.tasks)
     else:
         from lwd.data.formats.robomimic_hdf5 import load_robomimic_hdf5
         from lwd.envs.robomimic import OBS_KEYS
@@ -102,13 +117,20 @@ def cmd_import(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    """Write our demonstrations in robomimic's HDF5 layout (opens in robomimic's own tools)."""
+    """Write our demonstrations in robomimic's HDF5 layout or as a LeRobot v3.0 dataset."""
     from lwd.data import Episodes
+
+    check_writable(args.out, folder=args.format == "lerobot")
+    episodes = Episodes.load(args.data)
+    if args.format == "lerobot":
+        from lwd.data.formats.lerobot import save_lerobot
+
+        save_lerobot(episodes, args.out, fps=args.fps)
+        print(f"wrote {episodes.num_episodes} episodes ({episodes.num_steps} frames) to {args.out} (LeRobot v3.0, state only)")
+        return
     from lwd.data.formats.robomimic_hdf5 import save_robomimic_hdf5
     from lwd.envs.robomimic import RobomimicEnv, obs_key_dims
 
-    check_writable(args.out)
-    episodes = Episodes.load(args.data)
     suite = str(episodes.attrs.get("suite", ""))
     if not suite.startswith("robomimic/"):
         raise ValueError(f"{args.data} holds {suite or 'untagged'} data; robomimic export needs demos from `lwd demos robomimic/<task>`")
@@ -290,9 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "the expert's recoveries are kept")
     d.set_defaults(func=cmd_demos)
 
-    im = sub.add_parser("import", help="convert a Diffusion Policy PushT zarr or a robomimic HDF5 file into an episode store")
-    im.add_argument("format", choices=["dp-pusht", "robomimic"], help="source format")
-    im.add_argument("source", help="dp-pusht: .zarr directory or .zarr.zip; robomimic: .hdf5 file")
+    im = sub.add_parser("import", help="convert a Diffusion Policy PushT zarr, a robomimic HDF5 file or a LeRobot dataset into an episode store")
+    im.add_argument("format", choices=["dp-pusht", "robomimic", "lerobot"], help="source format")
+    im.add_argument("source", help="dp-pusht: .zarr directory or .zarr.zip; robomimic: .hdf5 file; lerobot: the dataset folder (v3.0)")
     im.add_argument("--out", required=True, help="episode store to write (.zarr directory or .zarr.zip)")
     im.add_argument("--obs-type", choices=["keypoints", "state"], default="keypoints",
                     help="dp-pusht: 20-d keypoints + agent (DP's low-dim obs, default) or the 5-d state")
@@ -300,12 +322,18 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--obs-keys", default=None, help="robomimic: comma-separated obs keys in order (default: object,robot0_eef_pos,robot0_eef_quat,robot0_gripper_qpos)")
     im.add_argument("--filter-key", default=None, help="robomimic: only demos listed in mask/<key>, e.g. train")
     im.add_argument("--task", choices=["lift", "can", "square"], default=None, help="robomimic: tag the data so eval uses robomimic/<task>")
+    im.add_argument("--state-features", default=None,
+                    help="lerobot: comma-separated features concatenated into the observation (default: observation.state, "
+                         "plus observation.environment_state where present)")
+    im.add_argument("--action-feature", default="action", help="lerobot: the action feature (default: action)")
+    im.add_argument("--suite", default=None, help="lerobot: tag the data with the suite it evaluates in, e.g. pusht")
     im.set_defaults(func=cmd_import)
 
-    ex = sub.add_parser("export", help="write demos of a robomimic/<task> suite as a robomimic HDF5 file")
-    ex.add_argument("format", choices=["robomimic"])
-    ex.add_argument("data", help="episode store written by `lwd demos robomimic/<task>`")
-    ex.add_argument("--out", required=True, help="HDF5 file to write")
+    ex = sub.add_parser("export", help="write demos as a robomimic HDF5 file or a LeRobot v3.0 dataset (state only)")
+    ex.add_argument("format", choices=["robomimic", "lerobot"])
+    ex.add_argument("data", help="episode store (robomimic: written by `lwd demos robomimic/<task>`)")
+    ex.add_argument("--out", required=True, help="robomimic: HDF5 file to write; lerobot: a new dataset folder")
+    ex.add_argument("--fps", type=_positive, default=10, help="lerobot: frames per second recorded in info.json (default 10)")
     ex.set_defaults(func=cmd_export)
 
     t = sub.add_parser("train", help="train a method on a dataset")
