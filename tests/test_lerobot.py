@@ -133,6 +133,15 @@ def test_multi_task_import_maps_each_task_string_to_its_id(tmp_path):
     assert (info["codebase_version"], info["fps"], info["total_frames"], info["total_episodes"]) == ("v3.0", 15, 20, 5)
     assert pd.read_parquet(tmp_path / "again" / "meta" / "tasks.parquet").loc["push the button"].task_index == 1  # LeRobot's lookup
 
+    # Task-conditioned LWD trains on it: one task id per task string.
+    from lwd.pipeline import train_run
+
+    data.save(tmp_path / "multi.zarr")
+    settings = ["vae_steps=2", "prior_steps=2", "horizon=2", "condition=task", "latent_dim=4", "policy_hidden=[8]", "chunk_size=64",
+                "hyper_hidden=[8]", "encoder_dim=8", "encoder_heads=2", "denoiser_width=8", "denoiser_blocks=1"]
+    model = train_run("lwd", tmp_path / "multi.zarr", tmp_path / "run", overrides=settings, progress=False)
+    assert model.info.tasks == tuple(names) and model.prior.task_emb.num_embeddings == 3
+
 
 @pytest.mark.parametrize("case,message", [
     ("no-info", r"meta/info.json is missing"),
