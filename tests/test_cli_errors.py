@@ -193,6 +193,10 @@ def _cases(w: Path) -> list[tuple[str, list[str], str, str | None]]:
         ("demos-out-unwritable", ["demos", "pusht/state", "--episodes", "1", "--out", "/proc/lwd-demos.zarr"], r"cannot be written", None),
         ("import-out-unwritable", ["import", "dp-pusht", data, "--out", "/sys/lwd.zarr"], r"cannot be written", None),
         ("bench-out-under-file", ["bench", "pusht/state", "--data", data, "--out", str(w / "a-file" / "b")], r"is a file, not a folder", None),
+        ("export-bc-controller", ["export", bc, "--format", "npz", "--out", str(out / "ctl")],
+         r"only methods that generate policy weights \(lwd\) export a controller", None),
+        ("export-no-format", ["export", lwd, "--out", str(out / "ctl2")], r"export a run with: lwd export RUN --format npz", str(out / "ctl2")),
+        ("export-no-data", ["export", "lerobot", "--out", str(out / "lr")], r"needs the episode store", str(out / "lr")),
         # importers
         ("robomimic-not-hdf5", ["import", "robomimic", str(w / "notes.txt"), "--out", str(out / "rm.zarr")], r"HDF5", str(out / "rm.zarr")),
         ("dp-pusht-missing", ["import", "dp-pusht", str(w / "nowhere.zarr"), "--out", str(out / "dp.zarr")], r"does not exist", str(out / "dp.zarr")),

@@ -117,9 +117,22 @@ def cmd_import(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    """Write our demonstrations in robomimic's HDF5 layout or as a LeRobot v3.0 dataset."""
+    """Demos in robomimic's HDF5 layout or as a LeRobot v3.0 dataset; or a trained run's controller."""
     from lwd.data import Episodes
 
+    if args.target not in ("robomimic", "lerobot"):  # a run directory: export its controller
+        from lwd.export import FORMATS, export_controller
+
+        if args.data is not None or args.format not in FORMATS:
+            raise ValueError(f"export a run with: lwd export RUN --format {'|'.join(FORMATS)} --out DIR "
+                             "(datasets: lwd export robomimic|lerobot DATA --out ...)")
+        check_writable(args.out, folder=True)
+        out = export_controller(args.target, args.out)
+        print(f"wrote {out}/controller.json, controller.npz and lwd_controller.py (NumPy only)")
+        return
+    if args.data is None:
+        raise ValueError(f"lwd export {args.target} needs the episode store to export: lwd export {args.target} DATA --out ...")
+    args.format = args.target
     check_writable(args.out, folder=args.format == "lerobot")
     episodes = Episodes.load(args.data)
     if args.format == "lerobot":
@@ -329,10 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--suite", default=None, help="lerobot: tag the data with the suite it evaluates in, e.g. pusht")
     im.set_defaults(func=cmd_import)
 
-    ex = sub.add_parser("export", help="write demos as a robomimic HDF5 file or a LeRobot v3.0 dataset (state only)")
-    ex.add_argument("format", choices=["robomimic", "lerobot"])
-    ex.add_argument("data", help="episode store (robomimic: written by `lwd demos robomimic/<task>`)")
-    ex.add_argument("--out", required=True, help="robomimic: HDF5 file to write; lerobot: a new dataset folder")
+    ex = sub.add_parser("export", help="demos as a robomimic HDF5 file or a LeRobot v3.0 dataset; a run's controller as NumPy files")
+    ex.add_argument("target", help="robomimic or lerobot (then DATA), or a run directory (with --format npz)")
+    ex.add_argument("data", nargs="?", default=None, help="episode store (robomimic: written by `lwd demos robomimic/<task>`)")
+    ex.add_argument("--format", default=None, help="for a run: npz (the controller for lwd_controller.py, NumPy only)")
+    ex.add_argument("--out", required=True, help="robomimic: HDF5 file; lerobot: a new dataset folder; a run: the controller folder")
     ex.add_argument("--fps", type=_positive, default=10, help="lerobot: frames per second recorded in info.json (default 10)")
     ex.set_defaults(func=cmd_export)
 
