@@ -127,6 +127,14 @@ def cmd_export(args: argparse.Namespace) -> None:
             raise ValueError(f"export a run with: lwd export RUN --format {'|'.join(FORMATS)} --out DIR "
                              "(datasets: lwd export robomimic|lerobot DATA --out ...)")
         check_writable(args.out, folder=True)
+        if args.format == "onnx":
+            from lwd.export import export_onnx
+
+            errors = export_onnx(args.target, args.out)
+            print(f"wrote {args.out}/controller.onnx and generator.onnx (DDIM, {errors['inference_steps']} steps); "
+                  f"ONNX Runtime vs torch: theta max abs error {errors['generator_max_abs_error']:.1e}, "
+                  f"action {errors['controller_max_abs_error']:.1e} (actions up to {errors['action_scale']:.3g})")
+            return
         out = export_controller(args.target, args.out)
         print(f"wrote {out}/controller.json, controller.npz and lwd_controller.py (NumPy only)")
         return
@@ -345,7 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("export", help="demos as a robomimic HDF5 file or a LeRobot v3.0 dataset; a run's controller as NumPy files")
     ex.add_argument("target", help="robomimic or lerobot (then DATA), or a run directory (with --format npz)")
     ex.add_argument("data", nargs="?", default=None, help="episode store (robomimic: written by `lwd demos robomimic/<task>`)")
-    ex.add_argument("--format", default=None, help="for a run: npz (the controller for lwd_controller.py, NumPy only)")
+    ex.add_argument("--format", default=None, help="for a run: npz (the controller for lwd_controller.py, NumPy only) or onnx "
+                                                   "(controller.onnx taking the weights as an input, and generator.onnx)")
     ex.add_argument("--out", required=True, help="robomimic: HDF5 file; lerobot: a new dataset folder; a run: the controller folder")
     ex.add_argument("--fps", type=_positive, default=10, help="lerobot: frames per second recorded in info.json (default 10)")
     ex.set_defaults(func=cmd_export)
