@@ -369,7 +369,7 @@ def separated_pairs(rows: list[dict[str, Any]]) -> list[str]:
 def markdown(spec: StudySpec, rows: list[dict[str, Any]]) -> str:
     perturbs = list(dict.fromkeys(spec.perturbations))
     header = "| data | method | H | " + " | ".join(f"success ({p})" for p in perturbs) + " | seeds | samples seen / run | FLOPs / step |"
-    lines = [header, "|" + "---|" * (5 + len(perturbs))]
+    lines = [header, "|" + "---|" * (6 + len(perturbs))]
     keyed = {(r["data"], r["method"], r["horizon"], r["perturbation"]): r for r in rows}
     order = list(dict.fromkeys((r["data"], r["method"], r["horizon"]) for r in rows))
     for data, method, horizon in order:
