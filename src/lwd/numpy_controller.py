@@ -39,7 +39,13 @@ class Controller:
         self._fold = (np.tile(normalisers["obs_scale"], k), np.tile(normalisers["obs_shift"], k),
                       normalisers["action_scale"], normalisers["action_shift"])
         self._layers: list[tuple[np.ndarray, np.ndarray]] = []
-        self._history: list[np.ndarray] = []
+        # Preallocated buffers: the input (the last k observations, oldest first) and one per layer,
+        # so a control step allocates only the action it returns.
+        self._input = np.empty(k * self.obs_dim, np.float32)
+        self._outputs = [np.empty(width, np.float32) for width in self.sizes[1:]]
+        self._started = False
+        self._relu = self.activation == "relu"
+        self._plan: list[tuple[np.ndarray, np.ndarray, np.ndarray, bool]] = []
 
     @classmethod
     def load(cls, folder: str | Path) -> "Controller":
@@ -68,26 +74,34 @@ class Controller:
         w, b = layers[-1]
         layers[-1] = (w * out_scale[None, :], b * out_scale + out_shift)
         self._layers = [(w.astype(np.float32), b.astype(np.float32)) for w, b in layers]
+        last = len(self._layers) - 1
+        self._plan = [(w, b, out, i < last) for i, ((w, b), out) in enumerate(zip(self._layers, self._outputs))]
 
     def reset(self) -> None:
         """Forget the observation history (a new episode)."""
-        self._history = []
+        self._started = False
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """One control step: raw observation (Do,) -> raw action (Da,)."""
         if not self._layers:
             raise RuntimeError("no weights yet: call set_weights(theta) first")
-        obs = np.array(obs, np.float32).reshape(self.obs_dim)
-        self._history = [*self._history[1:], obs] if self._history else [obs] * self.obs_steps
-        h = obs if self.obs_steps == 1 else np.concatenate(self._history[-self.obs_steps :])
-        last = len(self._layers) - 1
-        for i, (w, b) in enumerate(self._layers):
-            h = h @ w + b
-            if i < last:
-                if self.activation == "relu":
-                    np.maximum(h, 0.0, out=h)
+        x, d = self._input, self.obs_dim
+        if self._started:  # slide the history by one observation
+            x[:-d] = x[d:]
+            x[-d:] = obs  # (casts to float32; a wrong size raises)
+        else:  # before k observations exist, the first one stands in for the missing ones
+            x[:] = np.tile(np.asarray(obs, np.float32).reshape(d), self.obs_steps)
+            self._started = True
+        h = x
+        for w, b, out, hidden in self._plan:
+            np.dot(h, w, out=out)
+            out += b
+            if hidden:
+                if self._relu:
+                    np.maximum(out, 0.0, out=out)
                 elif self.activation == "tanh":
-                    h = np.tanh(h)
-                else:  # mish
-                    h = h * np.tanh(np.log1p(np.exp(h)))
-        return h
+                    np.tanh(out, out=out)
+                else:  # mish: x * tanh(softplus(x))
+                    out *= np.tanh(np.log1p(np.exp(out)))
+            h = out
+        return h.copy()
