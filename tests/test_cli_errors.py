@@ -175,6 +175,8 @@ def _cases(w: Path) -> list[tuple[str, list[str], str, str | None]]:
         ("ddim-too-many", ["eval", lwd, "--inference-steps", "500"], r"inference_steps=500 exceeds the model's 100", None),
         ("bc-sampler", ["eval", bc, "--sampler", "ddim"], r"bc takes no run-time option sampler", None),
         ("bc-horizon", ["eval", bc, "--action-horizon", "8"], r"bc takes no run-time option action_horizon", None),
+        ("bc-delay", ["eval", bc, "--generation-delay", "2"], r"bc takes no run-time option generation_delay", None),
+        ("delay-too-long", ["eval", lwd, "--generation-delay", "4"], r"generation_delay=4 must be below the action horizon H=4", None),
         ("push-unit", ["eval", bc, "--episodes", "1", "--perturb", "object-push:3"], r"object-push does not apply to PushTEnv: its push is block-push.*pixels", None),
         ("unknown-perturbation", ["eval", bc, "--episodes", "1", "--perturb", "wobble:1"], r"unknown perturbation 'wobble'", None),
         ("wrong-obs-dim", ["eval", bc, "--env", "pusht"], r"expects 5-d observations but pusht gives 20-d", None),

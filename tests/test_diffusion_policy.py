@@ -241,3 +241,21 @@ def test_nominal_flops_per_step_equal_what_an_episode_spends(action_horizon):
     assert policy.generations == -(-12 // action_horizon)
     assert measured == pytest.approx(policy.generations * cost.flops_generation / 12, rel=1e-12)
     assert (measured == pytest.approx(cost.flops_per_step, rel=1e-12)) == (12 % action_horizon == 0)
+
+
+def test_delayed_plans_run_the_previous_chunk_on_until_the_new_one_arrives():
+    """Ta = 4, delay 1: each plan's first action is stale when it arrives; the previous plan's next
+    action covers that step. Only those steps differ from undelayed execution of the same plans."""
+    model = _tiny()
+    obs = np.random.default_rng(1).uniform(-1, 1, size=(12, 3)).astype(np.float32)
+    prompt = _run(model.make_policy(model.runtime_options(action_horizon=4)), obs, seed=2)
+    policy = model.make_policy(model.runtime_options(action_horizon=4, generation_delay=1))
+    late = _run(policy, obs, seed=2)
+    assert policy.generations == 3
+    same = [0, 1, 2, 3, 5, 6, 7, 9, 10, 11]
+    np.testing.assert_array_equal(late[same], prompt[same])
+    assert not np.allclose(late[[4, 8]], prompt[[4, 8]])
+    with pytest.raises(ValueError, match="below the action horizon"):
+        model.make_policy(model.runtime_options(action_horizon=4, generation_delay=4))
+    with pytest.raises(ValueError, match="must hold To-1\\+Ta\\+delay=9 actions but the model predicts T=8"):
+        model.make_policy(model.runtime_options(action_horizon=6, generation_delay=2))

@@ -286,3 +286,26 @@ def test_nominal_flops_per_step_equal_what_a_full_episode_spends_for_every_sched
         assert cost.to_dict()["generation"] == "once per episode"
         with pytest.raises(ValueError, match="episode length"):
             model.cost(runtime)  # no episode length: no honest per-step figure
+
+
+def test_delayed_generation_uses_the_new_weights_delay_steps_after_the_observation_they_come_from():
+    model, _ = small_lwd(condition="state")
+    obs = np.random.default_rng(0).normal(size=(10, 5)).astype(np.float32)
+
+    def run(**options):
+        policy = model.make_policy(model.runtime_options(**options))
+        policy.reset(seed=4)
+        return np.stack([policy.act(o) for o in obs]), policy.generations
+
+    prompt, gens = run(action_horizon=4)  # weights from steps 0, 4, 8, in use at once
+    late, late_gens = run(action_horizon=4, generation_delay=2)  # the ones from 4 and 8 in use at 6 and 10
+    first_only, _ = run(action_horizon=8)  # no regeneration at 4
+    assert gens == late_gens == 3  # the same generations, from the same observations and noise
+    np.testing.assert_array_equal(late[:4], prompt[:4])
+    np.testing.assert_array_equal(late[4:6], first_only[4:6])  # still the first weights
+    np.testing.assert_array_equal(late[6:8], prompt[6:8])  # the weights generated at step 4
+    assert not np.allclose(late[4:6], prompt[4:6])
+    with pytest.raises(ValueError, match="below the action horizon"):
+        run(action_horizon=4, generation_delay=4)
+    with pytest.raises(ValueError, match="needs regenerations"):
+        run(action_horizon=0, generation_delay=1)

@@ -207,7 +207,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 def _runtime(args: argparse.Namespace) -> dict[str, Any]:
     """The run-time options given on the command line (the method refuses ones it does not take)."""
-    return {key: getattr(args, key) for key in ("action_horizon", "sampler", "inference_steps")
+    return {key: getattr(args, key) for key in ("action_horizon", "sampler", "inference_steps", "generation_delay")
             if getattr(args, key, None) is not None}
 
 
@@ -382,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--perturb", default=None, help="e.g. action-noise:0.1, obs-noise:0.01, block-push:20:0.05 (PushT), object-push:3:0.05 (robomimic); default none")
     e.add_argument("--sampler", choices=["ddim", "ddpm"], default=None, help="latent sampler (default: the run's)")
     e.add_argument("--inference-steps", type=_positive, default=None, help="DDIM steps (default: the run's)")
+    e.add_argument("--generation-delay", type=_non_negative, default=None, metavar="K",
+                   help="generations (LWD weights, DP chunks) arrive K steps after the observation they start from "
+                        "(a generator beside the control loop); default 0")
     e.add_argument("--seed-start", type=_non_negative, default=None, help="first test seed (default 100000)")
     e.add_argument("--tasks", default=None, help="comma-separated subset of tasks")
     e.add_argument("--batch-plans", action="store_true",

@@ -68,8 +68,13 @@ class GenerationRuntime(RuntimeOptions):
     """'ddim' or 'ddpm'."""
     inference_steps: int | None = None
     """Denoising steps of the sampler."""
+    generation_delay: int | None = None
+    """Steps between the observation a generation starts from and the step its result is used
+    (a generator that runs beside the control loop); the first generation of an episode is waited for."""
 
     def __post_init__(self) -> None:
+        if self.generation_delay is not None and self.generation_delay < 0:
+            raise ValueError(f"generation_delay must be >= 0, got {self.generation_delay}")
         if self.action_horizon is not None and self.action_horizon < 0:
             raise ValueError(f"action_horizon must be >= 1 (or 0: once per episode), got {self.action_horizon}")
         if self.sampler is not None and self.sampler not in ("ddim", "ddpm"):

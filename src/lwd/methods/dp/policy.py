@@ -31,6 +31,15 @@ class DPPolicy(Policy):
         self.model = model.eval()
         self.action_horizon = model.check_action_horizon(runtime.action_horizon)
         _, self.sampler, self.inference_steps = model.sampler(runtime.sampler, runtime.inference_steps)
+        self.delay = runtime.generation_delay or 0
+        if self.delay >= self.action_horizon:
+            raise ValueError(f"generation_delay={self.delay} must be below the action horizon Ta={self.action_horizon}")
+        need = model.cfg.obs_steps - 1 + self.action_horizon + self.delay
+        if need > model.cfg.horizon:  # the chunk must reach past the delay
+            raise ValueError(f"with generation_delay={self.delay} a plan must hold To-1+Ta+delay={need} actions but the model "
+                             f"predicts T={model.cfg.horizon}; lower the delay or Ta")
+        self._extension: list[np.ndarray] = []  # actions of the last plan that cover the next plan's delay
+        self._planned = False
         self._generator = torch.Generator().manual_seed(0)
         self._task: torch.Tensor | None = None
         self._history = ObsHistory(model.cfg.obs_steps)  # normalised observations
@@ -43,6 +52,24 @@ class DPPolicy(Policy):
         self._task = torch.tensor([int(task)], dtype=torch.long) if (self.model.num_tasks and task is not None) else None
         self._history.clear()
         self._queue = []
+        self._extension = []
+        self._planned = False
+
+    def _install(self, sample: np.ndarray) -> None:
+        """Queue a plan (T, Da) normalised, sampled from this step's observations.
+
+        Without delay: actions [To-1, To-1+Ta). With a delay of K steps the plan arrives K steps
+        late: until then the previous plan's next K actions run, and this plan contributes
+        [To-1+K, To-1+Ta) now and [To-1+Ta, To-1+Ta+K) to cover the next plan's delay. The first
+        plan of an episode is waited for."""
+        start, k = self.model.cfg.obs_steps - 1, self.delay
+        low = start if not self._planned else start + k
+        chunk = self.model.normalizer.unnormalize(ACTION, sample[low : start + self.action_horizon + k]).astype(np.float32)
+        now = self.action_horizon - (low - start)
+        self._queue = self._extension + list(chunk[:now])
+        self._extension = list(chunk[now:])
+        self._planned = True
+        self.generations += 1
 
     @classmethod
     def act_batch(cls, policies: Sequence[Policy], obs: np.ndarray) -> np.ndarray:
@@ -63,26 +90,19 @@ class DPPolicy(Policy):
         if not policies:
             return
         first = policies[0]
-        if any(p.model is not first.model or (p.sampler, p.inference_steps, p.action_horizon)
-               != (first.sampler, first.inference_steps, first.action_horizon) for p in policies):
+        if any(p.model is not first.model or (p.sampler, p.inference_steps, p.action_horizon, p.delay)
+               != (first.sampler, first.inference_steps, first.action_horizon, first.delay) for p in policies):
             raise ValueError("plan_together needs policies of one model with the same runtime settings")
         hist = torch.from_numpy(np.stack([p._history.stacked() for p in policies]))  # (B, To, Do)
         task = torch.cat([p._task for p in policies]) if first._task is not None else None  # (B,)
         sample = first.model.sample_actions(hist, task, [p._generator for p in policies], first.sampler, first.inference_steps)  # (B, T, Da)
-        start = first.model.cfg.obs_steps - 1
-        actions = sample[:, start : start + first.action_horizon].cpu().numpy()  # (B, Ta, Da) normalised
-        for policy, chunk in zip(policies, actions):
-            policy._queue = list(first.model.normalizer.unnormalize(ACTION, chunk).astype(np.float32))
-            policy.generations += 1
+        for policy, plan in zip(policies, sample.cpu().numpy()):
+            policy._install(plan)
 
     def _plan(self) -> None:
         hist = torch.from_numpy(self._history.stacked())[None]  # (1, To, Do)
         sample = self.model.sample_actions(hist, self._task, self._generator, self.sampler, self.inference_steps)  # (1, T, Da)
-        start = self.model.cfg.obs_steps - 1
-        actions = sample[0, start : start + self.action_horizon].cpu().numpy()  # (Ta, Da) normalised
-        actions = self.model.normalizer.unnormalize(ACTION, actions).astype(np.float32)
-        self._queue = list(actions)
-        self.generations += 1
+        self._install(sample[0].cpu().numpy())
 
     def observe(self, obs: np.ndarray) -> bool:
         """Record obs (Do,) raw in the history; True if a plan is needed before `next_action`."""

@@ -34,6 +34,11 @@ class LWDPolicy(Policy):
         if self.horizon < 0:
             raise ValueError(f"action_horizon must be >= 0 (0 = once per episode), got {self.horizon}")
         self.sampler, self.inference_steps = model.sampling(runtime)
+        self.delay = runtime.generation_delay or 0
+        if self.delay and not 0 < self.delay < max(self.horizon, 1):
+            raise ValueError(f"generation_delay={self.delay} must be below the action horizon H={self.horizon} "
+                             "(and needs regenerations: not with 'episode')")
+        self._pending: tuple[int, list, list] | None = None  # (step it becomes active, layers, raw layers)
         self._layers: list[tuple[np.ndarray, np.ndarray]] = []  # normalised space, as generated
         self._raw_layers: list[tuple[np.ndarray, np.ndarray]] = []  # raw obs in, raw action out
         k = model.cfg.policy_obs_steps
@@ -53,13 +58,15 @@ class LWDPolicy(Policy):
         self._task = task
         self._t = 0
         self._history.clear()
+        self._pending = None
 
-    def _regenerate(self) -> None:
+    def _generate(self) -> tuple[list, list]:
+        """A new policy from the current history: (layers as generated, layers on raw obs/actions)."""
         hist = self.model.normalizer.normalize(OBS, self._history.stacked())  # (To, Do)
         theta = self.model.generate_policy(self._task, hist, self._generator, self.sampler, self.inference_steps)
-        self._layers = [(w[0].numpy().copy(), b[0, 0].numpy().copy()) for w, b in self.model.target.unflatten(theta)]
-        self._raw_layers = fold_affine(self._layers, *self._fold)
+        layers = [(w[0].numpy().copy(), b[0, 0].numpy().copy()) for w, b in self.model.target.unflatten(theta)]
         self.generations += 1
+        return layers, fold_affine(layers, *self._fold)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         obs = np.array(obs, np.float32)  # a copy: the history must not alias a buffer the caller reuses
@@ -67,7 +74,13 @@ class LWDPolicy(Policy):
             raise ValueError(f"expected one observation of shape {self._obs_shape}, got {obs.shape}")
         self._history.push(obs)
         if self._t == 0 or (self.horizon > 0 and self._t % self.horizon == 0):
-            self._regenerate()
+            if self._t == 0 or not self.delay:
+                self._layers, self._raw_layers = self._generate()
+            else:  # generated from this observation, in use `delay` steps later
+                self._pending = (self._t + self.delay, *self._generate())
+        if self._pending is not None and self._t >= self._pending[0]:
+            _, self._layers, self._raw_layers = self._pending
+            self._pending = None
         self._t += 1
         self.steps += 1
         k = self._policy_obs_steps
