@@ -29,6 +29,9 @@ def test_cell_interval_uses_seeds_when_there_are_several_and_separation_is_non_o
     one = success_interval([(40, 50)])
     assert one.kind == "wilson"
     many = success_interval([(40, 50), (45, 50), (42, 50)])
-    assert many.kind == "t" and many.estimate == pytest.approx(127 / 150)
+    assert many.kind == "t+wilson" and many.estimate == pytest.approx(127 / 150)
+    assert many.low == pytest.approx(across_seeds([0.8, 0.9, 0.84]).low)  # the seeds disagree: t is wider
+    agreeing = success_interval([(49, 50)] * 3)  # identical seeds: the t interval has zero width
+    assert (agreeing.low, agreeing.high) == pytest.approx((wilson(147, 150).low, wilson(147, 150).high))
     assert wilson(45, 50).separated_from(wilson(20, 50))
     assert not wilson(45, 50).separated_from(wilson(40, 50))

@@ -62,7 +62,7 @@ def test_study_runs_missing_cells_only_and_reruns_a_changed_one(tmp_path, counte
     cells = sorted((tmp_path / "benchmarks/results/studies/tiny/cells").glob("*.json"))
     assert len(cells) == 6
     rows = {(r["method"], r["horizon"]): r for r in summary["rows"]}
-    assert rows[("lwd", 4)]["interval"] == "t" and len(rows[("lwd", 4)]["seeds"]) == 2
+    assert rows[("lwd", 4)]["interval"] == "t+wilson" and len(rows[("lwd", 4)]["seeds"]) == 2
     assert rows[("bc", None)]["samples"] == [3 * 256, 3 * 256]  # samples seen: steps x batch
     assert "95% intervals" in (tmp_path / "benchmarks/results/studies/tiny.md").read_text()
     assert (tmp_path / "benchmarks/results/studies/tiny.png").stat().st_size > 0

@@ -23,7 +23,7 @@ class Interval:
     low: float
     high: float
     kind: str
-    """'wilson' (episodes of one model) or 't' (over seeds)."""
+    """'wilson' (episodes), 't' (over seeds) or 't+wilson' (the wider of the two)."""
 
     def separated_from(self, other: "Interval") -> bool:
         """True when the two intervals do not overlap."""
@@ -57,10 +57,13 @@ def across_seeds(rates: Sequence[float], confidence: float = 0.95) -> Interval:
 
 
 def success_interval(per_seed: Sequence[tuple[int, int]], confidence: float = 0.95) -> Interval:
-    """The interval a table shows for a cell: across seeds with 2+ seeds, else Wilson over episodes.
+    """The interval a table shows for a cell: with 2+ seeds the wider of the Student-t interval
+    over seeds and the Wilson interval over all their episodes (seeds that happen to agree must not
+    hide the episode noise); with one seed, Wilson over its episodes.
 
     per_seed: (successes, episodes) of each training seed."""
-    if len(per_seed) >= 2:
-        return across_seeds([s / n for s, n in per_seed], confidence)
-    (successes, n), = per_seed
-    return wilson(successes, n, confidence)
+    pooled = wilson(sum(s for s, _ in per_seed), sum(n for _, n in per_seed), confidence)
+    if len(per_seed) < 2:
+        return pooled
+    seeds = across_seeds([s / n for s, n in per_seed], confidence)
+    return Interval(seeds.estimate, min(seeds.low, pooled.low), max(seeds.high, pooled.high), "t+wilson")

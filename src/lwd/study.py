@@ -30,8 +30,9 @@ so a study resumes on any machine: only cells without a matching file run, a cha
 changes the key and reruns that cell, and training runs (under `runs/studies/`, named by their
 own key, so studies share them) are reused or resumed when present. Cells that share a training run form one job; jobs run in
 parallel one-thread processes (`--jobs`). The study writes `<name>.json` (every figure),
-`<name>.md` (a table with 95% intervals: Wilson over episodes for one seed, Student-t over
-seeds for several) and `<name>.png` (success against H with error bars).
+`<name>.md` (a table with 95% intervals: Wilson over episodes for one seed; for several, the wider of
+Student-t over the seeds and Wilson over all their episodes) and `<name>.png` (success against H
+with error bars).
 """
 
 from __future__ import annotations
@@ -385,7 +386,8 @@ def markdown(spec: StudySpec, rows: list[dict[str, Any]]) -> str:
             flops = f"{r['flops_per_step']:,.0f}"
         lines.append(f"| {data} | {method} | {horizon if horizon is not None else 'every step'} | " + " | ".join(cells)
                      + f" | {seeds} | {samples} | {flops} |")
-    text = "\n".join(lines) + "\n\n95% intervals: Student-t over training seeds (Wilson over episodes when one seed).\n"
+    text = "\n".join(lines) + ("\n\n95% intervals: the wider of Student-t over training seeds and Wilson over all their "
+                                "episodes (Wilson alone for one seed).\n")
     pairs = separated_pairs(rows)
     text += "Separated (intervals do not overlap): " + ("; ".join(pairs) if pairs else "none") + ".\n"
     return text
