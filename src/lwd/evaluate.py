@@ -146,6 +146,12 @@ class SlotSchedule:
         return started
 
 
+def passes_task_id(method: Method, suite: Suite) -> bool:
+    """Whether policies get the episode's task id: on multitask suites, and for models trained with
+    task names (a task-conditioned model needs the id even on one task)."""
+    return suite.multitask or bool(method.info.tasks)
+
+
 def check_compatible(method: Method, suite: Suite) -> None:
     """Refuse a suite whose tasks, observation or action size differ from what the model was trained on."""
     info_tasks = tuple(method.info.tasks)
@@ -188,7 +194,7 @@ def evaluate(
     n_envs = min(n_envs, len(plan))
     policies = [method.make_policy(runtime) for _ in range(n_envs)]
     batched = batch_plans and type(policies[0]).batches_acting
-    pass_task = suite.multitask or bool(method.info.tasks)  # task-conditioned models need the id even on one task
+    pass_task = passes_task_id(method, suite)
     factories = [lambda i=i: _SlotEnv(suite, perturb, i) for i in range(n_envs)]
     vec_cls = gym.vector.AsyncVectorEnv if vector == "async" else gym.vector.SyncVectorEnv
     envs = vec_cls(factories, autoreset_mode=gym.vector.AutoresetMode.DISABLED)

@@ -92,8 +92,10 @@ def record_episode(method: Method, suite: Suite, task: str, task_id: int | None,
 def record_videos(method: Method, suite: Suite, result: dict[str, Any], count: int, runtime: RuntimeOptions,
                   perturb: str | None, folder: Path) -> list[dict[str, Any]]:
     """Videos of the first `count` planned episodes of an evaluation `result`, each checked against it."""
+    from lwd.evaluate import passes_task_id
+
     folder.mkdir(parents=True, exist_ok=True)
-    pass_task = suite.multitask or bool(method.info.tasks)
+    pass_task = passes_task_id(method, suite)
     videos = []
     for episode in result["episodes"][:count]:  # in plan order (task, then seed)
         task, seed = episode["task"], episode["seed"]
