@@ -5,17 +5,21 @@ A run directory holds:
     model.safetensors        all weights of the trained method (EMA weights once training ends)
     normalizer.safetensors   min-max statistics fitted on the training split
     train_state/latest.json  -> train_state/step-<stage>-<step>/ (optimizer, EMA, RNG, weights)
-Every file is written to a temporary name and renamed into place, and a training state becomes
-visible only when latest.json is replaced, so an interrupted write never leaves a state that
-looks complete but is not.
+Every file is written to a temporary name, flushed to disk and renamed into place, and a training
+state becomes visible only when latest.json is replaced, so an interrupted write never leaves a
+state that looks complete but is not. Each state records the SHA-256 of its files and the
+previous state is kept: a state damaged after it was written (a truncated copy, a bad disk) is
+refused on load and the previous good one is used instead.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +56,23 @@ def save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[st
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
-    save_file({k: v.detach().contiguous().clone() for k, v in tensors.items()}, tmp, metadata=metadata)
+    save_file({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, tmp, metadata=metadata)
+    _fsync(Path(tmp))
     os.replace(tmp, path)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a written file to disk, so a rename after it cannot expose a file the OS never stored."""
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -154,23 +173,28 @@ def optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.
 
 
 def write_train_state(
-    out_dir: Path, stage: int, step: int, files: dict[str, dict[str, torch.Tensor]], info: dict[str, Any], keep: int = 1
+    out_dir: Path, stage: int, step: int, files: dict[str, dict[str, torch.Tensor]], info: dict[str, Any], keep: int = 2
 ) -> Path:
-    """Write one complete training state, then point latest.json at it and prune older ones."""
+    """Write one complete training state, then point latest.json at it and prune all but `keep`."""
     root = Path(out_dir) / "train_state"
     name = f"step-{stage}-{step:08d}"
     target = root / name
     tmp = Path(tempfile.mkdtemp(dir=root if root.exists() else _mkdir(root), prefix=f".{name}."))
+    checksums = {}
     for fname, tensors in files.items():
-        save_file({k: v.detach().contiguous().clone() for k, v in tensors.items()}, str(tmp / f"{fname}.safetensors"))
-    (tmp / "state.json").write_text(json.dumps(dict(info, stage=stage, step=step)))
+        path = tmp / f"{fname}.safetensors"
+        save_file({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, str(path))
+        _fsync(path)
+        checksums[path.name] = _sha256(path)
+    (tmp / "state.json").write_text(json.dumps(dict(info, stage=stage, step=step, sha256=checksums)))
+    _fsync(tmp / "state.json")
     if target.exists():
         shutil.rmtree(target)
     os.replace(tmp, target)
     atomic_write_json(root / "latest.json", {"dir": name, "stage": stage, "step": step})
     states = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-"))
-    for old in states:
-        if old.name != name and old not in states[-keep:]:
+    for old in states[:-keep]:
+        if old.name != name:
             shutil.rmtree(old, ignore_errors=True)
     return target
 
@@ -180,15 +204,49 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
-def read_train_state(out_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, torch.Tensor]]] | None:
-    """The latest complete training state, or None when the run never saved one."""
-    root = Path(out_dir) / "train_state"
-    if not (root / "latest.json").exists():
-        return None
-    latest = read_json(root / "latest.json")
-    folder = root / latest["dir"]
+def _read_state_folder(folder: Path) -> tuple[dict[str, Any], dict[str, dict[str, torch.Tensor]]]:
+    """One training state, verified against the checksums it was written with."""
     info = read_json(folder / "state.json")
-    if (info.get("stage"), info.get("step")) != (latest["stage"], latest["step"]):
-        raise CheckpointError(f"{folder} does not match latest.json; the training state is inconsistent")
+    for fname, expected in info.get("sha256", {}).items():
+        path = folder / fname
+        if not path.is_file():
+            raise CheckpointError(f"{path} is missing")
+        if _sha256(path) != expected:
+            raise CheckpointError(f"{path} does not match the checksum it was written with (truncated or corrupted)")
     files = {p.stem: load_tensors(p) for p in folder.glob("*.safetensors")}
+    for needed in ("model", "rng"):
+        if needed not in files:
+            raise CheckpointError(f"{folder} has no {needed}.safetensors")
     return info, files
+
+
+def read_train_state(out_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, torch.Tensor]]] | None:
+    """The latest complete and intact training state, or None when the run never saved one.
+
+    latest.json names the newest state; when it (or the state it names) is damaged, older states
+    are tried newest first, with a warning, and only when none is intact is that an error."""
+    root = Path(out_dir) / "train_state"
+    folders = sorted((p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-")), reverse=True) if root.is_dir() else []
+    if not (root / "latest.json").exists() and not folders:
+        return None
+    problems = []
+    try:
+        latest = read_json(root / "latest.json")
+        named = root / latest["dir"]
+        folders = [named] + [f for f in folders if f != named]
+    except (CheckpointError, KeyError, TypeError) as err:
+        problems.append(f"latest.json: {err}")
+    for folder in folders:
+        try:
+            info, files = _read_state_folder(folder)
+        except CheckpointError as err:
+            problems.append(str(err))
+            continue
+        if folder.name != f"step-{info.get('stage')}-{int(info.get('step', -1)):08d}":
+            problems.append(f"{folder} holds the state of stage {info.get('stage')} step {info.get('step')}")
+            continue
+        if problems:
+            warnings.warn(f"the newest training state in {root} is damaged ({'; '.join(problems)}); "
+                          f"resuming from the previous good one, {folder.name}", stacklevel=2)
+        return info, files
+    raise CheckpointError(f"no intact training state in {root}: {'; '.join(problems)}")

@@ -168,11 +168,18 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from lwd.pipeline import train_run
 
+    from lwd.hardware import Hardware, launched_world
+
+    hardware = Hardware(args.device, args.precision, args.threads, args.grad_accum)
+    rank, world = launched_world()
     check_writable(args.out, folder=True)
     t0 = time.perf_counter()
     train_run(args.method, args.data, args.out, args.preset, args.set or [], args.train_set or [], args.seed,
-              args.resume, eval_every=args.eval_every, eval_episodes=args.eval_episodes)
-    print(f"trained {args.method} in {time.perf_counter() - t0:.1f} s -> {args.out}")
+              args.resume, progress=rank == 0, eval_every=args.eval_every, eval_episodes=args.eval_episodes, hardware=hardware)
+    if rank > 0:
+        return  # rank 0 reports
+    print(f"trained {args.method} in {time.perf_counter() - t0:.1f} s" + (f" on {world} processes" if world > 1 else "")
+          + f" -> {args.out}")
     from lwd.pipeline import run_info
 
     _print_rows(run_info(args.out))
@@ -190,9 +197,12 @@ def cmd_eval(args: argparse.Namespace) -> None:
         video_dir = Path(args.video_dir or (Path(args.out).with_suffix("").as_posix() + "-videos" if args.out else Path(args.run) / "videos"))
         check_writable(video_dir, what="--video-dir", folder=True)
         os.environ.setdefault("MUJOCO_GL", "egl")  # off-screen MuJoCo rendering; set before any simulator loads
+    shard = _eval_shard()
     result = evaluate_run(args.run, args.env, args.episodes, args.n_envs, args.vector, args.perturb, args.seed_start,
-                          args.tasks.split(",") if args.tasks else None, batch_plans=args.batch_plans,
-                          video=args.video, video_dir=video_dir, **_runtime(args))
+                          args.tasks.split(",") if args.tasks else None, progress=shard[0] == 0, batch_plans=args.batch_plans,
+                          video=args.video, video_dir=video_dir, shard=shard, **_runtime(args))
+    if shard[0] > 0:
+        return  # rank 0 reports and writes
     result["provenance"] = provenance()
     print(format_table(result))
     print(f"evaluated in {result['seconds']:.1f} s")
@@ -203,6 +213,19 @@ def cmd_eval(args: argparse.Namespace) -> None:
         out = write_text_safely(args.out, json.dumps(result, indent=2))
         plot_success(result, str(out.with_suffix(".png")))
         print(f"wrote {out} and {out.with_suffix('.png')}")
+
+
+def _eval_shard() -> tuple[int, int]:
+    """(rank, world size): under torchrun or accelerate launch, join the process group (gloo: the
+    policies run on the CPU) so the episodes are shared and gathered; (0, 1) otherwise."""
+    from lwd.hardware import launched_world
+
+    if launched_world()[1] == 1:
+        return 0, 1
+    from accelerate import PartialState
+
+    state = PartialState(cpu=True)
+    return state.process_index, state.num_processes
 
 
 def _runtime(args: argparse.Namespace) -> dict[str, Any]:
@@ -370,6 +393,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     t.add_argument("--eval-every", type=_non_negative, default=0, help="evaluate every N steps during training (0: never)")
     t.add_argument("--eval-episodes", type=_positive, default=5, help="episodes per task for --eval-every")
+    t.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto",
+                   help="where to train: auto (a GPU when present, else CPU); evaluation always runs the policy on the CPU")
+    t.add_argument("--precision", choices=["no", "bf16", "fp16"], default="no", help="mixed precision (fp16 needs a GPU; default no)")
+    t.add_argument("--threads", type=_non_negative, default=1,
+                   help="torch CPU threads per process (default 1: more collapse when other processes share the cores; 0: torch's default)")
+    t.add_argument("--grad-accum", type=_positive, default=1,
+                   help="micro-batches per step: the same global batch in smaller pieces (less memory, same samples)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="evaluate a trained run in its environment")

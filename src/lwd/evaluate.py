@@ -175,8 +175,14 @@ def evaluate(
     vector: str = "sync",
     progress: bool = True,
     batch_plans: bool = False,
+    shard: tuple[int, int] = (0, 1),
 ) -> dict[str, Any]:
     """Run every planned episode; returns per-episode results, per-task success and costs.
+
+    shard: (rank, world size) when several processes (or nodes) share the evaluation: rank r runs
+    every world-th episode of the plan from the r-th, and all ranks then gather every episode
+    (see `lwd.hardware.gather_json`). An episode's result depends only on its seed, so the
+    gathered result equals a single-process run's exactly (all but `seconds`).
 
     batch_plans: when the policy batches its work across episodes (`Policy.batches_acting`, e.g.
     Diffusion Policy), the slots that replan at the same step share one batched network call
@@ -188,7 +194,11 @@ def evaluate(
         raise ValueError("episodes_per_task and n_envs must be positive")
     check_compatible(method, suite)
     runtime = runtime or method.runtime_options()
-    plan = episode_plan(suite, episodes_per_task, seed_start, tasks)
+    full_plan = episode_plan(suite, episodes_per_task, seed_start, tasks)
+    rank, world = shard
+    if not 0 <= rank < world or world > len(full_plan):
+        raise ValueError(f"cannot share {len(full_plan)} episodes among {world} processes as rank {rank}")
+    plan = full_plan[rank::world]
     if perturb is not None:  # a perturbation the suite's env refuses is an error now, not mid-evaluation
         apply_perturbation(suite.make_env(plan[0][0]), perturb).close()
     n_envs = min(n_envs, len(plan))
@@ -248,13 +258,32 @@ def evaluate(
         bar.close()
         envs.close()
     seconds = time.perf_counter() - started
+    counted: list[Any] = policies
+    if world > 1:
+        from lwd.hardware import gather_json
+
+        shares = gather_json({"episodes": [asdict(r) for r in results], "seconds": seconds,
+                              "steps": sum(p.steps for p in policies), "generations": sum(p.generations for p in policies)})
+        results = [EpisodeResult(**row) for share in shares for row in share["episodes"]]
+        seconds = max(share["seconds"] for share in shares)
+        counted = [_Counts(share["steps"], share["generations"]) for share in shares]
     results.sort(key=lambda r: (suite.task_id(r.task), r.seed))
-    summary = summarise(method, suite, results, policies, runtime, perturb, seconds, n_envs)
+    summary = summarise(method, suite, results, counted, runtime, perturb, seconds, n_envs)
+    if world > 1:
+        summary["processes"] = world
     summary["batch_plans"] = batched
     return summary
 
 
-def measured_cost(cost: Cost, policies: list[Policy]) -> dict[str, Any]:
+@dataclass
+class _Counts:
+    """What another rank's policies ran (their step and generation counters), for `measured_cost`."""
+
+    steps: int
+    generations: int
+
+
+def measured_cost(cost: Cost, policies: list[Policy] | list[_Counts]) -> dict[str, Any]:
     """The nominal cost plus what the policies actually ran: FLOPs per step spent, generations, steps."""
     steps = sum(p.steps for p in policies)
     generations = sum(p.generations for p in policies)
@@ -267,7 +296,7 @@ def measured_cost(cost: Cost, policies: list[Policy]) -> dict[str, Any]:
 
 
 def summarise(
-    method: Method, suite: Suite, results: list[EpisodeResult], policies: list[Policy],
+    method: Method, suite: Suite, results: list[EpisodeResult], policies: list[Policy] | list[_Counts],
     runtime: RuntimeOptions, perturb: str | None, seconds: float, n_envs: int,
 ) -> dict[str, Any]:
     per_task: dict[str, dict[str, float]] = {}

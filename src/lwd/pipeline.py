@@ -18,6 +18,7 @@ from lwd.checkpoint import load_model, read_run_config
 from lwd.config import DataInfo, RunConfig, TrainConfig, apply_overrides, from_dict
 from lwd.data import DatasetError, Episodes, MinMaxNormalizer
 from lwd.data.keys import ACTION, OBS, TASK
+from lwd.hardware import Hardware
 from lwd.methods.base import Method, build_method, get_method, resolve_preset
 from lwd.suites import make_suite
 
@@ -65,6 +66,7 @@ def train_run(
     progress: bool = True,
     eval_every: int = 0,
     eval_episodes: int = 5,
+    hardware: Hardware | None = None,
 ) -> Method:
     """Load demonstrations, fit the normaliser on the training split, train, write the run dir."""
     out = Path(out)
@@ -94,7 +96,8 @@ def train_run(
 
     from lwd.train import train
 
-    train(model, train_eps, train_cfg, run, out, resume=resume, progress=progress, eval_hook=hook, eval_every=eval_every)
+    train(model, train_eps, train_cfg, run, out, resume=resume, progress=progress, eval_hook=hook, eval_every=eval_every,
+          hardware=hardware)
     return model
 
 
@@ -111,6 +114,7 @@ def evaluate_run(
     batch_plans: bool = False,
     video: int = 0,
     video_dir: str | Path | None = None,
+    shard: tuple[int, int] = (0, 1),
     **runtime: Any,
 ) -> dict[str, Any]:
     """Evaluate a trained run; `runtime` holds the method's run-time options (e.g. action_horizon=16;
@@ -129,9 +133,9 @@ def evaluate_run(
     suite = make_suite(suite_name)
     if vector == "async":
         suite.make_env(suite.tasks[0]).close()  # warm per-process caches before the workers fork
-    result = evaluate(model, suite, episodes, n_envs, seed_start, tasks, perturb, options, vector, progress, batch_plans)
+    result = evaluate(model, suite, episodes, n_envs, seed_start, tasks, perturb, options, vector, progress, batch_plans, shard)
     result["run_dir"] = str(run_dir)
-    if video > 0:
+    if video > 0 and shard[0] == 0:
         from lwd.video import record_videos
 
         folder = Path(video_dir) if video_dir is not None else Path(run_dir) / "videos"
@@ -157,9 +161,27 @@ def run_info(run_dir: str | Path, latency_steps: int = 0, env: str | None = None
     model = load_model(run_dir)
     suite = env or run.data.suite
     episode_steps = make_suite(suite).max_episode_steps if suite else None
-    return {"method": run.method, "preset": run.preset or "-", "trained on": run.data.dataset, "suite": run.data.suite,
-            "obs / action dims": f"{run.data.obs_dim} / {run.data.action_dim}",
-            **describe(model, runtime, latency_steps, episode_steps)}
+    info = {"method": run.method, "preset": run.preset or "-", "trained on": run.data.dataset, "suite": run.data.suite,
+            "obs / action dims": f"{run.data.obs_dim} / {run.data.action_dim}"}
+    hardware = _trained_with(Path(run_dir))
+    if hardware:
+        info["trained with"] = hardware
+    info["per-step policy runs on"] = "cpu (as on a robot; --device chooses where training runs)"
+    return {**info, **describe(model, runtime, latency_steps, episode_steps)}
+
+
+def _trained_with(run_dir: Path) -> str:
+    """Device, processes, precision and threads from train_log.json ('' for runs that predate them)."""
+    import json
+
+    try:
+        hw = json.loads((run_dir / "train_log.json").read_text()).get("hardware")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    if not isinstance(hw, dict):
+        return ""
+    return (f"{hw.get('device')}, {hw.get('processes')} process(es), precision {hw.get('precision')}, "
+            f"{hw.get('threads')} thread(s), grad accum {hw.get('grad_accum')}")
 
 
 def preset_info(method: str, preset: str, obs_dim: int, action_dim: int, num_tasks: int = 0, latency_steps: int = 0,

@@ -74,8 +74,8 @@ class SegmentDataset(torch.utils.data.Dataset):
     Padding keeps every step an anchor exactly once, so the end of each episode, where a robot
     must stop or hold, is seen as often as the middle. ``mask`` lets a loss ignore padded steps.
 
-    Indexing is vectorised: :meth:`sample_batch` builds (B, To) and (B, H) index arrays with
-    broadcasting and gathers with one fancy-indexing call per key, which makes a DataLoader with
+    Indexing is vectorised: :meth:`sample_batch` builds (B, To) and (B, H) index tensors with
+    broadcasting and gathers with one indexing call per key, which makes a DataLoader with
     per-item Python calls unnecessary on CPU. Only O(steps) per-anchor bounds are precomputed,
     not O(steps x H) index tables, so long horizons on big datasets cost no extra memory.
     """
@@ -122,16 +122,35 @@ class SegmentDataset(torch.utils.data.Dataset):
         if normalizer is not None:  # once for the whole dataset, not per batch
             obs = normalizer.normalize(OBS, obs)
             action = normalizer.normalize(ACTION, action)
-        self._obs = np.ascontiguousarray(obs, dtype=np.float32)  # (N, Do)
-        self._action = np.ascontiguousarray(action, dtype=np.float32)  # (N, Da)
-        self._task = episodes.data.get(TASK)  # (N,) int64 or None
+        # Stored as torch tensors (sharing NumPy's memory on the CPU) so that `to(device)` can place
+        # the whole dataset on a GPU once and every batch is gathered there, with no per-step copy
+        # of windows from host to device.
+        self._obs = torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32))  # (N, Do)
+        self._action = torch.from_numpy(np.ascontiguousarray(action, dtype=np.float32))  # (N, Da)
+        task = episodes.data.get(TASK)
+        self._task_np = None if task is None else np.asarray(task, dtype=np.int64)  # (N,) int64 or None
+        self._task = None if task is None else torch.from_numpy(self._task_np)
 
         # Per-anchor bounds; anchor n is global step n.
         self._anchor_episode = np.repeat(np.arange(episodes.num_episodes), episodes.lengths)  # (N,)
-        self._first = episodes.episode_starts[self._anchor_episode]  # (N,) first step of n's episode
-        self._last = episodes.episode_ends[self._anchor_episode] - 1  # (N,) last step of n's episode
-        self._obs_offsets = np.arange(-spec.obs_steps + 1, 1)  # (To,)
-        self._action_offsets = np.arange(spec.action_steps) + spec.action_offset  # (H,)
+        self._first = torch.from_numpy(episodes.episode_starts[self._anchor_episode].astype(np.int64))  # (N,) first step
+        self._last = torch.from_numpy(episodes.episode_ends[self._anchor_episode].astype(np.int64) - 1)  # (N,) last step
+        self._obs_offsets = torch.arange(-spec.obs_steps + 1, 1)  # (To,)
+        self._action_offsets = torch.arange(spec.action_steps) + spec.action_offset  # (H,)
+
+    @property
+    def device(self) -> torch.device:
+        """Where batches are gathered and returned."""
+        return self._obs.device
+
+    def to(self, device: str | torch.device) -> "SegmentDataset":
+        """Place the dataset on `device` once (in place); later batches are gathered there."""
+        device = torch.device(device)
+        for name in ("_obs", "_action", "_first", "_last", "_obs_offsets", "_action_offsets"):
+            setattr(self, name, getattr(self, name).to(device))
+        if self._task is not None:
+            self._task = self._task.to(device)
+        return self
 
     def __len__(self) -> int:
         return len(self._anchor_episode)
@@ -152,7 +171,7 @@ class SegmentDataset(torch.utils.data.Dataset):
     @property
     def anchor_tasks(self) -> np.ndarray | None:
         """(N_anchor,) int64 task id of each anchor, or None when the episodes have no task."""
-        return self._task
+        return self._task_np
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         """One window: obs_history (To, Do), actions (H, Da), [states (H, Do)], mask (H,), [task ()]."""
@@ -171,22 +190,24 @@ class SegmentDataset(torch.utils.data.Dataset):
         anchors = np.asarray(indices, dtype=np.int64).reshape(-1)  # (B,)
         if anchors.size and (anchors.min() < 0 or anchors.max() >= len(self)):
             raise IndexError(f"window indices must be in [0, {len(self)}), got min {anchors.min()} max {anchors.max()}")
-        first = self._first[anchors][:, None]  # (B, 1)
-        last = self._last[anchors][:, None]  # (B, 1)
+        # The only host-to-device transfer per batch: B anchor indices (drawn by the NumPy RNG that
+        # makes runs reproducible); the windows themselves are gathered where the data lives.
+        index = torch.from_numpy(anchors).to(self.device, non_blocking=True)  # (B,)
+        first = self._first[index][:, None]  # (B, 1)
+        last = self._last[index][:, None]  # (B, 1)
 
-        obs_idx = np.clip(anchors[:, None] + self._obs_offsets, first, last)  # (B, To)
-        raw_action_idx = anchors[:, None] + self._action_offsets  # (B, H)
+        obs_idx = torch.maximum(torch.minimum(index[:, None] + self._obs_offsets, last), first)  # (B, To)
+        raw_action_idx = index[:, None] + self._action_offsets  # (B, H)
         mask = (raw_action_idx >= first) & (raw_action_idx <= last)  # (B, H)
-        action_idx = np.clip(raw_action_idx, first, last)  # (B, H)
+        action_idx = torch.maximum(torch.minimum(raw_action_idx, last), first)  # (B, H)
 
         batch = {
-            OBS_HISTORY: torch.from_numpy(self._obs[obs_idx]),  # (B, To, Do)
-            ACTIONS: torch.from_numpy(self._action[action_idx]),  # (B, H, Da)
-            MASK: torch.from_numpy(mask.astype(np.float32)),  # (B, H)
+            OBS_HISTORY: self._obs[obs_idx],  # (B, To, Do)
+            ACTIONS: self._action[action_idx],  # (B, H, Da)
+            MASK: mask.float(),  # (B, H)
         }
         if self.spec.with_states:
-            batch[STATES] = torch.from_numpy(self._obs[action_idx])  # (B, H, Do)
+            batch[STATES] = self._obs[action_idx]  # (B, H, Do)
         if self._task is not None:
-            batch[TASK] = torch.from_numpy(self._task[anchors])  # (B,)
+            batch[TASK] = self._task[index]  # (B,)
         return batch
-

@@ -36,7 +36,9 @@ class Stage:
     module: nn.Module
     """The parameters this stage optimises and averages (EMA); the rest stay frozen."""
     sample_batch: Callable[[np.random.Generator], dict[str, torch.Tensor]]
-    loss: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
+    loss: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+    """Batch -> (loss, metrics). Metrics are detached scalar tensors, read only at logging steps, so a
+    GPU run does not wait for the device every step."""
     lr: float
     prepare: Callable[[], None] = field(default=lambda: None)
     """Runs when the stage starts, also when a resumed run re-enters it (must be deterministic)."""
@@ -191,7 +193,13 @@ class Method(nn.Module):
         self.info = info
         self.normalizer = normalizer
 
+    @property
+    def device(self) -> torch.device:
+        """Where the weights are: training places its datasets there (see `SegmentDataset.to`)."""
+        return next(self.parameters()).device
+
     def stages(self, train_cfg: TrainConfig, episodes: Any) -> list[Stage]:
+        """The training stages, their datasets placed on `self.device` (the loop moves the method first)."""
         raise NotImplementedError
 
     def make_policy(self, runtime: RuntimeOptions | None = None) -> Policy:

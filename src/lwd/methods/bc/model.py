@@ -51,15 +51,15 @@ class BC(Method):
 
     def stages(self, train_cfg: TrainConfig, episodes: Episodes) -> list[Stage]:
         spec = WindowSpec(obs_steps=self.cfg.obs_steps, action_steps=1, with_states=False)
-        dataset = SegmentDataset(episodes, spec, self.normalizer)
+        dataset = SegmentDataset(episodes, spec, self.normalizer).to(self.device)
 
         def sample(rng: np.random.Generator) -> dict[str, torch.Tensor]:
             return dataset.sample_batch(rng.integers(len(dataset), size=train_cfg.batch_size))
 
-        def loss(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        def loss(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
             pred = self(batch[OBS_HISTORY].flatten(1), batch.get(TASK))  # (B, To*Do)
             value = F.mse_loss(pred, batch[ACTIONS][:, 0])
-            return value, {"mse": value.item()}
+            return value, {"mse": value.detach()}
 
         return [Stage("bc", self.cfg.steps, self.net, sample, loss, lr=train_cfg.lr, batch_size=train_cfg.batch_size)]
 

@@ -136,7 +136,7 @@ class DiffusionPolicy(Method):
         return x
 
     # ----------------------------------------------------------------- training
-    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """DDPM loss on a batch of windows: actions (B, T, Da), obs_history (B, To, Do), [task (B,)].
 
         Every step of the window is scored, padded ones included (the reference's loss_mask is
@@ -151,11 +151,11 @@ class DiffusionPolicy(Method):
         pred = self.unet(noisy, k, cond)  # (B, T, Da)
         target = noise if self.cfg.prediction_type == "epsilon" else actions
         value = F.mse_loss(pred, target)
-        return value, {f"{self.cfg.prediction_type}_mse": value.item()}
+        return value, {f"{self.cfg.prediction_type}_mse": value.detach()}
 
     def stages(self, train_cfg: TrainConfig, episodes: Episodes) -> list[Stage]:
         spec = WindowSpec.diffusion_policy(obs_steps=self.cfg.obs_steps, horizon=self.cfg.horizon)
-        dataset = SegmentDataset(episodes, spec, self.normalizer, short_episodes=train_cfg.short_episodes)
+        dataset = SegmentDataset(episodes, spec, self.normalizer, short_episodes=train_cfg.short_episodes).to(self.device)
 
         def sample(rng: np.random.Generator) -> dict[str, torch.Tensor]:
             return dataset.sample_batch(rng.integers(len(dataset), size=train_cfg.batch_size))

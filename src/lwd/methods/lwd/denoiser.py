@@ -22,7 +22,7 @@ class SinusoidalEmbedding(nn.Module):
     def forward(self, k: torch.Tensor) -> torch.Tensor:
         """k (B,) integer or float steps -> (B, dim)."""
         half = self.dim // 2
-        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / max(half - 1, 1))
+        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=k.device) / max(half - 1, 1))
         args = k.float().unsqueeze(-1) * freqs
         return torch.cat([args.sin(), args.cos()], dim=-1)
 

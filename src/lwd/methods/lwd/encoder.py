@@ -57,7 +57,7 @@ class TrajectoryEncoder(nn.Module):
         x = torch.cat([cls, tokens], dim=1)  # (B, 1+H, d)
         pad = None
         if mask is not None:
-            pad = torch.cat([torch.zeros(batch, 1, dtype=torch.bool), mask < 0.5], dim=1)  # True = ignore
+            pad = torch.cat([torch.zeros(batch, 1, dtype=torch.bool, device=mask.device), mask < 0.5], dim=1)  # True = ignore
         h = self.norm(self.blocks(x, src_key_padding_mask=pad)[:, 0])
         mu, logvar = self.out(h).chunk(2, dim=-1)
         return mu, logvar.clamp(-12.0, 6.0)

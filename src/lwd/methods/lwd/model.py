@@ -53,7 +53,7 @@ class LWDVAE(nn.Module):
             target, cfg.latent_dim, chunk_size=cfg.chunk_size, chunk_emb_dim=cfg.chunk_emb_dim, hidden=cfg.hyper_hidden
         )
 
-    def loss(self, batch: dict[str, torch.Tensor], kl_weight: float, policy_obs_steps: int = 1) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, batch: dict[str, torch.Tensor], kl_weight: float, policy_obs_steps: int = 1) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         states, actions, mask = batch[STATES], batch[ACTIONS], batch[MASK]  # (B,H,Do) (B,H,Da) (B,H)
         mu, logvar = self.encoder(states, actions, mask, batch.get(TASK))  # (B, Dz) each
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
@@ -63,7 +63,7 @@ class LWDVAE(nn.Module):
         bc = (sq * mask).sum() / mask.sum().clamp_min(1.0)
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1).mean()
         loss = bc + kl_weight * kl
-        return loss, {"bc_mse": bc.item(), "kl": kl.item()}
+        return loss, {"bc_mse": bc.detach(), "kl": kl.detach()}
 
 
 def policy_inputs(obs_history: torch.Tensor, states: torch.Tensor, k: int) -> torch.Tensor:
@@ -149,35 +149,35 @@ class LWD(Method):
         return np.arange(len(dataset), dtype=np.int64)
 
     def stages(self, train_cfg: TrainConfig, episodes: Episodes) -> list[Stage]:
-        dataset = self.segment_dataset(episodes, train_cfg.short_episodes)
+        dataset = self.segment_dataset(episodes, train_cfg.short_episodes).to(self.device)
         starts = self.segment_starts(episodes, dataset)
         cfg = self.cfg
 
         def vae_batch(rng: np.random.Generator) -> dict[str, torch.Tensor]:
             return dataset.sample_batch(starts[rng.integers(len(starts), size=train_cfg.batch_size)])
 
-        def vae_loss(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        def vae_loss(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
             return self.vae.loss(batch, cfg.kl_weight, cfg.policy_obs_steps)
 
         def prior_prepare() -> None:
             self._prior_data = self.encode_latents(dataset, starts)
 
         def prior_batch(rng: np.random.Generator) -> dict[str, torch.Tensor]:
-            idx = torch.from_numpy(rng.integers(len(self._prior_data["mu"]), size=cfg.prior_batch_size))
+            idx = torch.from_numpy(rng.integers(len(self._prior_data["mu"]), size=cfg.prior_batch_size)).to(self.device)
             batch = {k: v[idx] for k, v in self._prior_data.items()}
             # A fresh draw from each segment's posterior: the prior models the aggregated posterior,
             # i.e. exactly the latents the decoder was trained to turn into good policies.
             batch["z"] = batch.pop("mu") + torch.randn_like(batch["logvar"]) * (0.5 * batch.pop("logvar")).exp()
             return batch
 
-        def prior_loss(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        def prior_loss(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
             z0 = (batch["z"] - self.latent_mean) / self.latent_std  # (B, Dz)
             noise = torch.randn_like(z0)
-            k = torch.randint(0, cfg.diffusion_train_steps, (z0.shape[0],))
+            k = torch.randint(0, cfg.diffusion_train_steps, (z0.shape[0],), device=z0.device)
             zk = self.noise_scheduler.add_noise(z0, noise, k)
             cond = self.condition(batch.get(TASK), batch.get(OBS_HISTORY))
             loss = F.mse_loss(self.prior(zk, k, cond), noise)
-            return loss, {"eps_mse": loss.item()}
+            return loss, {"eps_mse": loss.detach()}
 
         return [
             Stage("vae", cfg.vae_steps, self.vae, vae_batch, vae_loss, lr=train_cfg.lr, batch_size=train_cfg.batch_size),
