@@ -134,7 +134,7 @@ def train(
     if accel.is_main_process:
         out_dir.mkdir(parents=True, exist_ok=True)
     log = start.log
-    log["hardware"] = {"device": str(accel.device), "processes": world, "precision": hardware.precision,
+    log["hardware"] = {"device": "cpu" if accel.device.type == "cpu" else str(accel.device), "processes": world, "precision": hardware.precision,
                        "threads": torch.get_num_threads(), "grad_accum": hardware.grad_accum}
     budget = _StepBudget(stop_after_steps)
     with _StopRequests() as stop:
