@@ -21,6 +21,7 @@ reproducible for a given world size. Rank 0 alone logs, shows progress and write
 from __future__ import annotations
 
 import contextlib
+import copy
 import signal
 import threading
 import time
@@ -319,12 +320,14 @@ class _StageLoop:
 
 
 def _with_ema(method: Method, stage: Any, ema: EMA, hook: Callable[[Method, str, int], dict[str, float]]) -> dict[str, float]:
-    """Evaluate with the EMA weights swapped in, then restore the raw ones."""
+    """Evaluate with the EMA weights swapped in, then restore the raw ones. Policies run on the CPU,
+    so a method training on a GPU is evaluated as a CPU copy."""
     raw = {k: v.clone() for k, v in stage.module.state_dict().items()}
     ema.copy_to_module()
     method.eval()
     try:
-        return hook(method, stage.name, ema.step)
+        evaluated = method if method.device.type == "cpu" else copy.deepcopy(method).to("cpu")
+        return hook(evaluated, stage.name, ema.step)
     finally:
         stage.module.load_state_dict(raw)
         method.train()
