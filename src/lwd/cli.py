@@ -200,7 +200,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     shard = _eval_shard()
     result = evaluate_run(args.run, args.env, args.episodes, args.n_envs, args.vector, args.perturb, args.seed_start,
                           args.tasks.split(",") if args.tasks else None, progress=shard[0] == 0, batch_plans=args.batch_plans,
-                          video=args.video, video_dir=video_dir, shard=shard, **_runtime(args))
+                          video=args.video, video_dir=video_dir, shard=shard, exported=args.exported, **_runtime(args))
     if shard[0] > 0:
         return  # rank 0 reports and writes
     result["provenance"] = provenance()
@@ -422,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--video", type=_non_negative, default=0, metavar="N",
                    help="also write videos of the first N episodes (replayed with rendering after the evaluation)")
     e.add_argument("--video-dir", default=None, help="folder for --video (default: OUT-videos/ next to --out, else RUN/videos/)")
+    e.add_argument("--exported", default=None, metavar="DIR",
+                   help="LWD: run the policies from exported files (generator.onnx + lwd_controller.py, "
+                        "from lwd export RUN --format npz and --format onnx into DIR) to check them against the run")
     e.add_argument("--out", default=None, help="results JSON (a PNG plot is written next to it)")
     e.set_defaults(func=cmd_eval)
 

@@ -115,6 +115,7 @@ def evaluate_run(
     video: int = 0,
     video_dir: str | Path | None = None,
     shard: tuple[int, int] = (0, 1),
+    exported: str | Path | None = None,
     **runtime: Any,
 ) -> dict[str, Any]:
     """Evaluate a trained run; `runtime` holds the method's run-time options (e.g. action_horizon=16;
@@ -125,6 +126,10 @@ def evaluate_run(
     from lwd.evaluate import evaluate
 
     model = load_model(run_dir)
+    if exported is not None:  # the policies run from the exported files (ONNX generator, NumPy controller)
+        from lwd.exported import ExportedMethod
+
+        model = ExportedMethod(model, exported)
     run = read_run_config(run_dir)
     options = model.runtime_options(**runtime)
     suite_name = env or run.data.suite
@@ -135,6 +140,8 @@ def evaluate_run(
         suite.make_env(suite.tasks[0]).close()  # warm per-process caches before the workers fork
     result = evaluate(model, suite, episodes, n_envs, seed_start, tasks, perturb, options, vector, progress, batch_plans, shard)
     result["run_dir"] = str(run_dir)
+    if exported is not None:
+        result["exported"] = str(exported)
     if video > 0 and shard[0] == 0:
         from lwd.video import record_videos
 

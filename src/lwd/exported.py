@@ -1,0 +1,108 @@
+"""Evaluate a trained LWD through its exported files, to check that what ships behaves as what was trained.
+
+`lwd eval RUN --exported DIR` runs every episode with `DIR/generator.onnx` in ONNX Runtime making
+the weights and `DIR/lwd_controller.py` (NumPy) running them: the files `lwd export RUN --format
+npz` and `--format onnx` write. The initial latent noise of each generation is drawn exactly as
+the in-library policy draws it (torch, seeded by the episode), and DDIM with eta = 0 draws nothing
+else, so the two evaluations differ only by float rounding between ONNX Runtime and torch and
+should give the same success on the same seeds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lwd.methods.base import GenerationRuntime, Policy
+from lwd.methods.history import ObsHistory
+from lwd.optional import require
+
+
+class ExportedMethod:
+    """A loaded LWD whose policies run from the exported files; everything else is the method's."""
+
+    def __init__(self, method: Any, folder: str | Path) -> None:
+        require("onnxruntime", "export")
+        import onnxruntime as ort
+
+        folder = Path(folder)
+        for name in ("generator.onnx", "controller.json", "controller.npz", "lwd_controller.py", "onnx.json"):
+            if not (folder / name).is_file():
+                raise FileNotFoundError(f"{folder}/{name} is missing; write the folder with lwd export RUN --format npz "
+                                        f"--out {folder} and lwd export RUN --format onnx --out {folder}")
+        if getattr(method, "target", None) is None:
+            raise ValueError(f"--exported evaluates LWD runs; this run is {method.name}")
+        spec = importlib.util.spec_from_file_location("lwd_controller_exported", folder / "lwd_controller.py")
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        self._controller_class = module.Controller
+        self._folder = folder
+        self._method = method
+        self.exported_steps = int(json.loads((folder / "onnx.json").read_text())["inference_steps"])
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(folder / "generator.onnx"), options, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name for i in self.session.get_inputs()}
+        controller = self._controller_class.load(folder)
+        if controller.num_params != method.target.num_params or controller.obs_dim != method.info.obs_dim:
+            raise ValueError(f"{folder} was exported from another model ({controller.num_params} weights, "
+                             f"{controller.obs_dim}-d observations; this run: {method.target.num_params}, {method.info.obs_dim})")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._method, name)
+
+    def make_policy(self, runtime: GenerationRuntime | None = None) -> "ExportedPolicy":
+        runtime = runtime or GenerationRuntime()
+        sampler, steps = self._method.sampling(runtime)
+        if sampler != "ddim" or steps != self.exported_steps:
+            raise ValueError(f"{self._folder}/generator.onnx runs DDIM with {self.exported_steps} steps; evaluate with "
+                             f"--sampler ddim --inference-steps {self.exported_steps} (asked: {sampler}, {steps} steps)")
+        if runtime.generation_delay:
+            raise ValueError("--exported does not take --generation-delay")
+        return ExportedPolicy(self, runtime)
+
+
+class ExportedPolicy(Policy):
+    """One episode: every H steps new weights from generator.onnx, every step the NumPy controller."""
+
+    def __init__(self, exported: ExportedMethod, runtime: GenerationRuntime) -> None:
+        super().__init__()
+        cfg = exported.cfg
+        self.exported = exported
+        self.horizon = cfg.horizon if runtime.action_horizon is None else runtime.action_horizon
+        self.latent_dim = cfg.latent_dim
+        self.controller = exported._controller_class.load(exported._folder)
+        self._history = ObsHistory(cfg.obs_steps)
+        self._generator = torch.Generator().manual_seed(0)
+        self._task = 0
+        self._t = 0
+
+    def reset(self, seed: int, task: int | None = None) -> None:
+        self._generator = torch.Generator().manual_seed(int(seed))  # as LWDPolicy: the same noise per episode
+        self._task = 0 if task is None else int(task)
+        self._t = 0
+        self._history.clear()
+        self.controller.reset()
+
+    def _generate(self) -> None:
+        noise = torch.randn(1, self.latent_dim, generator=self._generator).numpy()
+        feeds = {"noise": noise, "obs_history": self._history.stacked()[None].astype(np.float32),
+                 "task": np.array([self._task], np.int64)}
+        theta = self.exported.session.run(None, {k: v for k, v in feeds.items() if k in self.exported.inputs})[0]
+        self.controller.set_weights(theta.reshape(-1))
+        self.generations += 1
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        obs = np.array(obs, np.float32)
+        self._history.push(obs)
+        if self._t == 0 or (self.horizon > 0 and self._t % self.horizon == 0):
+            self._generate()
+        self._t += 1
+        self.steps += 1
+        return self.controller.act(obs)
