@@ -149,6 +149,8 @@ def train(
             loop.run(si, out_dir, run, rng, log, progress, budget, eval_hook, eval_every, stop)
             log["seconds"][stage.name] = log["seconds"].get(stage.name, 0.0) + time.perf_counter() - t0
             log.setdefault("samples", {})[stage.name] = stage.steps * stage.batch_size
+            if stage.report is not None:
+                log.setdefault("reports", {})[stage.name] = stage.report()
             _save_state(out_dir, method, run, si + 1, 0, None, rng, log, accel)
     method.eval()
     method.to("cpu")

@@ -45,6 +45,9 @@ class Stage:
     batch_size: int = 0
     """Training examples per step (0: not stated); steps x batch_size is the stage's share of the
     training budget that studies report as samples seen."""
+    report: Callable[[], dict[str, Any]] | None = None
+    """Measurements taken when the stage ends (on its final, averaged weights), kept in the training
+    log under "reports" (e.g. WARPD's world-model validation error against rollout length)."""
 
 
 @dataclass(frozen=True)

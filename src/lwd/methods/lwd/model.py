@@ -159,6 +159,15 @@ class LWD(Method):
         def vae_loss(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
             return self.vae.loss(batch, cfg.kl_weight, cfg.policy_obs_steps)
 
+        return [
+            Stage("vae", cfg.vae_steps, self.vae, vae_batch, vae_loss, lr=train_cfg.lr, batch_size=train_cfg.batch_size),
+            self.prior_stage(dataset, starts),
+        ]
+
+    def prior_stage(self, dataset: SegmentDataset, starts: np.ndarray) -> Stage:
+        """The second stage: with the VAE trained, the latent diffusion prior on its posteriors."""
+        cfg = self.cfg
+
         def prior_prepare() -> None:
             self._prior_data = self.encode_latents(dataset, starts)
 
@@ -179,11 +188,8 @@ class LWD(Method):
             loss = F.mse_loss(self.prior(zk, k, cond), noise)
             return loss, {"eps_mse": loss.detach()}
 
-        return [
-            Stage("vae", cfg.vae_steps, self.vae, vae_batch, vae_loss, lr=train_cfg.lr, batch_size=train_cfg.batch_size),
-            Stage("prior", cfg.prior_steps, self.prior, prior_batch, prior_loss, lr=cfg.prior_lr, prepare=prior_prepare,
-                  batch_size=cfg.prior_batch_size),
-        ]
+        return Stage("prior", cfg.prior_steps, self.prior, prior_batch, prior_loss, lr=cfg.prior_lr, prepare=prior_prepare,
+                     batch_size=cfg.prior_batch_size)
 
     @torch.no_grad()
     def encode_latents(self, dataset: SegmentDataset, starts: np.ndarray | None = None, batch_size: int = 512) -> dict[str, torch.Tensor]:

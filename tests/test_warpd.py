@@ -1,0 +1,142 @@
+"""WARPD: the world model, the assisted loss and its gradients, training, resume, run-time cost."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from lwd.config import RunConfig, TrainConfig
+from lwd.data import Episodes, MinMaxNormalizer
+from lwd.methods import build_method
+from lwd.methods.warpd import DynamicsEnsemble, WARPDConfig
+from lwd.pipeline import data_info
+from lwd.train import TrainingInterrupted, train
+
+from conftest import make_episodes
+
+TINY = WARPDConfig(latent_dim=8, policy_hidden=(16,), chunk_size=128, hyper_hidden=(32,), encoder_dim=16, encoder_heads=2,
+                   denoiser_width=32, denoiser_blocks=1, horizon=8, vae_steps=40, prior_steps=10, prior_batch_size=16,
+                   wm_steps=30, wm_hidden=(32,), wm_members=3, assist_steps=4, assist_warmup=10, policy_obs_steps=2)
+TRAIN = TrainConfig(batch_size=16, warmup_steps=5, checkpoint_every=10)
+
+
+def _model(cfg: WARPDConfig = TINY, episodes: Episodes | None = None):
+    episodes = episodes or make_episodes(num_episodes=8, length=30)
+    info = data_info(episodes, "memory")
+    return build_method("warpd", cfg, info, MinMaxNormalizer.fit(episodes.data), seed=0), episodes, info
+
+
+def _batch(model, episodes):
+    dataset = model.segment_dataset(episodes)
+    return dataset.sample_batch(np.arange(0, len(dataset), 7))
+
+
+@pytest.mark.parametrize("target", ["state", "action", "both"])
+def test_assist_gradients_reach_the_decoder_through_the_rollout_but_not_the_world_model(target):
+    model, episodes, _ = _model(dataclasses.replace(TINY, assist_target=target))
+    batch = _batch(model, episodes)
+    mu, _ = model.vae.encoder(batch["states"], batch["actions"], batch["mask"], batch.get("task"))
+    loss = model.assist_loss(model.vae.decoder(mu), batch)
+    loss.backward()
+    decoder_grad = sum(p.grad.abs().sum() for p in model.vae.decoder.parameters() if p.grad is not None)
+    assert decoder_grad > 0
+    assert all(p.grad is None for p in model.world_model.parameters())
+
+
+def test_state_term_depends_on_the_policy_only_through_the_model():
+    """With only the state term, the decoder's gradient exists only because the imagined states are
+    the model's response to the policy's actions: zero the model's action weights and it vanishes."""
+    model, episodes, _ = _model(dataclasses.replace(TINY, assist_target="state"))
+    with torch.no_grad():
+        for member in model.world_model.members:
+            member[0].weight[:, model.info.obs_dim:] = 0.0  # the model ignores actions
+    batch = _batch(model, episodes)
+    theta = model.vae.decoder(torch.zeros(1, TINY.latent_dim)).expand(batch["states"].shape[0], -1)
+    theta.retain_grad()
+    model.assist_loss(theta, batch).backward()
+    assert theta.grad.abs().max() == 0
+
+
+def test_world_model_learns_a_linear_system():
+    """s' = s + 0.1 A s + 0.1 a: after training, a 16-step open-loop rollout on unseen episodes is
+    far closer to the truth than assuming the state stays put."""
+    rng = np.random.default_rng(0)
+    a_mat = np.array([[0.0, 1.0], [-1.0, -0.2]], np.float32)
+
+    def episode(seed: int) -> dict[str, np.ndarray]:
+        r = np.random.default_rng(seed)
+        s = r.uniform(-1, 1, 2).astype(np.float32)
+        obs, act = [], []
+        for _ in range(40):
+            a = r.normal(scale=0.5, size=2).astype(np.float32)
+            obs.append(s)
+            act.append(a)
+            s = (s + 0.1 * (a_mat @ s) + 0.1 * a).astype(np.float32)
+        return {"obs": np.stack(obs), "action": np.stack(act)}
+
+    train_eps = Episodes.from_list([episode(i) for i in range(40)])
+    test_eps = Episodes.from_list([episode(1000 + i) for i in range(10)])
+    norm = MinMaxNormalizer.fit(train_eps.data)
+    model = DynamicsEnsemble(2, 2, members=3, hidden=(64, 64))
+    from lwd.data import SegmentDataset, WindowSpec
+
+    spec = WindowSpec(obs_steps=1, action_steps=17, with_states=True)
+    data = SegmentDataset(train_eps, spec, norm)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    torch.manual_seed(0)
+    for _ in range(1500):
+        b = data.sample_batch(rng.integers(len(data), size=64))
+        loss = model.transition_loss(b["states"], b["actions"], b["mask"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    test = SegmentDataset(test_eps, spec, norm).sample_batch(np.asarray(test_eps.episode_starts))
+    errors = model.rollout_errors(test["states"], test["actions"], test["mask"], (1, 4, 16))
+    stay_put = float(((test["states"][:, 16] - test["states"][:, 0]) ** 2).mean())
+    assert errors[1] < errors[4] < errors[16]
+    assert errors[16] < 0.05 * stay_put, (errors, stay_put)
+
+
+@pytest.mark.parametrize("mode", ["pretrain", "joint"])
+def test_training_reports_world_model_error_and_resumes_exactly(tmp_path, mode):
+    cfg = dataclasses.replace(TINY, wm_mode=mode)
+    full, episodes, info = _model(cfg)
+    run = RunConfig("warpd", cfg, TRAIN, info)
+    log = train(full, episodes, TRAIN, run, tmp_path / "full", progress=False)
+    report = log["reports"]["world_model" if mode == "pretrain" else "vae"]
+    assert {"wm_rollout_mse_1", "wm_rollout_mse_4", "wm_rollout_mse_8"} <= set(report) and report["wm_validation_held_out"]
+    assert all(row["assist"] >= 0 for row in log["stages"]["vae"])
+    assert int(full.assist_calls) == cfg.vae_steps
+
+    part, _, _ = _model(cfg)
+    with pytest.raises(TrainingInterrupted):
+        train(part, episodes, TRAIN, run, tmp_path / "part", progress=False, stop_after_steps=25 if mode == "pretrain" else 15)
+    resumed, _, _ = _model(cfg)
+    train(resumed, episodes, TRAIN, run, tmp_path / "part", resume=True, progress=False)
+    for key, value in full.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+
+
+def test_at_run_time_warpd_is_lwd_with_the_same_cost():
+    from lwd.methods.lwd import LWDConfig
+
+    model, episodes, info = _model()
+    lwd_cfg = LWDConfig(**{f.name: getattr(TINY, f.name) for f in dataclasses.fields(LWDConfig)})
+    lwd = build_method("lwd", lwd_cfg, info, model.normalizer, seed=0)
+    for key, value in lwd.state_dict().items():  # the same seed gives LWD's initial weights
+        assert torch.equal(value, model.state_dict()[key]), key
+    runtime = model.runtime_options(action_horizon=8)
+    assert model.cost(runtime).flops_per_step == lwd.cost(runtime).flops_per_step
+    policy = model.make_policy(runtime)
+    policy.reset(seed=1, task=0)
+    assert policy.act(np.asarray(episodes.data["obs"][0])).shape == (2,)
+
+
+@pytest.mark.parametrize("change,message", [({"assist_steps": 8}, "assist_steps"), ({"wm_mode": "later"}, "wm_mode"),
+                                            ({"assist_target": "x"}, "assist_target"), ({"assist_weight": -1.0}, "assist_weight")])
+def test_bad_settings_are_refused(change, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(TINY, **change)
