@@ -97,7 +97,7 @@ def test_bench_plans_cells_through_each_methods_hook():
 def test_bench_refuses_unknown_methods_and_variants():
     from lwd.bench import plan_cells
 
-    with pytest.raises(ValueError, match="unknown bench method.*known: bc, dp, dp-ddim, lwd"):
+    with pytest.raises(ValueError, match="unknown bench method.*known: bc, dp, dp-ddim, lcmlp, lwd, warpd"):
         plan_cells(["lwd-ddim"], [8], ["none"], {}, {}, 0, 10)
     with pytest.raises(ValueError, match="positive"):
         plan_cells(["lwd"], [0], ["none"], {}, {}, 0, 10)
