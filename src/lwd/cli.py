@@ -246,6 +246,33 @@ def _fmt(value: Any) -> str:
     return f"{value:,.0f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 
+def cmd_reconstruct(args: argparse.Namespace) -> None:
+    """Encode demonstrations, decode their policies, run them from the demonstrations' own starts."""
+    from tabulate import tabulate
+
+    from lwd.reconstruct import reconstruct
+
+    if args.out:
+        check_writable(args.out)
+    result = reconstruct(args.run, args.data, args.episodes, args.env)
+    rows = [[task, f"{v['success_rate']:.2f}", v["episodes"], f"{v['state_rmse']:.3f}"] for task, v in result["per_task"].items()]
+    rows.append(["mean", f"{result['mean_success']:.3f}", len(result["episodes"]), f"{result['mean_state_rmse']:.3f}"])
+    print(tabulate(rows, headers=["task", "success", "demos", "state RMS error (normalised)"]))
+    if not result["starts_matched"]:
+        print("warning: some env resets did not reproduce the demonstration's first observation")
+    if args.out:
+        write_text_safely(args.out, json.dumps(result, indent=2))
+        print(f"wrote {args.out}")
+
+
+def cmd_latents(args: argparse.Namespace) -> None:
+    from lwd.latents import latent_map
+
+    check_writable(args.out)
+    info = latent_map(args.run, args.data, args.out, args.stride)
+    print(f"wrote {info['png']}: {info['points']} segments, coloured by {info['coloured_by']}, {', '.join(info['projections'])}")
+
+
 def cmd_info(args: argparse.Namespace) -> None:
     from lwd.checkpoint import read_run_config
     from lwd.pipeline import preset_info, run_info
@@ -463,6 +490,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--only", default=None, help="comma-separated method labels to run now (the rest wait for a later run)")
     s.set_defaults(func=cmd_study)
 
+    r = sub.add_parser("reconstruct", help="encode demos, decode their policies, replay them from the demos' starts")
+    r.add_argument("run", help="run directory of lwd, warpd or lcmlp")
+    r.add_argument("--data", required=True, help="demos written by `lwd demos` (use seeds the run was not trained on, e.g. --seed-start 5000)")
+    r.add_argument("--episodes", type=_positive, default=10, help="demos per task (default 10)")
+    r.add_argument("--env", default=None, help="suite (default: the data's)")
+    r.add_argument("--out", default=None, help="results JSON")
+    r.set_defaults(func=cmd_reconstruct)
+    lt = sub.add_parser("latents", help="2-D map (PCA, t-SNE) of the posterior latents of demos, as a PNG")
+    lt.add_argument("run", help="run directory of lwd, warpd or lcmlp")
+    lt.add_argument("--data", required=True, help="episode store to encode")
+    lt.add_argument("--out", required=True, help="PNG to write")
+    lt.add_argument("--stride", type=_positive, default=None, help="steps between encoded segments (default: H)")
+    lt.set_defaults(func=cmd_latents)
     i = sub.add_parser("info", help="parameters, FLOPs per control step and config of a run")
     i.add_argument("run", help="run directory, or METHOD:PRESET with --preset-only (e.g. dp:paper)")
     i.add_argument("--preset-only", action="store_true", help="cost of an untrained model from a preset (FLOPs need no training)")

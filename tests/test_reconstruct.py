@@ -1,0 +1,62 @@
+"""Behaviour reconstruction in the real simulator, and latent maps."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from lwd.cli import main
+
+pytest.importorskip("metaworld")
+
+TINY = ["latent_dim=8", "policy_hidden=[32]", "chunk_size=256", "hyper_hidden=[32]", "encoder_dim=16", "encoder_heads=2",
+        "denoiser_width=32", "denoiser_blocks=1", "horizon=16", "condition=state", "vae_steps=150", "prior_steps=20",
+        "prior_batch_size=32"]
+
+
+@pytest.fixture(scope="module")
+def reach(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reach")
+    assert main(["demos", "metaworld/reach-v3", "--episodes", "4", "--out", str(root / "train.zarr")]) == 0
+    assert main(["demos", "metaworld/reach-v3", "--episodes", "3", "--seed-start", "5000", "--out", str(root / "held.zarr")]) == 0
+    args = ["train", "lwd", "--data", str(root / "train.zarr"), "--out", str(root / "lwd")]
+    for item in TINY:
+        args += ["--set", item]
+    assert main(args) == 0
+    return root
+
+
+def test_reconstruction_replays_held_out_demos_from_their_own_starts(reach, capsys):
+    out = reach / "reconstruct.json"
+    assert main(["reconstruct", str(reach / "lwd"), "--data", str(reach / "held.zarr"), "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["starts_matched"]  # the env reset with each demo's seed reproduces its first observation
+    seeds = [e["seed"] for e in result["episodes"]]
+    assert len(seeds) == 3 and seeds == sorted(seeds) and min(seeds) >= 5000  # the held-out demos' own seeds
+    for episode in result["episodes"]:
+        assert episode["segments"] == -(-episode["demo_steps"] // 16)
+        assert np.isfinite(episode["state_rmse"]) and episode["state_rmse"] >= 0
+    assert set(result["per_task"]) == {"reach-v3"} and 0 <= result["mean_success"] <= 1
+    assert "state RMS error" in capsys.readouterr().out
+
+
+def test_latent_map_is_written(reach, capsys):
+    png = reach / "latents.png"
+    assert main(["latents", str(reach / "lwd"), "--data", str(reach / "train.zarr"), "--out", str(png), "--stride", "8"]) == 0
+    assert png.stat().st_size > 5000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "coloured by first-actions direction" in capsys.readouterr().out
+
+
+def test_reconstruction_needs_seeded_demos_and_an_encoder(reach, tmp_path, capsys):
+    from lwd.data import Episodes
+
+    episodes = Episodes.load(reach / "held.zarr")
+    episodes.attrs.pop("seeds")
+    episodes.save(tmp_path / "unseeded.zarr")
+    assert main(["reconstruct", str(reach / "lwd"), "--data", str(tmp_path / "unseeded.zarr")]) == 2
+    assert "does not record each episode's seed" in capsys.readouterr().err
+    assert main(["train", "bc", "--data", str(reach / "train.zarr"), "--out", str(tmp_path / "bc"), "--set", "steps=5"]) == 0
+    assert main(["reconstruct", str(tmp_path / "bc"), "--data", str(reach / "held.zarr")]) == 2
+    assert "needs a method with an encoder" in capsys.readouterr().err
