@@ -110,3 +110,27 @@ def test_spec_errors_name_the_problem(tmp_path):
     with pytest.raises(ValueError, match="DataSpec.demos must be an integer"):
         StudySpec.parse({"name": "x", "suite": "pusht", "episodes": 1, "seeds": [0], "horizons": [8],
                          "data": {"clean": {"demos": "many"}}, "methods": {"bc": {}}})
+
+
+def test_another_study_reuses_cells_with_the_same_settings_only(tmp_path, counted):
+    """A cell's key is its settings, so a second study takes finished cells from the first (marked as
+    reused) and runs only what differs: here a new horizon and BC with more steps."""
+    import json
+
+    from lwd.study import run_study
+
+    first = tmp_path / "tiny.toml"
+    first.write_text(SPEC.replace("seeds = [0, 1]", "seeds = [0]"))
+    run_study(first, root=tmp_path, progress=False)
+    assert (counted["train"], counted["eval"]) == (2, 3)
+    second = tmp_path / "other.toml"
+    second.write_text(SPEC.replace("seeds = [0, 1]", "seeds = [0]").replace('name = "tiny"', 'name = "other"')
+                      .replace("horizons = [4, 8]", "horizons = [4, 8, 16]").replace('set = ["steps=3"]', 'set = ["steps=4"]'))
+    summary = run_study(second, root=tmp_path, progress=False)
+    assert summary["cells_done"] == 4
+    assert (counted["train"], counted["eval"]) == (3, 5)  # BC retrained; LWD's run reused, evaluated at H = 16 only
+    cells = {p.name.split("-s0-")[0] + "-" + p.name.split("-")[3]: json.loads(p.read_text())
+             for p in (tmp_path / "benchmarks/results/studies/other/cells").glob("*.json")}
+    reused = sorted(k for k, v in cells.items() if "reused_from" in v)
+    assert reused == ["lwd-clean-H4", "lwd-clean-H8"]
+    assert all(v["reused_from"].startswith("benchmarks/results/studies/tiny/cells/") for k, v in cells.items() if k in reused)

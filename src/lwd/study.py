@@ -209,6 +209,39 @@ def _results_dir(spec: StudySpec, root: Path) -> Path:
     return root / RESULTS_ROOT / spec.name
 
 
+def reusable_cells(spec: StudySpec, cells: list[StudyCell], root: Path) -> dict[str, Path]:
+    """Finished results of other studies for this study's missing cells: {cell key: file}.
+
+    A cell's key covers every setting that decides its result (not the study, its name or labels),
+    so another study's cell with the same key is the same measurement."""
+    folder = _results_dir(spec, root) / "cells"
+    found: dict[str, Path] = {}
+    for cell in cells:
+        if (folder / cell.file_name).exists():
+            continue
+        for path in sorted((root / RESULTS_ROOT).glob(f"*/cells/*-{cell.key}.json")):
+            if path.parent != folder:
+                found[cell.key] = path
+                break
+    return found
+
+
+def adopt_cells(spec: StudySpec, cells: list[StudyCell], root: Path) -> int:
+    """Copy the reusable results of other studies into this one (marked "reused_from"); returns how many."""
+    found = reusable_cells(spec, cells, root)
+    folder = _results_dir(spec, root) / "cells"
+    for cell in cells:
+        if cell.key in found:
+            record = json.loads(found[cell.key].read_text())
+            record["reused_from"] = found[cell.key].relative_to(root).as_posix()
+            record["cell"] = asdict(cell)
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f".{cell.file_name}.tmp"
+            tmp.write_text(json.dumps(record, indent=1))
+            os.replace(tmp, folder / cell.file_name)
+    return len(found)
+
+
 def missing_cells(spec: StudySpec, cells: list[StudyCell], root: Path) -> list[StudyCell]:
     folder = _results_dir(spec, root) / "cells"
     return [c for c in cells if not (folder / c.file_name).exists()]
@@ -228,7 +261,14 @@ def run_study(spec_path: str | Path, jobs: int = 1, root: str | Path = ".", prog
     labels = [m.label for m in spec.methods]
     if only is not None and set(only) - set(labels):
         raise ValueError(f"--only {sorted(set(only) - set(labels))}: not methods of study {spec.name} ({', '.join(labels)})")
-    missing = missing_cells(spec, cells, root)
+    reusable = reusable_cells(spec, cells, root)
+    if reusable and not dry_run:
+        check_writable(_results_dir(spec, root), what="results folder", folder=True)
+        adopt_cells(spec, cells, root)
+    if reusable and progress:
+        print(f"study {spec.name}: {len(reusable)} cell(s) {'would be' if dry_run else 'were'} reused from other studies "
+              "with the same settings", flush=True)
+    missing = [c for c in missing_cells(spec, cells, root) if c.key not in reusable]
     todo = [c for c in missing if only is None or c.label in only]
     groups: dict[str, list[StudyCell]] = {}
     for cell in todo:
