@@ -134,3 +134,23 @@ def test_another_study_reuses_cells_with_the_same_settings_only(tmp_path, counte
     reused = sorted(k for k, v in cells.items() if "reused_from" in v)
     assert reused == ["lwd-clean-H4", "lwd-clean-H8"]
     assert all(v["reused_from"].startswith("benchmarks/results/studies/tiny/cells/") for k, v in cells.items() if k in reused)
+
+
+def test_a_study_runs_under_torchrun_with_ranks_sharing_each_job(tmp_path):
+    """Two processes: each run trains with DDP, each cell's episodes are split and gathered, rank 0 writes."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(SPEC.replace("seeds = [0, 1]", "seeds = [0]").replace("episodes = 2", "episodes = 3"))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(29400 + os.getpid() % 300),
+           "-m", "lwd.cli", "study", str(spec)]
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    cells = [json.loads(p.read_text()) for p in (tmp_path / "benchmarks/results/studies/tiny/cells").glob("*.json")]
+    assert len(cells) == 3 and all(c["episodes_run"] == 3 for c in cells)
+    assert done.stdout.count("study tiny: 3 of 3 cells done") == 1  # reported once, by rank 0
+    log = json.loads(next((tmp_path / "runs/studies").glob("lwd-*/train_log.json")).read_text())
+    assert log["hardware"]["processes"] == 2

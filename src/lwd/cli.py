@@ -333,7 +333,7 @@ def cmd_study(args: argparse.Namespace) -> None:
     from lwd.study import run_study
 
     summary = run_study(args.spec, jobs=args.jobs, dry_run=args.dry_run, only=args.only.split(",") if args.only else None)
-    if not args.dry_run:
+    if not args.dry_run and "rank" not in summary:
         print(f"study {summary['name']}: {summary['cells_done']} of {summary['cells_planned']} cells done -> "
               f"benchmarks/results/studies/{summary['name']}.json, .md, .png")
 

@@ -91,6 +91,28 @@ def launched_world() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
+def join_launch() -> tuple[int, int]:
+    """Under torchrun / accelerate launch, join the process group (once) and return (rank, world size).
+
+    The backend follows the device training would pick (nccl with GPUs, gloo on CPUs), so training
+    and evaluation later in the same process share the group."""
+    rank, world = launched_world()
+    if world > 1:
+        from accelerate import PartialState
+
+        state = PartialState(cpu=resolve_device("auto") == "cpu")
+        rank, world = state.process_index, state.num_processes
+    return rank, world
+
+
+def barrier() -> None:
+    """Wait for every process of the launch (nothing to wait for in a single process)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
 def gather_json(obj: Any) -> list[Any]:
     """Every rank's JSON-serialisable `obj`, in rank order, on every rank.
 

@@ -253,18 +253,24 @@ def run_study(spec_path: str | Path, jobs: int = 1, root: str | Path = ".", prog
 
     `only`: run just the cells of these method labels now (a study can spread over invocations);
     the summary covers every finished cell."""
+    from lwd.hardware import barrier, join_launch
     from lwd.outputs import check_writable
 
     root = Path(root)
     spec = StudySpec.load(spec_path)
+    rank, world = join_launch()  # under torchrun: every rank runs each job together (DDP training, sharded evaluation)
+    if world > 1 and jobs > 1:
+        raise ValueError("under torchrun / accelerate launch the processes share each job; use --jobs 1")
+    progress = progress and rank == 0
     cells = plan_study(spec)
     labels = [m.label for m in spec.methods]
     if only is not None and set(only) - set(labels):
         raise ValueError(f"--only {sorted(set(only) - set(labels))}: not methods of study {spec.name} ({', '.join(labels)})")
     reusable = reusable_cells(spec, cells, root)
-    if reusable and not dry_run:
+    if reusable and not dry_run and rank == 0:
         check_writable(_results_dir(spec, root), what="results folder", folder=True)
         adopt_cells(spec, cells, root)
+    barrier()
     if reusable and progress:
         print(f"study {spec.name}: {len(reusable)} cell(s) {'would be' if dry_run else 'were'} reused from other studies "
               "with the same settings", flush=True)
@@ -281,7 +287,9 @@ def run_study(spec_path: str | Path, jobs: int = 1, root: str | Path = ".", prog
         return {"cells": len(cells), "done": len(cells) - len(todo), "todo": [asdict(c) for c in todo]}
     check_writable(_results_dir(spec, root), what="results folder", folder=True)
     if groups:
-        _make_data(spec, {c.data for c in todo}, root, progress)
+        if rank == 0:
+            _make_data(spec, {c.data for c in todo}, root, progress)
+        barrier()
         os.environ.setdefault("OMP_NUM_THREADS", "1")  # each worker one thread (inherited by spawned processes)
         work = [(str(Path(spec_path).resolve()), str(root.resolve()), group) for group in groups.values()]
         if jobs <= 1:
@@ -294,6 +302,8 @@ def run_study(spec_path: str | Path, jobs: int = 1, root: str | Path = ".", prog
                 futures = [pool.submit(_run_group, *item) for item in work]
                 for future in as_completed(futures):
                     future.result()
+    if rank > 0:
+        return {"name": spec.name, "rank": rank}  # rank 0 writes the summary
     return write_summary(spec, cells, root)
 
 
@@ -319,10 +329,12 @@ def _run_group(spec_path: str, root_text: str, cells: list[StudyCell]) -> None:
     import torch
 
     from lwd.bench import check_reuse
+    from lwd.hardware import launched_world
     from lwd.pipeline import evaluate_run, train_run
     from lwd.provenance import provenance
 
     torch.set_num_threads(1)
+    rank, world = launched_world()
     root = Path(root_text)
     spec = StudySpec.load(spec_path)
     first = cells[0]
@@ -340,7 +352,9 @@ def _run_group(spec_path: str, root_text: str, cells: list[StudyCell]) -> None:
         t0 = time.perf_counter()
         result = evaluate_run(run_dir, env=spec.suite, episodes=spec.episodes, n_envs=spec.n_envs, seed_start=spec.seed_start,
                               perturb=None if cell.perturbation == "none" else cell.perturbation, progress=False,
-                              batch_plans=spec.batch_plans, **cell.runtime)
+                              batch_plans=spec.batch_plans, shard=(rank, world), **cell.runtime)
+        if rank > 0:
+            continue  # every rank has the gathered result; rank 0 writes it
         record = {
             "cell": asdict(cell),
             "mean_success": result["mean_success"],
