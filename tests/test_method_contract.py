@@ -140,7 +140,7 @@ def test_a_method_registered_in_a_test_runs_train_eval_info_and_bench(toy_regist
 def test_an_unknown_method_lists_the_registered_ones():
     from lwd.methods import get_method
 
-    with pytest.raises(ValueError, match="known: bc, dp, lwd"):
+    with pytest.raises(ValueError, match="known: bc, dp, lcmlp, lwd, warpd"):
         get_method("gan")
 
 
