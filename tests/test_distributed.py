@@ -92,7 +92,6 @@ def test_ddp_loss_curve_matches_one_process(ddp_runs, method):
         np.testing.assert_allclose(two[stage], one[stage], rtol=0.25, err_msg=f"{method}:{stage}")
         assert abs(two[stage].mean() / one[stage].mean() - 1) < 0.10, (method, stage, one[stage], two[stage])
     assert (root / f"{method}-2" / "model.safetensors").is_file()
-    assert not (root / f"{method}-2" / "train_state").exists() or (root / f"{method}-2" / "train_state" / "latest.json").is_file()
 
 
 def test_gradient_accumulation_keeps_the_samples_of_a_step(demos, tmp_path):
