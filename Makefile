@@ -18,13 +18,13 @@ venv: $(BIN)/python
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION)
 
 setup: venv
-	$(BIN)/python -m pip install --quiet -e ".[metaworld]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[metaworld]"
 
 setup-all: venv
-	$(BIN)/python -m pip install --quiet -e ".[metaworld,pusht,robomimic]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[metaworld,pusht,robomimic]"
 
 setup-dev: venv
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 
 quickstart: setup
 	$(BIN)/lwd quickstart

@@ -261,7 +261,9 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
     if not result["starts_matched"]:
         print("warning: some env resets did not reproduce the demonstration's first observation")
     if args.out:
-        write_text_safely(args.out, json.dumps(result, indent=2))
+        from lwd.provenance import provenance
+
+        write_text_safely(args.out, json.dumps({**result, "provenance": provenance()}, indent=2))
         print(f"wrote {args.out}")
 
 

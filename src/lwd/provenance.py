@@ -29,6 +29,25 @@ def git_commit() -> str:
         return "unknown"
 
 
+#: Packages whose version can change a result: the simulators make the demos and score the episodes
+#: (a fresh machine with another mujoco or gymnasium gave MT10 0.904 where the README had 0.934).
+_RESULT_PACKAGES = ("numpy", "torch", "diffusers", "mujoco", "gymnasium", "metaworld", "gym-pusht", "pymunk",
+                    "robosuite", "zarr", "onnxruntime")
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages in `_RESULT_PACKAGES` (absent ones are left out)."""
+    from importlib import metadata
+
+    versions = {}
+    for name in _RESULT_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
 def machine() -> dict[str, Any]:
     import torch
 
@@ -47,6 +66,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "platform": platform.platform(),
+        "packages": package_versions(),
     }
 
 
