@@ -60,6 +60,76 @@ def test_state_term_depends_on_the_policy_only_through_the_model():
     assert theta.grad.abs().max() == 0
 
 
+class _TrueLinearDynamics(torch.nn.Module):
+    """s' = A s + B a, written in the normaliser's units: the exact model a world model could learn."""
+
+    def __init__(self, a_mat: np.ndarray, b_mat: np.ndarray, norm: MinMaxNormalizer) -> None:
+        super().__init__()
+        obs_scale, obs_shift = (torch.tensor(v, dtype=torch.float32) for v in norm.affine("obs"))
+        act_scale, act_shift = (torch.tensor(v, dtype=torch.float32) for v in norm.affine("action"))
+        a, b = torch.tensor(a_mat), torch.tensor(b_mat)
+
+        def step(state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            raw_s, raw_a = (state - obs_shift) / obs_scale, (action - act_shift) / act_scale
+            return (raw_s @ a.T + raw_a @ b.T) * obs_scale + obs_shift, torch.zeros(state.shape[0])
+
+        self._step = step
+
+    def frozen_stepper(self):
+        return self._step
+
+
+def test_with_the_true_dynamics_the_assisted_loss_is_zero_for_the_expert_and_positive_off_it():
+    """A linear system under a linear expert a = K s. With the true dynamics as WARPD's world model,
+    the expert's own policy (written as theta by hand: relu(x) - relu(-x) = x) imagines exactly the
+    demonstrated states and actions, so the assisted loss vanishes; a perturbed gain does not."""
+    a_mat = np.array([[1.0, 0.1], [0.0, 1.0]], np.float32)
+    b_mat = np.array([[0.0], [0.1]], np.float32)
+    gain = np.array([[-1.0, -1.5]], np.float32)
+    rng = np.random.default_rng(0)
+    eps = []
+    for _ in range(8):
+        s, obs, act = rng.uniform(-1, 1, 2).astype(np.float32), [], []
+        for _ in range(30):
+            a = gain @ s
+            obs.append(s)
+            act.append(a)
+            s = (a_mat @ s + b_mat @ a).astype(np.float32)
+        eps.append({"obs": np.stack(obs), "action": np.stack(act)})
+    episodes = Episodes.from_list(eps)
+    cfg = dataclasses.replace(TINY, condition="state", policy_hidden=(4,), policy_obs_steps=1, assist_target="both", assist_steps=6,
+                              assist_gate=0.0)
+    model, _, _ = _model(cfg, episodes)
+    model.world_model = _TrueLinearDynamics(a_mat, b_mat, model.normalizer)
+    batch = model.segment_dataset(episodes).sample_batch(np.arange(len(model.segment_dataset(episodes))))
+
+    def theta_for(k: np.ndarray) -> torch.Tensor:
+        obs_scale, obs_shift = model.normalizer.affine("obs")
+        act_scale, act_shift = model.normalizer.affine("action")
+        m = (k / obs_scale[None, :]).T * act_scale[None, :]  # (Do, Da): normalised a = s_n @ m + c
+        c = (-obs_shift / obs_scale) @ k.T * act_scale + act_shift
+        w1 = np.concatenate([np.eye(2), -np.eye(2)], axis=1)  # (in 2, out 4)
+        w2 = np.concatenate([m, -m], axis=0)  # (4, 1)
+        flat = np.concatenate([w1.ravel(), np.zeros(4), w2.ravel(), c.ravel()]).astype(np.float32)
+        return torch.from_numpy(flat)[None].expand(batch["states"].shape[0], -1)
+
+    expert = float(model.assist_loss(theta_for(gain), batch))
+    perturbed = float(model.assist_loss(theta_for(gain + np.array([[0.3, -0.3]], np.float32)), batch))
+    assert expert < 1e-9, expert
+    assert perturbed > 1e-3, perturbed
+
+
+def test_stacked_step_equals_the_members_own_forward():
+    model = DynamicsEnsemble(3, 2, members=4, hidden=(16, 8))
+    state, action = torch.randn(5, 3), torch.randn(5, 2)
+    deltas = model(state, action)
+    nxt, disagreement = model.step(state, action)
+    torch.testing.assert_close(nxt, state + deltas.mean(0))
+    torch.testing.assert_close(disagreement, deltas.std(0, unbiased=False).mean(-1))
+    frozen_next, _ = model.frozen_stepper()(state, action)
+    torch.testing.assert_close(frozen_next, nxt)
+
+
 def test_world_model_learns_a_linear_system():
     """s' = s + 0.1 A s + 0.1 a: after training, a 16-step open-loop rollout on unseen episodes is
     far closer to the truth than assuming the state stays put."""

@@ -60,26 +60,28 @@ class TargetMLPSpec:
         return torch.cat(parts)
 
     def unflatten(self, theta: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Split theta (B, P) into per-layer (weight (B, in, out), bias (B, 1, out))."""
+        """Split theta (B, P) into per-layer (weight (B, in, out), bias (B, 1, out)).
+
+        One `split`, not one slice per tensor: the backward of a slice writes its gradient into a
+        zero-filled copy of all of theta (B x P), one per slice and per use, which made WARPD's
+        imagined rollouts spend most of their time filling zeros; split's backward is one cat."""
         if theta.shape[-1] != self.num_params:
             raise ValueError(f"theta has {theta.shape[-1]} parameters but the policy needs {self.num_params}")
-        layers, offset = [], 0
-        for fan_in, fan_out in self.layer_shapes:
-            w = theta[:, offset : offset + fan_in * fan_out].reshape(-1, fan_in, fan_out)
-            offset += fan_in * fan_out
-            b = theta[:, offset : offset + fan_out].reshape(-1, 1, fan_out)
-            offset += fan_out
-            layers.append((w, b))
-        return layers
+        sizes = [n for fan_in, fan_out in self.layer_shapes for n in (fan_in * fan_out, fan_out)]
+        parts = theta.split(sizes, dim=-1)
+        return [(parts[2 * i].reshape(-1, fan_in, fan_out), parts[2 * i + 1].reshape(-1, 1, fan_out))
+                for i, (fan_in, fan_out) in enumerate(self.layer_shapes)]
 
 
-def batched_mlp_forward(spec: TargetMLPSpec, theta: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+def batched_mlp_forward(spec: TargetMLPSpec, theta: torch.Tensor | list[tuple[torch.Tensor, torch.Tensor]],
+                        obs: torch.Tensor) -> torch.Tensor:
     """Run B policies, each on its own observations, in one bmm per layer.
 
-    theta: (B, P); obs: (B, T, Do) -> actions (B, T, Da). Policy b only ever sees obs[b].
+    theta: (B, P), or its `spec.unflatten` when one theta runs several times (an imagined rollout);
+    obs: (B, T, Do) -> actions (B, T, Da). Policy b only ever sees obs[b].
     """
     act = ACTIVATIONS[spec.activation]
-    layers = spec.unflatten(theta)
+    layers = spec.unflatten(theta) if isinstance(theta, torch.Tensor) else theta
     h = obs
     for i, (w, b) in enumerate(layers):
         h = torch.baddbmm(b, h, w)  # (B, T, out)

@@ -22,7 +22,7 @@ theta = D(z):
     W  = one-step MSE of every ensemble member on the segment's transitions (joint mode only)
 
 Gradients of A reach the decoder (and encoder) through the policy at every imagined step and
-through the model's input, never into the model's weights (`DynamicsEnsemble.step(frozen=True)`):
+through the model's input, never into the model's weights (`DynamicsEnsemble.frozen_stepper`):
 the model is fitted to the data, not to the policy. In 'pretrain' mode the world model has a stage
 of its own first; in 'joint' mode it trains alongside the VAE on the same batches. The prior stage
 is LWD's. At run time WARPD is LWD: the world model is not used, so the per-step cost is the same.
@@ -73,20 +73,25 @@ class WARPD(LWD):
         state = states[:, 0]
         weight = torch.ones_like(mask[:, 0])
         use_state, use_action = cfg.assist_target in ("state", "both"), cfg.assist_target in ("action", "both")
+        step = self.world_model.frozen_stepper()  # the model's weights, detached, stacked once per rollout
+        policy = self.target.unflatten(theta)  # split once: K + 1 forwards share it
         total = states.new_zeros(())
         norm = states.new_zeros(())
+        # The action on imagined state j is both step j's action term and what drives step j + 1, so
+        # the policy runs K + 1 times, not 2K.
+        action = batched_mlp_forward(self.target, policy, window.flatten(1)[:, None])[:, 0]  # (B, Da)
         for j in range(1, cfg.assist_steps + 1):
-            action = batched_mlp_forward(self.target, theta, window.flatten(1)[:, None])[:, 0]  # (B, Da)
-            state, disagreement = self.world_model.step(state, action, frozen=True)
+            state, disagreement = step(state, action)
             if cfg.assist_gate > 0:
                 weight = weight * torch.exp(-disagreement.detach() / cfg.assist_gate)
             window = torch.cat([window[:, 1:], state[:, None]], dim=1)
             term = states.new_zeros(state.shape[0])
             if use_state:
                 term = term + ((state - states[:, j]) ** 2).mean(-1)
+            if use_action or j < cfg.assist_steps:
+                action = batched_mlp_forward(self.target, policy, window.flatten(1)[:, None])[:, 0]
             if use_action:
-                imagined = batched_mlp_forward(self.target, theta, window.flatten(1)[:, None])[:, 0]
-                term = term + ((imagined - actions[:, j]) ** 2).mean(-1)
+                term = term + ((action - actions[:, j]) ** 2).mean(-1)
             w = weight * mask[:, j]
             total = total + (term * w).sum()
             norm = norm + w.sum()

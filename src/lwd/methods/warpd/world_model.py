@@ -8,9 +8,11 @@ the same transitions; their mean is the prediction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
-from torch.func import functional_call
+from torch.nn import functional as F
 
 
 class DynamicsEnsemble(nn.Module):
@@ -38,18 +40,46 @@ class DynamicsEnsemble(nn.Module):
         x = torch.cat([state, action], dim=-1)
         return torch.stack([m(x) for m in self.members])
 
-    def step(self, state: torch.Tensor, action: torch.Tensor, frozen: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Next state (mean over members) and the members' disagreement (mean std over dims, (...,)).
+    def stacked(self, frozen: bool = False) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The members' layers stacked, [(W (M, in, out), b (M, 1, out))], so that all M run in one
+        batched product per layer (`step_stacked`). Build it once per imagined rollout, not per step.
 
-        frozen: gradients flow through the inputs (to a policy) but never into the model's weights,
-        so a loss on imagined states cannot make the model bend its dynamics to please the policy."""
-        if frozen:
-            params = {k: v.detach() for k, v in self.named_parameters()}
-            deltas = functional_call(self, params, (state, action))
-        else:
-            deltas = self(state, action)
-        disagreement = deltas.std(0, unbiased=False).mean(-1) if deltas.shape[0] > 1 else torch.zeros_like(deltas[0, ..., 0])
+        frozen: detached, so gradients flow through the inputs (to a policy) but never into the
+        model's weights: a loss on imagined states cannot make the model bend its dynamics to please
+        the policy."""
+        linears = [[layer for layer in member if isinstance(layer, nn.Linear)] for member in self.members]
+        layers = []
+        for depth in range(len(linears[0])):
+            w = torch.stack([member[depth].weight.transpose(0, 1) for member in linears])
+            b = torch.stack([member[depth].bias for member in linears])[:, None]
+            layers.append((w.detach(), b.detach()) if frozen else (w, b))
+        return layers
+
+    @staticmethod
+    def step_stacked(layers: list[tuple[torch.Tensor, torch.Tensor]], state: torch.Tensor,
+                     action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`step` on layers from `stacked`; state (B, Do), action (B, Da)."""
+        h = torch.cat([state, action], dim=-1).expand(layers[0][0].shape[0], -1, -1)  # (M, B, Do + Da)
+        for i, (w, b) in enumerate(layers):
+            h = torch.baddbmm(b, h, w)
+            if i < len(layers) - 1:
+                h = F.silu(h)
+        deltas = h  # (M, B, Do)
+        disagreement = deltas.std(0, unbiased=False).mean(-1) if deltas.shape[0] > 1 else torch.zeros_like(deltas[0, :, 0])
         return state + deltas.mean(0), disagreement
+
+    def frozen_stepper(self) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """`step(state, action)` with the weights detached and stacked once: what an imagined rollout
+        calls at each of its K steps. (Anything with this method can serve as WARPD's world model,
+        e.g. the true dynamics in a test.)"""
+        layers = self.stacked(frozen=True)
+        return lambda state, action: self.step_stacked(layers, state, action)
+
+    def step(self, state: torch.Tensor, action: torch.Tensor, frozen: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Next state (mean over members) and the members' disagreement (mean std over dims, (B,)).
+
+        state (B, Do), action (B, Da). frozen: see `stacked`."""
+        return self.step_stacked(self.stacked(frozen), state, action)
 
     def transition_loss(self, states: torch.Tensor, actions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """One-step MSE of every member on the transitions inside segments.
