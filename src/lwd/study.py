@@ -363,7 +363,10 @@ def _run_group(spec_path: str, root_text: str, cells: list[StudyCell]) -> None:
             **{k: result[k] for k in ("mean_score", "mean_final_score") if k in result},
             "per_task": result["per_task"],
             "cost": result["cost"],
-            "training": {"samples": log.get("samples", {}), "seconds": {k: round(v, 1) for k, v in log.get("seconds", {}).items()}},
+            "training": {"samples": log.get("samples", {}), "seconds": {k: round(v, 1) for k, v in log.get("seconds", {}).items()},
+                         # what stages measured about themselves (WARPD: the world model's held-out
+                         # rollout error per length), kept with the cell since runs/ is not
+                         **({"reports": log["reports"]} if log.get("reports") else {})},
             "episodes": [[e["task"], e["seed"], int(e["success"]), e["steps"], e["max_score"], e["final_score"]] for e in result["episodes"]],
             "seconds": round(time.perf_counter() - t0, 1),
             "provenance": provenance(),
