@@ -38,7 +38,6 @@ class Controller:
         k = self.obs_steps
         self._fold = (np.tile(normalisers["obs_scale"], k), np.tile(normalisers["obs_shift"], k),
                       normalisers["action_scale"], normalisers["action_shift"])
-        self._layers: list[tuple[np.ndarray, np.ndarray]] = []
         # Preallocated buffers, so a control step allocates only the action it returns: the input
         # (the last k observations, oldest first) and each hidden layer's output, each followed by a
         # constant 1 so that a layer is one matrix-vector product with its bias as the last row
@@ -72,24 +71,30 @@ class Controller:
         theta = np.asarray(theta, np.float32).reshape(-1)
         if theta.size != self.num_params:
             raise ValueError(f"expected {self.num_params} weights, got {theta.size}")
-        layers, offset = [], 0
-        for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:]):
+        in_scale, in_shift, out_scale, out_shift = self._fold
+        shapes = list(zip(self.sizes[:-1], self.sizes[1:]))
+        matrices, offset = [], 0
+        for i, (fan_in, fan_out) in enumerate(shapes):
             w = theta[offset : offset + fan_in * fan_out].reshape(fan_in, fan_out)
             offset += fan_in * fan_out
             b = theta[offset : offset + fan_out]
             offset += fan_out
-            layers.append((w.astype(np.float64), b.astype(np.float64)))
-        in_scale, in_shift, out_scale, out_shift = self._fold
-        w, b = layers[0]
-        layers[0] = (w * in_scale[:, None], b + in_shift @ w)
-        w, b = layers[-1]
-        layers[-1] = (w * out_scale[None, :], b * out_scale + out_shift)
-        self._layers = [(w.astype(np.float32), b.astype(np.float32)) for w, b in layers]
+            wb = np.empty((fan_in + 1, fan_out), np.float32)  # [weight; bias]: the input ends in a 1
+            if i in (0, len(shapes) - 1):  # fold the normalisers in float64 (only the outer layers)
+                w64, b64 = w.astype(np.float64), b.astype(np.float64)
+                if i == 0:
+                    w64, b64 = w64 * in_scale[:, None], b64 + in_shift @ w64
+                if i == len(shapes) - 1:
+                    w64, b64 = w64 * out_scale[None, :], b64 * out_scale + out_shift
+                wb[:-1], wb[-1] = w64, b64
+            else:  # hidden layers are installed as they come
+                wb[:-1], wb[-1] = w, b
+            matrices.append(wb)
         # Per layer: its input (ending in a constant 1), [weight; bias] and where the output goes
         # (a hidden buffer's first `width` entries, or the action buffer).
         inputs = [self._input, *self._hidden]
         targets = [buffer[:-1] for buffer in self._hidden] + [self._output]
-        plan = [(x, np.ascontiguousarray(np.vstack([w, b[None]])), out) for x, (w, b), out in zip(inputs, self._layers, targets)]
+        plan = list(zip(inputs, matrices, targets))
         self._hidden_plan, self._final = plan[:-1], plan[-1]
 
     def reset(self) -> None:
