@@ -10,7 +10,9 @@ steps per runner), with the weights of one generated policy:
 - `onnxruntime`: `controller.onnx` (`--format onnx`), the weights passed as an input each step;
 - `torch eager`: the same graph in torch, under no_grad;
 - `lwd policy.act`: the in-library runtime between generations;
-- `dp policy.act` (with --dp): Diffusion Policy's step, which pops a queued action and replans every Ta steps.
+- `dp policy.act` (with --dp): Diffusion Policy's step, which pops a queued action and replans every Ta steps;
+- `numpy set_weights`: installing a new weight vector in the NumPy runner (normalisers folded in),
+  which the two-rate runtime does once every H steps.
 Reports median and p99 in microseconds; only ratios within one run mean much on a shared machine.
 """
 
@@ -78,6 +80,8 @@ def main() -> None:
         "onnxruntime": lambda i: session.run(None, {"theta": theta_2d, "obs": stacked[i]}),
         "torch eager": torch_step,
         "lwd policy.act": lambda i: policy.act(observations[i]),
+        # not a control step: what the loop pays when new weights arrive (once every H steps)
+        "numpy set_weights": lambda i: controller.set_weights(theta),
     }
     if args.dp:
         dp = load_model(args.dp)
@@ -95,7 +99,7 @@ def main() -> None:
     rows = {name: {"median_us": float(np.median(t) * 1e6), "p99_us": float(np.percentile(t, 99) * 1e6), "steps": len(t)}
             for name, t in times.items()}
     for name, r in rows.items():
-        print(f"{name:16s} median {r['median_us']:9.1f} us   p99 {r['p99_us']:11.1f} us   ({r['steps']} steps)")
+        print(f"{name:18s} median {r['median_us']:9.1f} us   p99 {r['p99_us']:11.1f} us   ({r['steps']} steps)")
     result = {"provenance": provenance(["python", "benchmarks/controller_latency.py", *sys.argv[1:]]), "run": args.run, "dp": args.dp,
               "params_per_step": model.target.num_params, "obs_dim": model.info.obs_dim, "policy_obs_steps": k, "runners": rows}
     if args.out:
