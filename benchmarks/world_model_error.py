@@ -1,0 +1,88 @@
+"""How wrong is WARPD's world model, and does it know when? Open-loop error per rollout length on
+one or more episode stores, with the ensemble's disagreement beside it (issue 15).
+
+    OMP_NUM_THREADS=1 python benchmarks/world_model_error.py runs/studies/warpd-<key> \\
+        --data clean=data/studies/robomimic-lift-clean-....zarr,recovery=data/studies/robomimic-lift-recovery-....zarr \\
+        --out benchmarks/results/world-model-error-lift.json
+
+For every window of L+1 steps (starting every --stride steps of every episode), the model replays
+the demonstrated actions from the window's first state and is compared with the demonstrated
+state L steps later (MSE in the run's normalised units, the units of the assisted loss). A model
+trained on clean demos and measured on demos with pushes and recoveries shows how far its
+imagined rollouts can be trusted off the states it learnt from, which is where WARPD's assisted
+loss would have to help. "disagreement" is the members' spread after one step, the quantity that
+`assist_gate` weighs by.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def measure(model, episodes, lengths: list[int], stride: int) -> dict:
+    from lwd.data import SegmentDataset, WindowSpec
+
+    longest = max(lengths)
+    spec = WindowSpec(obs_steps=1, action_steps=longest + 1, with_states=True)
+    dataset = SegmentDataset(episodes, spec, model.normalizer, short_episodes="pad")
+    anchors = np.arange(0, len(dataset), stride)
+    errors = {length: [] for length in lengths}
+    spread = []
+    with torch.no_grad():
+        for chunk in np.array_split(anchors, max(1, len(anchors) // 512)):
+            batch = dataset.sample_batch(chunk)
+            states, actions, mask = batch["states"], batch["actions"], batch["mask"]
+            state = states[:, 0]
+            for j in range(longest):
+                state, disagreement = model.world_model.step(state, actions[:, j])
+                if j == 0:
+                    spread.append(disagreement.numpy())
+                length = j + 1
+                if length in errors:
+                    valid = mask[:, : length + 1].prod(1).bool()
+                    errors[length].append(((state - states[:, length]) ** 2).mean(-1)[valid].numpy())
+    out = {"windows": int(len(anchors)), "disagreement_1": float(np.concatenate(spread).mean())}
+    for length, parts in errors.items():
+        values = np.concatenate(parts)
+        out[f"mse_{length}"] = float(values.mean()) if values.size else None
+        out[f"mse_{length}_p90"] = float(np.percentile(values, 90)) if values.size else None
+    return out
+
+
+def main() -> None:
+    from lwd.checkpoint import load_model
+    from lwd.data import Episodes
+    from lwd.provenance import provenance
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", help="a warpd run directory")
+    p.add_argument("--data", required=True, help="NAME=STORE[,NAME=STORE...] episode stores to measure on")
+    p.add_argument("--lengths", default="1,4,8,16")
+    p.add_argument("--stride", type=int, default=4, help="steps between window starts")
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    model = load_model(args.run)
+    if getattr(model, "world_model", None) is None:
+        raise SystemExit(f"{args.run} is a {model.name} run; this measures WARPD's world model")
+    lengths = sorted({int(x) for x in args.lengths.split(",")})
+    result = {"run": args.run, "lengths": lengths, "stride": args.stride, "reports": json.loads(
+        (Path(args.run) / "train_log.json").read_text()).get("reports", {}), "data": {}}
+    for item in args.data.split(","):
+        name, _, store = item.partition("=")
+        result["data"][name] = {"store": store, **measure(model, Episodes.load(store), lengths, args.stride)}
+        row = result["data"][name]
+        print(f"{name:10s} windows {row['windows']:6d}  disagreement {row['disagreement_1']:.4f}  "
+              + "  ".join(f"mse@{n} {row[f'mse_{n}']:.4f}" for n in lengths if row[f"mse_{n}"] is not None))
+    result["provenance"] = provenance(["python", "benchmarks/world_model_error.py", *__import__("sys").argv[1:]])
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(f"-> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
