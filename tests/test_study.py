@@ -154,3 +154,18 @@ def test_a_study_runs_under_torchrun_with_ranks_sharing_each_job(tmp_path):
     assert done.stdout.count("study tiny: 3 of 3 cells done") == 1  # reported once, by rank 0
     log = json.loads(next((tmp_path / "runs/studies").glob("lwd-*/train_log.json")).read_text())
     assert log["hardware"]["processes"] == 2
+
+
+def test_seed_and_method_filters_run_a_slice_and_refuse_unknown_values(tmp_path, counted):
+    from lwd.study import run_study
+
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(SPEC)
+    summary = run_study(spec, root=tmp_path, progress=False, only=["lwd"], only_seeds=[1], only_data=["clean"])
+    assert (summary["cells_done"], counted["train"], counted["eval"]) == (2, 1, 2)  # lwd seed 1 at H 4 and 8
+    cells = sorted(p.name for p in (tmp_path / "benchmarks/results/studies/tiny/cells").glob("*.json"))
+    assert len(cells) == 2 and all(name.startswith("lwd-clean-s1-") for name in cells)
+    with pytest.raises(ValueError, match="not seeds"):
+        run_study(spec, root=tmp_path, progress=False, only_seeds=[7])
+    with pytest.raises(ValueError, match="not data"):
+        run_study(spec, root=tmp_path, progress=False, only_data=["recovery"])

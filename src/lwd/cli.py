@@ -334,7 +334,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
 def cmd_study(args: argparse.Namespace) -> None:
     from lwd.study import run_study
 
-    summary = run_study(args.spec, jobs=args.jobs, dry_run=args.dry_run, only=args.only.split(",") if args.only else None)
+    summary = run_study(args.spec, jobs=args.jobs, dry_run=args.dry_run, only=args.only.split(",") if args.only else None,
+                        only_seeds=[int(x) for x in args.seeds.split(",")] if args.seeds else None,
+                        only_data=args.data.split(",") if args.data else None)
     if not args.dry_run and "rank" not in summary:
         print(f"study {summary['name']}: {summary['cells_done']} of {summary['cells_planned']} cells done -> "
               f"benchmarks/results/studies/{summary['name']}.json, .md, .png")
@@ -490,6 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--jobs", type=_positive, default=1, help="training runs in parallel, one thread each (default 1)")
     s.add_argument("--dry-run", action="store_true", help="list the cells that would run, run nothing")
     s.add_argument("--only", default=None, help="comma-separated method labels to run now (the rest wait for a later run)")
+    s.add_argument("--seeds", default=None, help="comma-separated training seeds to run now, e.g. 0")
+    s.add_argument("--data", default=None, help="comma-separated data names of the spec to run now, e.g. clean")
     s.set_defaults(func=cmd_study)
 
     r = sub.add_parser("reconstruct", help="encode demos, decode their policies, replay them from the demos' starts")

@@ -248,11 +248,13 @@ def missing_cells(spec: StudySpec, cells: list[StudyCell], root: Path) -> list[S
 
 
 def run_study(spec_path: str | Path, jobs: int = 1, root: str | Path = ".", progress: bool = True,
-              dry_run: bool = False, only: list[str] | None = None) -> dict[str, Any]:
+              dry_run: bool = False, only: list[str] | None = None, only_seeds: list[int] | None = None,
+              only_data: list[str] | None = None) -> dict[str, Any]:
     """Run the study's missing cells (training what they need), then write its JSON, table and plot.
 
-    `only`: run just the cells of these method labels now (a study can spread over invocations);
-    the summary covers every finished cell."""
+    `only`, `only_seeds`, `only_data`: run just the cells of these method labels, training seeds and
+    data sets now (a study can spread over invocations, e.g. seed 0 of everything first); the
+    summary covers every finished cell."""
     from lwd.hardware import barrier, join_launch
     from lwd.outputs import check_writable
 
@@ -266,6 +268,11 @@ def run_study(spec_path: str | Path, jobs: int = 1, root: str | Path = ".", prog
     labels = [m.label for m in spec.methods]
     if only is not None and set(only) - set(labels):
         raise ValueError(f"--only {sorted(set(only) - set(labels))}: not methods of study {spec.name} ({', '.join(labels)})")
+    if only_seeds is not None and set(only_seeds) - set(spec.seeds):
+        raise ValueError(f"--seeds {sorted(set(only_seeds) - set(spec.seeds))}: not seeds of study {spec.name} {list(spec.seeds)}")
+    data_names = [d.name for d in spec.data]
+    if only_data is not None and set(only_data) - set(data_names):
+        raise ValueError(f"--data {sorted(set(only_data) - set(data_names))}: not data of study {spec.name} ({', '.join(data_names)})")
     reusable = reusable_cells(spec, cells, root)
     if reusable and not dry_run and rank == 0:
         check_writable(_results_dir(spec, root), what="results folder", folder=True)
@@ -275,7 +282,8 @@ def run_study(spec_path: str | Path, jobs: int = 1, root: str | Path = ".", prog
         print(f"study {spec.name}: {len(reusable)} cell(s) {'would be' if dry_run else 'were'} reused from other studies "
               "with the same settings", flush=True)
     missing = [c for c in missing_cells(spec, cells, root) if c.key not in reusable]
-    todo = [c for c in missing if only is None or c.label in only]
+    todo = [c for c in missing if (only is None or c.label in only) and (only_seeds is None or c.seed in only_seeds)
+            and (only_data is None or c.data in only_data)]
     groups: dict[str, list[StudyCell]] = {}
     for cell in todo:
         groups.setdefault(cell.run_key, []).append(cell)
