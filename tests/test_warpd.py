@@ -210,3 +210,26 @@ def test_at_run_time_warpd_is_lwd_with_the_same_cost():
 def test_bad_settings_are_refused(change, message):
     with pytest.raises(ValueError, match=message):
         dataclasses.replace(TINY, **change)
+
+
+def test_imagined_recovery_starts_rollouts_off_the_demonstration():
+    """assist_start_noise > 0 displaces the imagined start: the expert's own policy, exact under the
+    true dynamics from the demonstrated start, now has a positive state loss (it must steer back)."""
+    model, episodes, _ = _model(dataclasses.replace(TINY, assist_target="state"))
+    batch = _batch(model, episodes)
+    mu, _ = model.vae.encoder(batch["states"], batch["actions"], batch["mask"], batch.get("task"))
+    theta = model.vae.decoder(mu).detach()
+    plain = model.assist_loss(theta, batch)
+    noisy_model, _, _ = _model(dataclasses.replace(TINY, assist_target="state", assist_start_noise=0.5), episodes)
+    noisy_model.load_state_dict(model.state_dict())
+    torch.manual_seed(0)
+    noisy = noisy_model.assist_loss(theta, batch)
+    assert noisy > plain + 1e-3
+
+
+def test_a_setting_added_later_keeps_old_cache_keys_at_its_default():
+    from lwd.config import key_dict, to_dict
+
+    cfg = WARPDConfig()
+    assert "assist_start_noise" in to_dict(cfg) and "assist_start_noise" not in key_dict(cfg)
+    assert key_dict(dataclasses.replace(cfg, assist_start_noise=0.1))["assist_start_noise"] == 0.1

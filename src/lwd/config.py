@@ -32,6 +32,21 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
+#: Field metadata for a setting added after results were keyed by their configs: at its default
+#: it leaves `key_dict` (and so every existing study cell's key) unchanged.
+ADDED_LATER = {"added_later": True}
+
+
+def key_dict(cfg: Any) -> dict[str, Any]:
+    """`to_dict` for cache keys: settings marked ADDED_LATER are left out while at their default
+    (a run trained before they existed behaves exactly as one with the default)."""
+    values = to_dict(cfg)
+    for f in fields(cfg):
+        if f.metadata.get("added_later") and getattr(cfg, f.name) == f.default:
+            values.pop(f.name)
+    return values
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 

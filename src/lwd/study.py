@@ -182,7 +182,7 @@ class StudyCell:
 def plan_study(spec: StudySpec) -> list[StudyCell]:
     """Every cell of the study, keyed by everything that decides its result."""
     from lwd.bench import plan_cells, split_label
-    from lwd.config import to_dict
+    from lwd.config import key_dict
     from lwd.pipeline import build_configs
 
     cells = []
@@ -196,7 +196,7 @@ def plan_study(spec: StudySpec) -> list[StudyCell]:
                                        {name: list(method.overrides)}, seed, spec.ddim_steps):
                     cfg, train_cfg = build_configs(plan.method, plan.preset, plan.overrides, method.train_overrides, seed)
                     run_key = _digest({"suite": spec.suite, "data": data_key, "method": plan.method,
-                                       "config": to_dict(cfg), "train": to_dict(train_cfg)})
+                                       "config": key_dict(cfg), "train": key_dict(train_cfg)})
                     runtime = plan.runtime.given()
                     key = _digest({"run": run_key, "runtime": runtime, "perturbation": plan.perturbation,
                                    "episodes": spec.episodes, "seed_start": spec.seed_start, "batch_plans": spec.batch_plans})

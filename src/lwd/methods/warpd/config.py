@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from lwd.config import ADDED_LATER
 from lwd.methods.lwd.config import LWDConfig
 
 WM_MODES = ("pretrain", "joint")
@@ -37,6 +38,11 @@ class WARPDConfig(LWDConfig):
     """VAE loss evaluations over which lambda ramps linearly from 0 (the decoder first learns BC)."""
     assist_gate: float = 0.0
     """> 0: weigh each imagined step by exp(-disagreement / gate), the members' spread at that step."""
+    assist_start_noise: float = field(default=0.0, metadata=ADDED_LATER)
+    """> 0: imagined recovery. Displace each imagined rollout's start state by Gaussian noise of
+    this std (normalised units, every dimension), as a push would, so the assisted loss asks the
+    decoded policy to steer back to the demonstrated path from states no demonstration visits.
+    Use with assist_target='state' (the demonstrated actions are not recovery actions)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -48,7 +54,7 @@ class WARPDConfig(LWDConfig):
             raise ValueError(f"WARPDConfig.assist_steps must be in [1, horizon-1={self.horizon - 1}], got {self.assist_steps}")
         if self.wm_members < 1 or not self.wm_hidden or min(self.wm_hidden) < 1 or self.wm_steps < 1 or self.wm_lr <= 0:
             raise ValueError("WARPDConfig: wm_members, wm_hidden, wm_steps and wm_lr must be positive")
-        if self.assist_weight < 0 or self.assist_warmup < 0 or self.assist_gate < 0:
-            raise ValueError("WARPDConfig: assist_weight, assist_warmup and assist_gate must be >= 0")
+        if self.assist_weight < 0 or self.assist_warmup < 0 or self.assist_gate < 0 or self.assist_start_noise < 0:
+            raise ValueError("WARPDConfig: assist_weight, assist_warmup, assist_gate and assist_start_noise must be >= 0")
         if not 0.0 <= self.wm_val_fraction < 1.0:
             raise ValueError(f"WARPDConfig.wm_val_fraction must be in [0, 1), got {self.wm_val_fraction}")

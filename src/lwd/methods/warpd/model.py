@@ -13,8 +13,9 @@ theta = D(z):
 
     BC = sum_j m_j ||pi_theta(x_j) - a_j||^2 / sum_j m_j            (LWD's loss; x_j: last k states)
     A  = ( sum_{j=1..K} w_j m_j [ c_s ||s^_j - s_j||^2 + c_a ||pi_theta(x^_j) - a_j||^2 ] ) / sum_j w_j m_j
-         s^_0 = s_0,  s^_j = s^_{j-1} + mean_i f_i(s^_{j-1}, pi_theta(x^_{j-1}))   (imagined, K steps)
+         s^_0 = s_0 + sigma eps,  s^_j = s^_{j-1} + mean_i f_i(s^_{j-1}, pi_theta(x^_{j-1}))   (imagined, K steps)
          x^_j: the last k imagined states (the history before s_0 from the demonstration)
+         eps ~ N(0, I), sigma = `assist_start_noise` (0 by default: the rollout starts on the demo);
          c_s, c_a in {0, 1} by `assist_target`; w_j = prod_{i<=j} exp(-u_i / gate) with u_i the
          members' disagreement at step i (w = 1 when gate = 0); all squared errors are means over
          dimensions, in the normaliser's units
@@ -71,6 +72,9 @@ class WARPD(LWD):
         history = batch[OBS_HISTORY]  # (B, To, Do), ends at s_0
         window = history[:, history.shape[1] - k:]  # (B, k, Do): the last k states, s_0 last
         state = states[:, 0]
+        if cfg.assist_start_noise > 0:  # imagined recovery: start displaced, as after a push
+            state = state + cfg.assist_start_noise * torch.randn_like(state)
+            window = torch.cat([window[:, :-1], state[:, None]], dim=1)
         weight = torch.ones_like(mask[:, 0])
         use_state, use_action = cfg.assist_target in ("state", "both"), cfg.assist_target in ("action", "both")
         step = self.world_model.frozen_stepper()  # the model's weights, detached, stacked once per rollout
