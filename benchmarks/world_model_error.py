@@ -50,6 +50,7 @@ def measure(model, episodes, lengths: list[int], stride: int) -> dict:
     for length, parts in errors.items():
         values = np.concatenate(parts)
         out[f"mse_{length}"] = float(values.mean()) if values.size else None
+        out[f"mse_{length}_median"] = float(np.median(values)) if values.size else None
         out[f"mse_{length}_p90"] = float(np.percentile(values, 90)) if values.size else None
     return out
 
@@ -78,7 +79,8 @@ def main() -> None:
         result["data"][name] = {"store": store, **measure(model, Episodes.load(store), lengths, args.stride)}
         row = result["data"][name]
         print(f"{name:10s} windows {row['windows']:6d}  disagreement {row['disagreement_1']:.4f}  "
-              + "  ".join(f"mse@{n} {row[f'mse_{n}']:.4f}" for n in lengths if row[f"mse_{n}"] is not None))
+              + "  ".join(f"mse@{n} {row[f'mse_{n}']:.4g} (median {row[f'mse_{n}_median']:.4g})" for n in lengths
+                           if row[f"mse_{n}"] is not None))
     result["provenance"] = provenance(["python", "benchmarks/world_model_error.py", *__import__("sys").argv[1:]])
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(f"-> {args.out}")
