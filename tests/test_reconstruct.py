@@ -46,7 +46,7 @@ def test_latent_map_is_written(reach, capsys):
     png = reach / "latents.png"
     assert main(["latents", str(reach / "lwd"), "--data", str(reach / "train.zarr"), "--out", str(png), "--stride", "8"]) == 0
     assert png.stat().st_size > 5000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "coloured by first-actions direction" in capsys.readouterr().out
+    assert "coloured by segment's direction of motion" in capsys.readouterr().out
 
 
 def test_reconstruction_needs_seeded_demos_and_an_encoder(reach, tmp_path, capsys):

@@ -2,9 +2,9 @@
 
 Each demonstration's segments (every `stride`-th step, H steps each) are encoded to their
 posterior means and projected with PCA (NumPy's SVD) and, when scikit-learn is installed, t-SNE.
-Points are coloured by task on multitask data; on one task by the behaviour at the start of the
-demonstration: the direction (angle) of the mean of its first H actions' first two components,
-e.g. on PushT which way the expert pushed first.
+Points are coloured by task on multitask data; on one task by what the segment does: the
+direction (angle) in which its actions' first two components move over its H steps, e.g. on PushT
+(actions are target positions) which way the pusher travels during the segment.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from lwd.data import Episodes
 from lwd.data.keys import ACTION, ACTIONS, MASK, STATES, TASK
 
 
-def encode_segments(model: Any, episodes: Episodes, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior means (N, Dz) of segments starting every `stride` steps, and each one's episode (N,)."""
+def encode_segments(model: Any, episodes: Episodes, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Posterior means (N, Dz) of segments starting every `stride` steps, each one's episode (N,)
+    and first step (N,)."""
     if getattr(model, "vae", None) is None:
         raise ValueError(f"a {model.name} run has no encoder; latent maps need lwd, warpd or lcmlp")
     dataset = model.segment_dataset(episodes, "pad")
@@ -33,7 +34,7 @@ def encode_segments(model: Any, episodes: Episodes, stride: int) -> tuple[np.nda
             batch = dataset.sample_batch(chunk)
             mu, _ = model.vae.encoder(batch[STATES], batch[ACTIONS], batch[MASK], batch.get(TASK))
             means.append(mu.numpy())
-    return np.concatenate(means), dataset.anchor_episodes[anchors]
+    return np.concatenate(means), dataset.anchor_episodes[anchors], anchors
 
 
 def pca_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -55,20 +56,21 @@ def latent_map(run_dir: str | Path, data: str | Path, out: str | Path, stride: i
     model = load_model(run_dir).eval()
     episodes = Episodes.load(data)
     stride = stride or model.cfg.horizon
-    z, episode_of = encode_segments(model, episodes, stride)
+    z, episode_of, anchors = encode_segments(model, episodes, stride)
     rng = np.random.default_rng(seed)
     if len(z) > max_points:
         keep = np.sort(rng.choice(len(z), max_points, replace=False))
-        z, episode_of = z[keep], episode_of[keep]
+        z, episode_of, anchors = z[keep], episode_of[keep], anchors[keep]
     names = list(episodes.attrs.get("tasks") or [])
     if TASK in episodes.data and len(names) > 1:
         tasks = episodes.episode_tasks()[episode_of]
         colour, label, cmap = tasks, "task", "tab10"
-    else:  # one task: the direction of the demonstration's first H actions (first two components)
-        h = model.cfg.horizon
-        first = np.stack([np.asarray(episodes.data[ACTION][s : s + min(h, n), :2]).mean(0)
-                          for s, n in zip(episodes.episode_starts, episodes.lengths)])
-        colour, label, cmap = np.degrees(np.arctan2(first[:, 1], first[:, 0]))[episode_of], "first-actions direction (deg)", "twilight"
+    else:  # one task: the direction the segment's actions move in (first two components)
+        h, ends = model.cfg.horizon, np.asarray(episodes.episode_starts) + np.asarray(episodes.lengths)
+        actions = np.asarray(episodes.data[ACTION][:, :2])
+        last = np.minimum(anchors + h, ends[episode_of]) - 1
+        move = actions[last] - actions[anchors]
+        colour, label, cmap = np.degrees(np.arctan2(move[:, 1], move[:, 0])), "segment's direction of motion (deg)", "twilight"
     panels = [("PCA", *pca_2d(z))]
     if importlib.util.find_spec("sklearn") is not None and len(z) > 5:
         from sklearn.manifold import TSNE
