@@ -76,9 +76,21 @@ def machine() -> dict[str, Any]:
 _COMMIT_AT_START = git_commit()
 
 
+def _default_command() -> list[str]:
+    """The command line as typed: `lwd ...` for the CLI, `python SCRIPT ...` for a benchmark script."""
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if script is not None and script.suffix == ".py":
+        try:
+            shown = script.resolve().relative_to(Path.cwd())
+        except ValueError:
+            shown = script
+        return ["python", str(shown), *sys.argv[1:]]
+    return ["lwd", *sys.argv[1:]]
+
+
 def provenance(command: list[str] | None = None) -> dict[str, Any]:
     record = {
-        "command": " ".join(command if command is not None else ["lwd", *sys.argv[1:]]),
+        "command": " ".join(command if command is not None else _default_command()),
         "git_commit": _COMMIT_AT_START,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
