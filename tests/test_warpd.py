@@ -122,7 +122,9 @@ def test_with_the_true_dynamics_the_assisted_loss_is_zero_for_the_expert_and_pos
 def test_stacked_step_equals_the_members_own_forward():
     model = DynamicsEnsemble(3, 2, members=4, hidden=(16, 8))
     state, action = torch.randn(5, 3), torch.randn(5, 2)
-    deltas = model(state, action)
+    x = torch.cat([state, action], dim=-1)
+    deltas = torch.stack([member(x) for member in model.members])  # each member module on its own
+    torch.testing.assert_close(model(state, action), deltas)
     nxt, disagreement = model.step(state, action)
     torch.testing.assert_close(nxt, state + deltas.mean(0))
     torch.testing.assert_close(disagreement, deltas.std(0, unbiased=False).mean(-1))

@@ -38,7 +38,8 @@ class DynamicsEnsemble(nn.Module):
     def forward(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """state (..., Do), action (..., Da) -> every member's delta (M, ..., Do)."""
         x = torch.cat([state, action], dim=-1)
-        return torch.stack([m(x) for m in self.members])
+        deltas = self._deltas(self.stacked(), x.reshape(-1, x.shape[-1]))
+        return deltas.reshape(deltas.shape[0], *x.shape[:-1], self.obs_dim)
 
     def stacked(self, frozen: bool = False) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The members' layers stacked, [(W (M, in, out), b (M, 1, out))], so that all M run in one
@@ -56,15 +57,20 @@ class DynamicsEnsemble(nn.Module):
         return layers
 
     @staticmethod
-    def step_stacked(layers: list[tuple[torch.Tensor, torch.Tensor]], state: torch.Tensor,
-                     action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """`step` on layers from `stacked`; state (B, Do), action (B, Da)."""
-        h = torch.cat([state, action], dim=-1).expand(layers[0][0].shape[0], -1, -1)  # (M, B, Do + Da)
+    def _deltas(layers: list[tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor) -> torch.Tensor:
+        """Every member on x (N, Do + Da) -> deltas (M, N, Do): one batched product per layer."""
+        h = x.expand(layers[0][0].shape[0], -1, -1)
         for i, (w, b) in enumerate(layers):
             h = torch.baddbmm(b, h, w)
             if i < len(layers) - 1:
                 h = F.silu(h)
-        deltas = h  # (M, B, Do)
+        return h
+
+    @classmethod
+    def step_stacked(cls, layers: list[tuple[torch.Tensor, torch.Tensor]], state: torch.Tensor,
+                     action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`step` on layers from `stacked`; state (B, Do), action (B, Da)."""
+        deltas = cls._deltas(layers, torch.cat([state, action], dim=-1))  # (M, B, Do)
         disagreement = deltas.std(0, unbiased=False).mean(-1) if deltas.shape[0] > 1 else torch.zeros_like(deltas[0, :, 0])
         return state + deltas.mean(0), disagreement
 
@@ -75,11 +81,11 @@ class DynamicsEnsemble(nn.Module):
         layers = self.stacked(frozen=True)
         return lambda state, action: self.step_stacked(layers, state, action)
 
-    def step(self, state: torch.Tensor, action: torch.Tensor, frozen: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Next state (mean over members) and the members' disagreement (mean std over dims, (B,)).
 
-        state (B, Do), action (B, Da). frozen: see `stacked`."""
-        return self.step_stacked(self.stacked(frozen), state, action)
+        state (B, Do), action (B, Da). Imagined rollouts use `frozen_stepper` instead."""
+        return self.step_stacked(self.stacked(), state, action)
 
     def transition_loss(self, states: torch.Tensor, actions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """One-step MSE of every member on the transitions inside segments.
