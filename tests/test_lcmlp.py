@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from lwd.checkpoint import load_model
@@ -60,3 +61,40 @@ def test_trains_round_trips_and_acts(tmp_path):
         policy.reset(seed=3, task=1)
         actions.append(np.stack([policy.act(o) for o in obs]))
     np.testing.assert_array_equal(actions[0], actions[1])
+
+
+def _two_mode_episodes(num_episodes: int = 16, length: int = 16):
+    """Observation always 0; each episode's action ramps either from +0.5 to +0.8 or from -0.5 to -0.8."""
+    from lwd.data import Episodes
+
+    ramp = np.linspace(0.5, 0.8, length, dtype=np.float32)[:, None]
+    eps = [{"obs": np.zeros((length, 1), np.float32), "action": (1 if i % 2 == 0 else -1) * ramp}
+           for i in range(num_episodes)]
+    return Episodes.from_list(eps, attrs={"suite": ""})
+
+
+@pytest.mark.parametrize("name", ["lcmlp", "lwd"])
+def test_generated_policies_reproduce_both_modes_of_a_bimodal_task(tmp_path, name):
+    """The same observation, two demonstrated behaviours: each generated policy must pick one of them
+    (its sign) and keep its size, never the average of the two (0), and different episode seeds
+    must reach both. The latent-conditioned baseline must keep this property of LWD."""
+    episodes = _two_mode_episodes()
+    info = data_info(episodes, "memory")
+    cfg = LWDConfig(latent_dim=4, policy_hidden=(16, 16), horizon=4, condition="state", encoder_dim=16, encoder_heads=2,
+                    denoiser_width=128, denoiser_blocks=1, diffusion_train_steps=50, inference_steps=10, vae_steps=400, prior_lr=1e-3,
+                    prior_steps=1500, prior_batch_size=64, chunk_size=128, hyper_hidden=(32,), kl_weight=1e-3)
+    train_cfg = TrainConfig(batch_size=32, lr=3e-3, warmup_steps=20, checkpoint_every=10_000)
+    model = build_method(name, cfg, info, MinMaxNormalizer.fit(episodes.data), seed=0)
+    train(model, episodes, train_cfg, RunConfig(name, cfg, train_cfg, info), tmp_path, progress=False)
+
+    policy = model.make_policy(model.runtime_options(action_horizon=4))
+    first = []
+    for seed in range(40):
+        policy.reset(seed)
+        first.append(float(policy.act(np.zeros(1, np.float32))[0]))
+    first = np.asarray(first)
+    positive = float((first > 0).mean())
+    print(f"\n{name}: fraction of + mode {positive:.2f}; first actions {np.round(first, 2)}")
+    assert 0.2 <= positive <= 0.8, f"{name} samples one mode only ({positive:.2f} positive)"
+    on_mode = (np.abs(first) > 0.35) & (np.abs(first) < 0.95)
+    assert on_mode.mean() >= 0.9, f"only {on_mode.mean():.2f} of {name}'s generated policies act on a mode: {first}"
