@@ -50,11 +50,13 @@ class Controller:
         self._output = np.empty(self.sizes[-1], np.float32)
         self._started = False
         self._relu = self.activation == "relu"
-        self._zero = np.float32(0.0)
+        # ReLU as np.maximum against a zero *array*: against a scalar (np.float32(0) or 0.0) NumPy
+        # converts the scalar on every call, which made each ReLU 4x slower than the layer's matmul.
+        self._zeros = [np.zeros(width, np.float32) for width in self.sizes[1:-1]]
         n, d = k * self.obs_dim, self.obs_dim
         # views made once: sliding the history is two copies, no slicing per step
         self._history_new, self._history_old, self._newest = self._input[: n - d], self._input[d:n], self._input[n - d : n]
-        self._hidden_plan: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._hidden_plan: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self._final: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @classmethod
@@ -94,8 +96,8 @@ class Controller:
         # (a hidden buffer's first `width` entries, or the action buffer).
         inputs = [self._input, *self._hidden]
         targets = [buffer[:-1] for buffer in self._hidden] + [self._output]
-        plan = list(zip(inputs, matrices, targets))
-        self._hidden_plan, self._final = plan[:-1], plan[-1]
+        self._hidden_plan = list(zip(inputs[:-1], matrices[:-1], targets[:-1], self._zeros))
+        self._final = (inputs[-1], matrices[-1], targets[-1])
 
     def reset(self) -> None:
         """Forget the observation history (a new episode)."""
@@ -111,10 +113,10 @@ class Controller:
         else:  # before k observations exist, the first one stands in for the missing ones
             self._input[:-1] = np.tile(np.asarray(obs, np.float32).reshape(self.obs_dim), self.obs_steps)
             self._started = True
-        for h, wb, out in self._hidden_plan:
+        for h, wb, out, zeros in self._hidden_plan:
             np.dot(h, wb, out=out)
             if self._relu:
-                np.maximum(out, self._zero, out=out)
+                np.maximum(out, zeros, out=out)
             elif self.activation == "tanh":
                 np.tanh(out, out=out)
             else:  # mish: x * tanh(softplus(x))
