@@ -165,7 +165,13 @@ def test_seed_and_method_filters_run_a_slice_and_refuse_unknown_values(tmp_path,
     assert (summary["cells_done"], counted["train"], counted["eval"]) == (2, 1, 2)  # lwd seed 1 at H 4 and 8
     cells = sorted(p.name for p in (tmp_path / "benchmarks/results/studies/tiny/cells").glob("*.json"))
     assert len(cells) == 2 and all(name.startswith("lwd-clean-s1-") for name in cells)
+    summary = run_study(spec, root=tmp_path, progress=False, only_seeds=[0], only_horizons=[8])
+    assert (summary["cells_done"], counted["train"], counted["eval"]) == (4, 3, 4)  # lwd s0 at H 8, and BC (no horizon)
+    h4 = [p.name for p in (tmp_path / "benchmarks/results/studies/tiny/cells").glob("lwd-clean-s0-H4-*.json")]
+    assert h4 == []
     with pytest.raises(ValueError, match="not seeds"):
         run_study(spec, root=tmp_path, progress=False, only_seeds=[7])
     with pytest.raises(ValueError, match="not data"):
         run_study(spec, root=tmp_path, progress=False, only_data=["recovery"])
+    with pytest.raises(ValueError, match="not horizons"):
+        run_study(spec, root=tmp_path, progress=False, only_horizons=[5])

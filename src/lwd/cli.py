@@ -336,7 +336,8 @@ def cmd_study(args: argparse.Namespace) -> None:
 
     summary = run_study(args.spec, jobs=args.jobs, dry_run=args.dry_run, only=args.only.split(",") if args.only else None,
                         only_seeds=[int(x) for x in args.seeds.split(",")] if args.seeds else None,
-                        only_data=args.data.split(",") if args.data else None)
+                        only_data=args.data.split(",") if args.data else None,
+                        only_horizons=[int(x) for x in args.horizons.split(",")] if args.horizons else None)
     if not args.dry_run and "rank" not in summary:
         print(f"study {summary['name']}: {summary['cells_done']} of {summary['cells_planned']} cells done -> "
               f"benchmarks/results/studies/{summary['name']}.json, .md, .png")
@@ -494,6 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--only", default=None, help="comma-separated method labels to run now (the rest wait for a later run)")
     s.add_argument("--seeds", default=None, help="comma-separated training seeds to run now, e.g. 0")
     s.add_argument("--data", default=None, help="comma-separated data names of the spec to run now, e.g. clean")
+    s.add_argument("--horizons", default=None, help="comma-separated horizons of the spec to run now, e.g. 32 "
+                   "(cells without a horizon, like BC's, always pass)")
     s.set_defaults(func=cmd_study)
 
     r = sub.add_parser("reconstruct", help="encode demos, decode their policies, replay them from the demos' starts")

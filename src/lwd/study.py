@@ -249,12 +249,13 @@ def missing_cells(spec: StudySpec, cells: list[StudyCell], root: Path) -> list[S
 
 def run_study(spec_path: str | Path, jobs: int = 1, root: str | Path = ".", progress: bool = True,
               dry_run: bool = False, only: list[str] | None = None, only_seeds: list[int] | None = None,
-              only_data: list[str] | None = None) -> dict[str, Any]:
+              only_data: list[str] | None = None, only_horizons: list[int] | None = None) -> dict[str, Any]:
     """Run the study's missing cells (training what they need), then write its JSON, table and plot.
 
-    `only`, `only_seeds`, `only_data`: run just the cells of these method labels, training seeds and
-    data sets now (a study can spread over invocations, e.g. seed 0 of everything first); the
-    summary covers every finished cell."""
+    `only`, `only_seeds`, `only_data`, `only_horizons`: run just the cells of these method labels,
+    training seeds, data sets and horizons now (a study can spread over invocations, e.g. seed 0 of
+    everything first, or the long-horizon cells on a second core); cells without a horizon (BC acts
+    every step) pass the horizon filter. The summary covers every finished cell."""
     from lwd.hardware import barrier, join_launch
     from lwd.outputs import check_writable
 
@@ -273,6 +274,9 @@ def run_study(spec_path: str | Path, jobs: int = 1, root: str | Path = ".", prog
     data_names = [d.name for d in spec.data]
     if only_data is not None and set(only_data) - set(data_names):
         raise ValueError(f"--data {sorted(set(only_data) - set(data_names))}: not data of study {spec.name} ({', '.join(data_names)})")
+    if only_horizons is not None and set(only_horizons) - set(spec.horizons):
+        raise ValueError(f"--horizons {sorted(set(only_horizons) - set(spec.horizons))}: not horizons of study {spec.name} "
+                         f"{list(spec.horizons)}")
     reusable = reusable_cells(spec, cells, root)
     if reusable and not dry_run and rank == 0:
         check_writable(_results_dir(spec, root), what="results folder", folder=True)
@@ -283,7 +287,8 @@ def run_study(spec_path: str | Path, jobs: int = 1, root: str | Path = ".", prog
               "with the same settings", flush=True)
     missing = [c for c in missing_cells(spec, cells, root) if c.key not in reusable]
     todo = [c for c in missing if (only is None or c.label in only) and (only_seeds is None or c.seed in only_seeds)
-            and (only_data is None or c.data in only_data)]
+            and (only_data is None or c.data in only_data)
+            and (only_horizons is None or c.horizon is None or c.horizon in only_horizons)]
     groups: dict[str, list[StudyCell]] = {}
     for cell in todo:
         groups.setdefault(cell.run_key, []).append(cell)
