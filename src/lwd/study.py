@@ -266,17 +266,10 @@ def run_study(spec_path: str | Path, jobs: int = 1, root: str | Path = ".", prog
         raise ValueError("under torchrun / accelerate launch the processes share each job; use --jobs 1")
     progress = progress and rank == 0
     cells = plan_study(spec)
-    labels = [m.label for m in spec.methods]
-    if only is not None and set(only) - set(labels):
-        raise ValueError(f"--only {sorted(set(only) - set(labels))}: not methods of study {spec.name} ({', '.join(labels)})")
-    if only_seeds is not None and set(only_seeds) - set(spec.seeds):
-        raise ValueError(f"--seeds {sorted(set(only_seeds) - set(spec.seeds))}: not seeds of study {spec.name} {list(spec.seeds)}")
-    data_names = [d.name for d in spec.data]
-    if only_data is not None and set(only_data) - set(data_names):
-        raise ValueError(f"--data {sorted(set(only_data) - set(data_names))}: not data of study {spec.name} ({', '.join(data_names)})")
-    if only_horizons is not None and set(only_horizons) - set(spec.horizons):
-        raise ValueError(f"--horizons {sorted(set(only_horizons) - set(spec.horizons))}: not horizons of study {spec.name} "
-                         f"{list(spec.horizons)}")
+    _check_slice("--only", only, [m.label for m in spec.methods], "methods", spec.name)
+    _check_slice("--seeds", only_seeds, spec.seeds, "seeds", spec.name)
+    _check_slice("--data", only_data, [d.name for d in spec.data], "data", spec.name)
+    _check_slice("--horizons", only_horizons, spec.horizons, "horizons", spec.name)
     reusable = reusable_cells(spec, cells, root)
     if reusable and not dry_run and rank == 0:
         check_writable(_results_dir(spec, root), what="results folder", folder=True)
@@ -318,6 +311,13 @@ def run_study(spec_path: str | Path, jobs: int = 1, root: str | Path = ".", prog
     if rank > 0:
         return {"name": spec.name, "rank": rank}  # rank 0 writes the summary
     return write_summary(spec, cells, root)
+
+
+def _check_slice(flag: str, asked: list[Any] | None, allowed: list[Any], what: str, study: str) -> None:
+    """Refuse a slice filter naming values the spec does not have (a typo would otherwise run nothing)."""
+    unknown = sorted(set(asked or ()) - set(allowed))
+    if unknown:
+        raise ValueError(f"{flag} {unknown}: not {what} of study {study} ({', '.join(map(str, allowed))})")
 
 
 def _make_data(spec: StudySpec, names: set[str], root: Path, progress: bool) -> None:
