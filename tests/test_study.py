@@ -152,6 +152,9 @@ def test_a_study_runs_under_torchrun_with_ranks_sharing_each_job(tmp_path):
     cells = [json.loads(p.read_text()) for p in (tmp_path / "benchmarks/results/studies/tiny/cells").glob("*.json")]
     assert len(cells) == 3 and all(c["episodes_run"] == 3 for c in cells)
     assert done.stdout.count("study tiny: 3 of 3 cells done") == 1  # reported once, by rank 0
+    # one line per trained run and per evaluated cell, from rank 0 only (2 runs: lwd and bc; 3 cells)
+    assert (done.stdout.count(": trained in "), done.stdout.count(" none: success ")) == (2, 3), done.stdout[-2000:]
+    assert "lwd clean seed 0: H = 8, none: success" in done.stdout
     log = json.loads(next((tmp_path / "runs/studies").glob("lwd-*/train_log.json")).read_text())
     assert log["hardware"]["processes"] == 2
 

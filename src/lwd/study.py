@@ -297,7 +297,7 @@ def run_study(spec_path: str | Path, jobs: int = 1, root: str | Path = ".", prog
             _make_data(spec, {c.data for c in todo}, root, progress)
         barrier()
         os.environ.setdefault("OMP_NUM_THREADS", "1")  # each worker one thread (inherited by spawned processes)
-        work = [(str(Path(spec_path).resolve()), str(root.resolve()), group) for group in groups.values()]
+        work = [(str(Path(spec_path).resolve()), str(root.resolve()), group, progress) for group in groups.values()]
         if jobs <= 1:
             for item in work:
                 _run_group(*item)
@@ -306,8 +306,10 @@ def run_study(spec_path: str | Path, jobs: int = 1, root: str | Path = ".", prog
 
             with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
                 futures = [pool.submit(_run_group, *item) for item in work]
-                for future in as_completed(futures):
+                for done, future in enumerate(as_completed(futures), 1):
                     future.result()
+                    if progress:
+                        print(f"study {spec.name}: {done}/{len(futures)} training run(s) finished", flush=True)
     if rank > 0:
         return {"name": spec.name, "rank": rank}  # rank 0 writes the summary
     return write_summary(spec, cells, root)
@@ -337,7 +339,7 @@ def _make_data(spec: StudySpec, names: set[str], root: Path, progress: bool) -> 
                       perturb=data.perturb, progress=progress).save(path)
 
 
-def _run_group(spec_path: str, root_text: str, cells: list[StudyCell]) -> None:
+def _run_group(spec_path: str, root_text: str, cells: list[StudyCell], progress: bool = True) -> None:
     """One job: train (or reuse, or resume) the cells' shared run, then evaluate each cell."""
     import torch
 
@@ -353,12 +355,16 @@ def _run_group(spec_path: str, root_text: str, cells: list[StudyCell]) -> None:
     first = cells[0]
     data = next(d for d in spec.data if d.name == first.data).location(spec.suite, root)
     run_dir = root / RUNS_ROOT / f"{first.method}-{first.run_key}"  # keyed by every training setting: shared across studies
+    job = f"{first.label} {first.data} seed {first.seed}"
     if (run_dir / "model.safetensors").exists():
         check_reuse(run_dir, first.method, first.preset, list(first.overrides), first.seed, list(first.train_overrides))
     else:
+        resume = (run_dir / "train_state").exists()
+        _say(progress and rank == 0, f"{job}: training {'(resuming) ' if resume else ''}in {run_dir}")
+        t0 = time.perf_counter()
         train_run(first.method, data, run_dir, preset=first.preset, overrides=list(first.overrides),
-                  train_overrides=list(first.train_overrides), seed=first.seed, resume=(run_dir / "train_state").exists(),
-                  progress=False)
+                  train_overrides=list(first.train_overrides), seed=first.seed, resume=resume, progress=False)
+        _say(progress and rank == 0, f"{job}: trained in {time.perf_counter() - t0:,.0f} s")
     log = json.loads((run_dir / "train_log.json").read_text())
     folder = _results_dir(spec, root) / "cells"
     for cell in cells:
@@ -388,6 +394,15 @@ def _run_group(spec_path: str, root_text: str, cells: list[StudyCell]) -> None:
         tmp = folder / f".{cell.file_name}.tmp"
         tmp.write_text(json.dumps(record, indent=1))
         os.replace(tmp, folder / cell.file_name)
+        horizon = "" if cell.horizon is None else f" H = {cell.horizon},"
+        _say(progress and rank == 0, f"{job}:{horizon} {cell.perturbation}: success {record['mean_success']:.2f} "
+                                     f"({record['successes']}/{record['episodes_run']}) in {record['seconds']:,.0f} s")
+
+
+def _say(show: bool, line: str) -> None:
+    """One progress line per milestone: jobs run in parallel processes, where progress bars would interleave."""
+    if show:
+        print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
 
 
 # ------------------------------------------------------------------------------ summary
