@@ -25,30 +25,47 @@ import torch
 
 
 def measure(model, episodes, lengths: list[int], stride: int) -> dict:
-    from lwd.data import SegmentDataset, WindowSpec
+    """Open-loop error per rollout length over windows starting every `stride` steps.
 
+    The model replays what the env executed (`executed_action` where the store has it, i.e. with
+    DART noise; the labels otherwise), and a window counts for length L only if its L transitions
+    stay inside the episode and none of them was a push (`pushed`): a push is not the action's
+    doing, so no dynamics model should predict it."""
+    from lwd.data.keys import ACTION, OBS
+
+    norm = model.normalizer
+    obs = norm.normalize(OBS, episodes.data[OBS])
+    executed = "executed_action" in episodes.data
+    actions = norm.normalize(ACTION, episodes.data["executed_action" if executed else ACTION])
+    pushed = episodes.data.get("pushed", np.zeros(len(obs), bool)).astype(bool)
     longest = max(lengths)
-    spec = WindowSpec(obs_steps=1, action_steps=longest + 1, with_states=True)
-    dataset = SegmentDataset(episodes, spec, model.normalizer, short_episodes="pad")
-    anchors = np.arange(0, len(dataset), stride)
+    starts, ends = np.concatenate([[0], episodes.episode_ends[:-1]]), episodes.episode_ends
+    anchors = np.concatenate([np.arange(a, b - 1, stride) for a, b in zip(starts, ends)])
+    episode_end = np.repeat(ends, [len(np.arange(a, b - 1, stride)) for a, b in zip(starts, ends)])
+    offsets = np.arange(longest + 1)
+    index = np.minimum(anchors[:, None] + offsets, episode_end[:, None] - 1)  # (W, L+1), clipped at the episode's end
+    inside = anchors[:, None] + offsets < episode_end[:, None]  # state j exists
+    clean = ~np.cumsum(pushed[index[:, :-1]] & inside[:, :-1], axis=1).astype(bool)  # no push in transitions < j
     errors = {length: [] for length in lengths}
     spread = []
     with torch.no_grad():
-        for chunk in np.array_split(anchors, max(1, len(anchors) // 512)):
-            batch = dataset.sample_batch(chunk)
-            states, actions, mask = batch["states"], batch["actions"], batch["mask"]
+        states_all, actions_all = torch.from_numpy(obs[index]), torch.from_numpy(actions[index])
+        for chunk in np.array_split(np.arange(len(anchors)), max(1, len(anchors) // 512)):
+            states, acts = states_all[chunk], actions_all[chunk]
             state = states[:, 0]
             for j in range(longest):
-                state, disagreement = model.world_model.step(state, actions[:, j])
+                state, disagreement = model.world_model.step(state, acts[:, j])
                 if j == 0:
                     spread.append(disagreement.numpy())
                 length = j + 1
                 if length in errors:
-                    valid = mask[:, : length + 1].prod(1).bool()
-                    errors[length].append(((state - states[:, length]) ** 2).mean(-1)[valid].numpy())
-    out = {"windows": int(len(anchors)), "disagreement_1": float(np.concatenate(spread).mean())}
+                    valid = inside[chunk, length] & clean[chunk, length - 1]
+                    errors[length].append(((state - states[:, length]) ** 2).mean(-1).numpy()[valid])
+    out = {"windows": int(len(anchors)), "actions": "executed" if executed else "labels",
+           "pushed_transitions": int(pushed.sum()), "disagreement_1": float(np.concatenate(spread).mean())}
     for length, parts in errors.items():
         values = np.concatenate(parts)
+        out[f"windows_{length}"] = int(values.size)
         out[f"mse_{length}"] = float(values.mean()) if values.size else None
         out[f"mse_{length}_median"] = float(np.median(values)) if values.size else None
         out[f"mse_{length}_p90"] = float(np.percentile(values, 90)) if values.size else None

@@ -286,6 +286,15 @@ def test_noise_injected_demos_carry_the_experts_clean_labels():
 
     data = collect_demos(suite, 1, dart_noise=0.1, keep_failures=True, progress=False, perturb="block-push:10:0.05")
     assert (data.attrs["dart_noise"], data.attrs["perturbation"]) == (0.1, "block-push:10:0.05")
+    # the store keeps what a dynamics model needs: executed actions beside the labels, and which
+    # transitions a push interrupted (the env's own push count, over 300 steps at p = 0.05)
+    steps = data.episode_ends[-1]
+    assert data.data["executed_action"].shape == data.data["action"].shape == (steps, 2)
+    assert np.abs(data.data["executed_action"] - data.data["action"]).mean() > 5.0
+    pushed = data.data["pushed"]
+    assert pushed.shape == (steps,) and 0 < pushed.sum() < steps
+    clean = collect_demos(suite, 1, keep_failures=True, progress=False)
+    assert "executed_action" not in clean.data and "pushed" not in clean.data
 
 
 def test_calibration_runs_the_expert_under_each_push_and_picks_the_largest_it_survives():

@@ -235,3 +235,41 @@ def test_a_setting_added_later_keeps_old_cache_keys_at_its_default():
     cfg = WARPDConfig()
     assert "assist_start_noise" in to_dict(cfg) and "assist_start_noise" not in key_dict(cfg)
     assert key_dict(dataclasses.replace(cfg, assist_start_noise=0.1))["assist_start_noise"] == 0.1
+
+
+def test_world_model_error_replays_executed_actions_and_skips_pushed_windows():
+    """benchmarks/world_model_error.py on data made with DART noise and pushes: a model with the true
+    dynamics must score zero, which it only does if the script replays what the env executed (not
+    the labels) and drops windows a push interrupted."""
+    import importlib.util
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "world_model_error.py"
+    spec = importlib.util.spec_from_file_location("world_model_error", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    rng = np.random.default_rng(0)
+    executed = rng.uniform(-1, 1, (40, 2)).astype(np.float32)
+    push = np.zeros(40, bool)
+    push[9] = True  # transition 9 -> 10 moved by a push
+    obs = np.zeros((40, 2), np.float32)
+    for t in range(39):
+        obs[t + 1] = obs[t] + executed[t] + (5.0 if push[t] else 0.0)
+    data = {"obs": obs, "action": executed + 0.5, "executed_action": executed, "pushed": push}
+    episodes = Episodes(data, np.array([20, 40]))
+    norm = MinMaxNormalizer.fit(data)
+
+    def step(state, action):  # the true dynamics, in the normaliser's units
+        raw = norm.unnormalize("obs", state.numpy()) + norm.unnormalize("action", action.numpy())
+        return torch.from_numpy(norm.normalize("obs", raw).astype(np.float32)), torch.zeros(len(state))
+
+    model = SimpleNamespace(normalizer=norm, world_model=SimpleNamespace(step=step))
+    out = script.measure(model, episodes, [1, 4], stride=1)
+    assert out["actions"] == "executed" and out["pushed_transitions"] == 1
+    assert out["mse_1"] < 1e-10 and out["mse_4"] < 1e-10
+    # windows of one transition: 19 per episode, less the pushed one; of 4: 16 per episode, less 4
+    assert (out["windows_1"], out["windows_4"]) == (37, 28)
+    labelled = Episodes({k: v for k, v in data.items() if k != "executed_action"}, np.array([20, 40]))
+    assert script.measure(model, labelled, [1], stride=1)["mse_1"] > 1e-3  # the labels are not what moved the env

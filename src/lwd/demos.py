@@ -11,7 +11,10 @@ state visited (its clean action is what is recorded):
   noise of std `dart_noise` x (action range / 2), drawn from the episode seed;
 - `perturb`: a named perturbation (e.g. `object-push:1:0.05`) acts during the demonstrations,
   and the expert's recoveries from it are kept.
-The dataset's attributes record both, so a dataset says how it was made.
+The dataset's attributes record both, so a dataset says how it was made. Per step the store
+also keeps what a dynamics model (WARPD's world model, `benchmarks/world_model_error.py`) needs
+beyond the labels: `executed_action` (with DART noise: what the env actually executed) and
+`pushed` (with a push perturbation: the object was displaced during that transition).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ class ExpertRollout:
     """Simulator state at each obs, when the env reports one (robomimic HDF5 export needs it)."""
     executed: list[np.ndarray] = field(default_factory=list)
     """Actions the env executed, when they differ from the labels (DART noise)."""
+    pushed: list[bool] = field(default_factory=list)
+    """Per step, whether a perturbation pushed the object during that transition (push perturbations only)."""
     success: bool = False
     max_score: float | None = None
     last_info: dict[str, Any] = field(default_factory=dict)
@@ -71,6 +76,8 @@ def rollout_expert(env: gym.Env, expert: Expert, seed: int, max_steps: int, dart
             executed = np.clip(noisy, space.low, space.high).astype(np.asarray(action).dtype)
             run.executed.append(executed)
         obs, _, terminated, truncated, info = env.step(executed)
+        if "pushed" in info:
+            run.pushed.append(bool(info["pushed"]))
         run.success = run.success or bool(info.get("success", False))
         if run.max_score is not None:
             run.max_score = max(run.max_score, info["score"])
@@ -127,6 +134,12 @@ def collect_demos(
                 }
                 if len(run.sim_states) == run.steps:
                     episode["sim_state"] = np.stack(run.sim_states)
+                # what a dynamics model needs beyond the labels: obs[t+1] followed from executed_action[t],
+                # not action[t], and from no action at all where pushed[t]
+                if run.executed:
+                    episode["executed_action"] = np.asarray(run.executed, np.float32)
+                if len(run.pushed) == run.steps:
+                    episode["pushed"] = np.asarray(run.pushed, np.bool_)
                 kept.append(episode)
                 seeds.append(seed)
                 n_kept += 1

@@ -92,10 +92,13 @@ class ObjectPush(_SeededWrapper):
         return super().reset(seed=seed, options=options)
 
     def step(self, action: np.ndarray) -> Any:
-        if self._rng.random() < self.probability:
+        pushed = self._rng.random() < self.probability
+        if pushed:
             self.env.unwrapped.push_object(self._rng, self.magnitude)
             self.pushes += 1
-        return self.env.step(action)
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        info["pushed"] = bool(pushed)  # this transition was not the action's doing (demos record it)
+        return obs, reward, terminated, truncated, info
 
 
 PERTURBATIONS: dict[str, Callable[..., gym.Env]] = {
