@@ -40,8 +40,9 @@ def measure(model, episodes, lengths: list[int], stride: int) -> dict:
     pushed = episodes.data.get("pushed", np.zeros(len(obs), bool)).astype(bool)
     longest = max(lengths)
     starts, ends = np.concatenate([[0], episodes.episode_ends[:-1]]), episodes.episode_ends
-    anchors = np.concatenate([np.arange(a, b - 1, stride) for a, b in zip(starts, ends)])
-    episode_end = np.repeat(ends, [len(np.arange(a, b - 1, stride)) for a, b in zip(starts, ends)])
+    per_episode = [np.arange(a, b - 1, stride) for a, b in zip(starts, ends)]
+    anchors = np.concatenate(per_episode)
+    episode_end = np.repeat(ends, [len(x) for x in per_episode])
     offsets = np.arange(longest + 1)
     index = np.minimum(anchors[:, None] + offsets, episode_end[:, None] - 1)  # (W, L+1), clipped at the episode's end
     inside = anchors[:, None] + offsets < episode_end[:, None]  # state j exists
