@@ -214,3 +214,42 @@ def test_short_episodes_can_be_padded_or_dropped_instead_of_refused():
     assert len(dropped) == 22 and dropped.dropped_episodes == 1
     with pytest.raises(ValueError, match="short_episodes"):
         SegmentDataset(episodes, spec, short_episodes="ignore")
+
+
+def test_dynamics_windows_carry_the_executed_actions_and_the_push_flags():
+    """With DART noise the label is not what moved the state; a push moved it without any action.
+    `with_dynamics` windows say both, aligned with the action steps and zero on padding."""
+    episodes = counting_episodes([4, 5])
+    executed = episodes.data["action"] + 0.5
+    pushed = np.zeros(episodes.num_steps, np.bool_)
+    pushed[[1, 6]] = True
+    episodes = Episodes(data={**episodes.data, "executed_action": executed, "pushed": pushed},
+                        episode_ends=episodes.episode_ends, attrs={"dart_noise": 0.1, "perturbation": "object-push:3:0.05"})
+    dataset = SegmentDataset(episodes, WindowSpec(obs_steps=1, action_steps=3, with_dynamics=True))
+    batch = dataset.sample_batch(np.array([0, 3, 5]))
+    np.testing.assert_array_equal(batch["driving_actions"][0, :, 0].numpy(), [0.5, -0.5, -1.5])
+    np.testing.assert_array_equal(batch["actions"][0, :, 0].numpy(), [0.0, -1.0, -2.0])  # labels unchanged
+    np.testing.assert_array_equal(batch["unpushed"].numpy(), [[1, 0, 1], [1, 0, 0], [1, 0, 1]])
+    assert "driving_actions" not in SegmentDataset(episodes, WindowSpec(obs_steps=1, action_steps=3)).sample_batch(np.array([0]))
+
+    normalizer = MinMaxNormalizer.fit(episodes.data)
+    normed = SegmentDataset(episodes, WindowSpec(obs_steps=1, action_steps=3, with_dynamics=True), normalizer)
+    expected = normalizer.normalize("action", executed[:3])
+    np.testing.assert_allclose(normed.sample_batch(np.array([0]))["driving_actions"][0].numpy(), expected)
+
+
+def test_dynamics_windows_fall_back_to_labels_on_clean_demos_and_refuse_old_noisy_ones():
+    clean = counting_episodes([4, 5])
+    batch = SegmentDataset(clean, WindowSpec(obs_steps=1, action_steps=3, with_dynamics=True)).sample_batch(np.arange(9))
+    torch.testing.assert_close(batch["driving_actions"], batch["actions"])
+    torch.testing.assert_close(batch["unpushed"], batch["mask"])
+    for attrs, missing in (({"dart_noise": 0.1, "perturbation": "none"}, "executed_action"),
+                           ({"dart_noise": 0.0, "perturbation": "object-push:3:0.05"}, "pushed")):
+        old = Episodes(data=dict(clean.data), episode_ends=clean.episode_ends, attrs=attrs)
+        with pytest.raises(DatasetError, match=missing):
+            SegmentDataset(old, WindowSpec(obs_steps=1, action_steps=3, with_dynamics=True))
+        SegmentDataset(old, WindowSpec(obs_steps=1, action_steps=3))  # policies train on labels: fine
+    wrong = Episodes(data={**clean.data, "executed_action": np.zeros((clean.num_steps, 2), np.float32)},
+                     episode_ends=clean.episode_ends)
+    with pytest.raises(DatasetError, match="same steps"):
+        SegmentDataset(wrong, WindowSpec(obs_steps=1, action_steps=3, with_dynamics=True))

@@ -273,3 +273,56 @@ def test_world_model_error_replays_executed_actions_and_skips_pushed_windows():
     assert (out["windows_1"], out["windows_4"]) == (37, 28)
     labelled = Episodes({k: v for k, v in data.items() if k != "executed_action"}, np.array([20, 40]))
     assert script.measure(model, labelled, [1], stride=1)["mse_1"] > 1e-3  # the labels are not what moved the env
+
+
+def _recorded(episodes: Episodes, executed: np.ndarray, pushed: np.ndarray, obs: np.ndarray | None = None) -> Episodes:
+    """`episodes` as `lwd demos` writes recovery data: executed actions and push flags per step."""
+    data = {**episodes.data, "executed_action": executed, "pushed": pushed}
+    if obs is not None:
+        data["obs"] = obs
+    return Episodes(data=data, episode_ends=episodes.episode_ends,
+                    attrs={**episodes.attrs, "dart_noise": 0.1, "perturbation": "object-push:3:0.05"})
+
+
+def test_world_model_fits_the_executed_actions_and_never_a_pushed_transition():
+    """The world model's loss reads the executed actions, not the labels, and no transition a push
+    interrupted: changing what a push did leaves it unchanged, changing an unpushed step does not."""
+    model, episodes, _ = _model()
+    rng = np.random.default_rng(1)
+    executed = (episodes.data["action"] + rng.normal(scale=0.1, size=episodes.data["action"].shape)).astype(np.float32)
+    pushed = np.zeros(episodes.num_steps, np.bool_)
+    between = np.arange(3, episodes.num_steps - 2, 5)  # the states between two pushed transitions
+    pushed[between - 1] = pushed[between] = True
+    moved = episodes.data["obs"].copy()
+    moved[between] += 0.7
+
+    def wm_loss(eps: Episodes) -> float:
+        stage = next(s for s in model.stages(TRAIN, eps) if s.name == "world_model")
+        return float(stage.loss(stage.sample_batch(np.random.default_rng(0)))[0].detach())
+
+    base = wm_loss(_recorded(episodes, executed, pushed))
+    relabelled = Episodes(data={**episodes.data, "action": -episodes.data["action"]}, episode_ends=episodes.episode_ends,
+                          attrs=episodes.attrs)
+    assert wm_loss(_recorded(relabelled, executed, pushed)) == base
+    assert wm_loss(_recorded(episodes, executed, pushed, obs=moved)) == base
+    assert wm_loss(_recorded(episodes, executed + 0.3, pushed)) != base
+    assert wm_loss(_recorded(episodes, executed, np.zeros_like(pushed), obs=moved)) != wm_loss(
+        _recorded(episodes, executed, np.zeros_like(pushed)))
+
+
+def test_imagined_steps_after_a_push_do_not_count():
+    """An imagined rollout cannot be pushed: demonstrated states after a push are no target for it."""
+    model, episodes, _ = _model(dataclasses.replace(TINY, assist_target="both"))
+    rng = np.random.default_rng(2)
+    executed = episodes.data["action"].copy()
+    pushed = rng.random(episodes.num_steps) < 0.3
+    dataset = model.segment_dataset(_recorded(episodes, executed, pushed), with_dynamics=True)
+    batch = dataset.sample_batch(np.arange(0, len(dataset), 3))
+    theta = model.vae.decoder(torch.zeros(1, TINY.latent_dim)).expand(batch["states"].shape[0], -1).detach()
+
+    reachable = torch.cat([torch.ones_like(batch["mask"][:, :1]), batch["unpushed"][:, :-1].cumprod(1)], dim=1)
+    assert 0 < float(reachable.mean()) < float(batch["mask"].mean())  # some steps follow a push, some do not
+    without_dynamics = {k: v for k, v in batch.items() if k not in ("driving_actions", "unpushed")}
+    truncated = {**without_dynamics, "mask": batch["mask"] * reachable}
+    torch.testing.assert_close(model.assist_loss(theta, batch), model.assist_loss(theta, truncated))
+    assert not torch.allclose(model.assist_loss(theta, batch), model.assist_loss(theta, without_dynamics))

@@ -13,11 +13,14 @@ import torch
 
 from lwd.data.episodes import Episodes
 from lwd.data.errors import DatasetError
-from lwd.data.keys import ACTION, ACTIONS, MASK, OBS, OBS_HISTORY, STATES, TASK
+from lwd.data.keys import (ACTION, ACTIONS, DRIVING_ACTIONS, EXECUTED_ACTION, MASK, OBS, OBS_HISTORY, PUSHED, STATES,
+                           TASK, UNPUSHED)
 from lwd.data.normalize import MinMaxNormalizer
 
 
 SHORT_EPISODE_POLICIES = ("error", "pad", "drop")
+PUSHES = ("object-push", "block-push")
+"""The perturbations of `lwd.envs.perturb` that move the scene themselves (their demos record `pushed`)."""
 
 
 @dataclass(frozen=True)
@@ -32,12 +35,18 @@ class WindowSpec:
             first observed step).
         with_states: also return the obs at the action steps ("states"), which LWD's
             behaviour-cloning loss feeds to the generated policy.
+        with_dynamics: also return what a dynamics model fits at the action steps: the action the
+            env executed ("driving_actions": `executed_action` where the demos recorded DART noise,
+            else the label) and whether the step's transition was the action's doing alone
+            ("unpushed": 0 where `pushed` says a push moved the object too). Labels are what a
+            policy should imitate; they are not what moved the state on noise-injected demos.
     """
 
     obs_steps: int
     action_steps: int
     action_offset: int = 0
     with_states: bool = True
+    with_dynamics: bool = False
 
     def __post_init__(self) -> None:
         for name in ("obs_steps", "action_steps", "action_offset"):
@@ -130,6 +139,31 @@ class SegmentDataset(torch.utils.data.Dataset):
         task = episodes.data.get(TASK)
         self._task_np = None if task is None else np.asarray(task, dtype=np.int64)  # (N,) int64 or None
         self._task = None if task is None else torch.from_numpy(self._task_np)
+        self._driving = self._unpushed = None
+        if spec.with_dynamics:
+            executed, pushed = episodes.data.get(EXECUTED_ACTION), episodes.data.get(PUSHED)
+            noisy = float(episodes.attrs.get("dart_noise") or 0.0) > 0
+            perturbed = str(episodes.attrs.get("perturbation") or "none").split(":")[0] in PUSHES
+            missing = [key for key, needed in ((EXECUTED_ACTION, noisy and executed is None),
+                                               (PUSHED, perturbed and pushed is None)) if needed]
+            if missing:
+                raise DatasetError(
+                    f"these demos were made with dart_noise {episodes.attrs.get('dart_noise')} and perturbation "
+                    f"{episodes.attrs.get('perturbation')} but do not record {missing}, so a dynamics model would "
+                    "fit the labels and the pushes; remake them with this lwd's `lwd demos` (the same seeds give "
+                    "the same demos, plus these keys)")
+            if executed is not None and executed.shape != episodes.data[ACTION].shape:
+                raise DatasetError(f"'{EXECUTED_ACTION}' has shape {executed.shape} but '{ACTION}' has "
+                                   f"{episodes.data[ACTION].shape}: they must describe the same steps")
+            if pushed is not None and (pushed.ndim != 1 or pushed.dtype.kind not in "bui"):
+                raise DatasetError(f"'{PUSHED}' must be one flag per step (N,), got dtype {pushed.dtype} shape {pushed.shape}")
+            if executed is None:
+                self._driving = self._action  # the labels were executed as they are
+            else:
+                executed = normalizer.normalize(ACTION, executed) if normalizer is not None else executed
+                self._driving = torch.from_numpy(np.ascontiguousarray(executed, dtype=np.float32))
+            unpushed = np.ones(len(obs), np.float32) if pushed is None else (np.asarray(pushed) == 0).astype(np.float32)
+            self._unpushed = torch.from_numpy(unpushed)
 
         # Per-anchor bounds; anchor n is global step n.
         self._anchor_episode = np.repeat(np.arange(episodes.num_episodes), episodes.lengths)  # (N,)
@@ -148,8 +182,9 @@ class SegmentDataset(torch.utils.data.Dataset):
         device = torch.device(device)
         for name in ("_obs", "_action", "_first", "_last", "_obs_offsets", "_action_offsets"):
             setattr(self, name, getattr(self, name).to(device))
-        if self._task is not None:
-            self._task = self._task.to(device)
+        for name in ("_task", "_driving", "_unpushed"):
+            if getattr(self, name) is not None:
+                setattr(self, name, getattr(self, name).to(device))
         return self
 
     def __len__(self) -> int:
@@ -185,7 +220,9 @@ class SegmentDataset(torch.utils.data.Dataset):
         """Gather B windows at once; same content as stacking ``self[i]`` for i in ``indices``.
 
         Returns obs_history (B, To, Do), actions (B, H, Da), states (B, H, Do) when
-        ``spec.with_states``, mask (B, H) float32, and task (B,) int64 when present.
+        ``spec.with_states``, mask (B, H) float32, task (B,) int64 when present, and with
+        ``spec.with_dynamics`` driving_actions (B, H, Da) and unpushed (B, H) float32 (padding
+        steps: 0, like the mask).
         """
         anchors = np.asarray(indices, dtype=np.int64).reshape(-1)  # (B,)
         if anchors.size and (anchors.min() < 0 or anchors.max() >= len(self)):
@@ -210,4 +247,7 @@ class SegmentDataset(torch.utils.data.Dataset):
             batch[STATES] = self._obs[action_idx]  # (B, H, Do)
         if self._task is not None:
             batch[TASK] = self._task[index]  # (B,)
+        if self._driving is not None:
+            batch[DRIVING_ACTIONS] = self._driving[action_idx]  # (B, H, Da)
+            batch[UNPUSHED] = self._unpushed[action_idx] * batch[MASK]  # (B, H)
         return batch

@@ -135,8 +135,11 @@ class LWD(Method):
         return z * self.latent_std + self.latent_mean
 
     # ----------------------------------------------------------------- training
-    def segment_dataset(self, episodes: Episodes, short_episodes: str = "error") -> SegmentDataset:
-        spec = WindowSpec(obs_steps=self.cfg.obs_steps, action_steps=self.cfg.horizon, action_offset=0, with_states=True)
+    def segment_dataset(self, episodes: Episodes, short_episodes: str = "error",
+                        with_dynamics: bool = False) -> SegmentDataset:
+        """Windows of To observations ending at each anchor and the H steps from it (see WindowSpec)."""
+        spec = WindowSpec(obs_steps=self.cfg.obs_steps, action_steps=self.cfg.horizon, action_offset=0,
+                          with_states=True, with_dynamics=with_dynamics)
         # Whole-episode segments may be shorter than H (the rest is masked).
         if self.cfg.segment_starts == "episode":
             short_episodes = "pad"

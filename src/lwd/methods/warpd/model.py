@@ -22,6 +22,14 @@ theta = D(z):
     lambda(n) = assist_weight * min(1, n / assist_warmup), n counting VAE loss evaluations
     W  = one-step MSE of every ensemble member on the segment's transitions (joint mode only)
 
+The world model fits what moved the state: on DART demos the executed (noisy) actions, not the
+labels, and never a transition during which a push moved the object (`lwd demos` records both;
+demos made with noise or pushes but without these records are refused). For the same reason
+imagined step j counts in A only while no push happened before it in the segment (m_j is then 0):
+an imagined rollout cannot be pushed, so the demonstrated s_j after a push is not a state it
+should reach. On DART demos s_j itself followed from noisy actions, so the state term pulls the
+imagined path toward the noisy one; the action term compares with the clean labels.
+
 Gradients of A reach the decoder (and encoder) through the policy at every imagined step and
 through the model's input, never into the model's weights (`DynamicsEnsemble.frozen_stepper`):
 the model is fitted to the data, not to the policy. In 'pretrain' mode the world model has a stage
@@ -39,7 +47,7 @@ import torch
 
 from lwd.config import DataInfo, TrainConfig
 from lwd.data import Episodes, MinMaxNormalizer, SegmentDataset, WindowSpec
-from lwd.data.keys import ACTIONS, MASK, OBS_HISTORY, STATES, TASK
+from lwd.data.keys import ACTIONS, DRIVING_ACTIONS, MASK, OBS_HISTORY, STATES, TASK, UNPUSHED
 from lwd.methods.base import Stage, register_method
 from lwd.methods.lwd.model import LWD, policy_inputs
 from lwd.methods.lwd.target_mlp import batched_mlp_forward
@@ -76,6 +84,8 @@ class WARPD(LWD):
             state = state + cfg.assist_start_noise * torch.randn_like(state)
             window = torch.cat([window[:, :-1], state[:, None]], dim=1)
         weight = torch.ones_like(mask[:, 0])
+        if UNPUSHED in batch:  # step j is reachable while no push moved the scene on steps 0..j-1
+            mask = mask * torch.cat([torch.ones_like(mask[:, :1]), batch[UNPUSHED][:, :-1].cumprod(1)], dim=1)
         use_state, use_action = cfg.assist_target in ("state", "both"), cfg.assist_target in ("action", "both")
         step = self.world_model.frozen_stepper()  # the model's weights, detached, stacked once per rollout
         policy = self.target.unflatten(theta)  # split once: K + 1 forwards share it
@@ -116,7 +126,8 @@ class WARPD(LWD):
         loss = bc + cfg.kl_weight * kl + cfg.assist_weight * ramp * assist
         metrics = {"bc_mse": bc.detach(), "kl": kl.detach(), "assist": assist.detach()}
         if cfg.wm_mode == "joint":
-            wm = self.world_model.transition_loss(states, actions, mask * batch[WM_ROWS][:, None])
+            wm = self.world_model.transition_loss(states, batch[DRIVING_ACTIONS], mask * batch[WM_ROWS][:, None],
+                                                  batch[UNPUSHED])
             loss = loss + wm
             metrics["wm_mse"] = wm.detach()
         if self.training:
@@ -126,7 +137,8 @@ class WARPD(LWD):
     # ----------------------------------------------------------------- training
     def stages(self, train_cfg: TrainConfig, episodes: Episodes) -> list[Stage]:
         cfg = self.cfg
-        dataset = self.segment_dataset(episodes, train_cfg.short_episodes).to(self.device)
+        # LWD's windows plus what the world model fits (executed actions, push flags)
+        dataset = self.segment_dataset(episodes, train_cfg.short_episodes, with_dynamics=True).to(self.device)
         starts = self.segment_starts(episodes, dataset)
         held_out = self._held_out_episodes(episodes, train_cfg.seed)
         learn_rows = torch.from_numpy((~np.isin(dataset.anchor_episodes, held_out)).astype(np.float32)).to(self.device)
@@ -145,12 +157,12 @@ class WARPD(LWD):
             return batch_from(learn_starts[rng.integers(len(learn_starts), size=train_cfg.batch_size)])
 
         def wm_loss(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-            loss = self.world_model.transition_loss(batch[STATES], batch[ACTIONS], batch[MASK])
+            loss = self.world_model.transition_loss(batch[STATES], batch[DRIVING_ACTIONS], batch[MASK], batch[UNPUSHED])
             return loss, {"wm_mse": loss.detach()}
 
         def report() -> dict[str, float]:
-            errors = self.world_model.rollout_errors(validation[STATES], validation[ACTIONS], validation[MASK],
-                                                     tuple(sorted({1, 4, 16, cfg.horizon})))
+            errors = self.world_model.rollout_errors(validation[STATES], validation[DRIVING_ACTIONS], validation[MASK],
+                                                     tuple(sorted({1, 4, 16, cfg.horizon})), validation[UNPUSHED])
             return {f"wm_rollout_mse_{length}": value for length, value in errors.items()} | {
                 "wm_validation_episodes": int(held_out.size) or int(episodes.num_episodes),
                 "wm_validation_held_out": bool(held_out.size)}
@@ -178,7 +190,8 @@ class WARPD(LWD):
     def _validation_batch(self, episodes: Episodes, chosen: np.ndarray) -> dict[str, torch.Tensor]:
         """Windows of H+1 steps from the start of every validation episode (shorter episodes: masked)."""
         longest = int(episodes.lengths[chosen].max())
-        spec = WindowSpec(obs_steps=1, action_steps=max(2, min(self.cfg.horizon + 1, longest)), with_states=True)
+        spec = WindowSpec(obs_steps=1, action_steps=max(2, min(self.cfg.horizon + 1, longest)), with_states=True,
+                          with_dynamics=True)
         dataset = SegmentDataset(episodes.select(chosen), spec, self.normalizer, short_episodes="pad").to(self.device)
         starts = np.asarray(dataset.episodes.episode_starts, dtype=np.int64)
         return dataset.sample_batch(starts)

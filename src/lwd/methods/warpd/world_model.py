@@ -87,23 +87,31 @@ class DynamicsEnsemble(nn.Module):
         state (B, Do), action (B, Da). Imagined rollouts use `frozen_stepper` instead."""
         return self.step_stacked(self.stacked(), state, action)
 
-    def transition_loss(self, states: torch.Tensor, actions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def transition_loss(self, states: torch.Tensor, actions: torch.Tensor, mask: torch.Tensor,
+                        unpushed: torch.Tensor | None = None) -> torch.Tensor:
         """One-step MSE of every member on the transitions inside segments.
 
-        states (B, H, Do), actions (B, H, Da), mask (B, H): step j -> j+1 counts when both are real."""
+        states (B, H, Do), actions (B, H, Da): the actions that drove each step (executed, not the
+        labels, on noise-injected demos), mask (B, H): step j -> j+1 counts when both are real and,
+        given `unpushed` (B, H), when no push moved the scene during it (no model of the robot's
+        dynamics can predict a push)."""
         pred = self(states[:, :-1], actions[:, :-1])  # (M, B, H-1, Do)
         target = states[:, 1:] - states[:, :-1]  # (B, H-1, Do)
         valid = mask[:, :-1] * mask[:, 1:]  # (B, H-1)
+        if unpushed is not None:
+            valid = valid * unpushed[:, :-1]
         sq = ((pred - target) ** 2).mean(-1)  # (M, B, H-1)
         return (sq * valid).sum() / (valid.sum().clamp_min(1.0) * len(self.members))
 
     @torch.no_grad()
     def rollout_errors(self, states: torch.Tensor, actions: torch.Tensor, mask: torch.Tensor,
-                       lengths: tuple[int, ...]) -> dict[int, float]:
+                       lengths: tuple[int, ...], unpushed: torch.Tensor | None = None) -> dict[int, float]:
         """Open-loop error against demonstrations: from each segment's first state, replay its actions
-        through the model and compare the state L steps later (MSE in normalised units), for each L.
+        (those that drove the steps, as in `transition_loss`) through the model and compare the state
+        L steps later (MSE in normalised units), for each L.
 
-        Only segments whose first L+1 steps are all real count for length L."""
+        Only segments whose first L+1 steps are all real, and (given `unpushed`) whose first L
+        transitions no push interrupted, count for length L."""
         out: dict[int, float] = {}
         state = states[:, 0]
         horizon = states.shape[1]
@@ -114,6 +122,8 @@ class DynamicsEnsemble(nn.Module):
         for length in lengths:
             if 1 <= length < horizon:
                 valid = mask[:, : length + 1].prod(1)  # (B,)
+                if unpushed is not None:
+                    valid = valid * unpushed[:, :length].prod(1)
                 if valid.sum() > 0:
                     out[length] = float((errors[length - 1] * valid).sum() / valid.sum())
         return out
