@@ -11,7 +11,11 @@ state L steps later (MSE in the run's normalised units, the units of the assiste
 trained on clean demos and measured on demos with pushes and recoveries shows how far its
 imagined rollouts can be trusted off the states it learnt from, which is where WARPD's assisted
 loss would have to help. "disagreement" is the members' spread after one step, the quantity that
-`assist_gate` weighs by.
+`assist_gate` weighs by (always in the run's own units).
+
+Two runs trained on different data have different normalisers, so their errors are in different
+units; `--units OTHER_RUN` reports the errors in OTHER_RUN's normalised units instead, so that a
+model trained on recovery demos and one trained on clean demos compare on the same scale.
 """
 
 from __future__ import annotations
@@ -24,16 +28,20 @@ import numpy as np
 import torch
 
 
-def measure(model, episodes, lengths: list[int], stride: int) -> dict:
+def measure(model, episodes, lengths: list[int], stride: int, units=None) -> dict:
     """Open-loop error per rollout length over windows starting every `stride` steps.
 
     The model replays what the env executed (`executed_action` where the store has it, i.e. with
     DART noise; the labels otherwise), and a window counts for length L only if its L transitions
     stay inside the episode and none of them was a push (`pushed`): a push is not the action's
-    doing, so no dynamics model should predict it."""
+    doing, so no dynamics model should predict it. `units`: a normaliser to express the errors in
+    (default: the model's own)."""
     from lwd.data.keys import ACTION, OBS
 
     norm = model.normalizer
+    # the model's units -> raw -> `units`: a per-dimension factor on every state error
+    scale = 1.0 if units is None else torch.from_numpy(
+        (norm.affine(OBS, inverse=True)[0] * units.affine(OBS)[0]).astype(np.float32))
     obs = norm.normalize(OBS, episodes.data[OBS])
     executed = "executed_action" in episodes.data
     actions = norm.normalize(ACTION, episodes.data["executed_action" if executed else ACTION])
@@ -61,7 +69,7 @@ def measure(model, episodes, lengths: list[int], stride: int) -> dict:
                 length = j + 1
                 if length in errors:
                     valid = inside[chunk, length] & clean[chunk, length - 1]
-                    errors[length].append(((state - states[:, length]) ** 2).mean(-1).numpy()[valid])
+                    errors[length].append((((state - states[:, length]) * scale) ** 2).mean(-1).numpy()[valid])
     out = {"windows": int(len(anchors)), "actions": "executed" if executed else "labels",
            "pushed_transitions": int(pushed.sum()), "disagreement_1": float(np.concatenate(spread).mean())}
     for length, parts in errors.items():
@@ -83,6 +91,7 @@ def main() -> None:
     p.add_argument("--data", required=True, help="NAME=STORE[,NAME=STORE...] episode stores to measure on")
     p.add_argument("--lengths", default="1,4,8,16")
     p.add_argument("--stride", type=int, default=4, help="steps between window starts")
+    p.add_argument("--units", help="report errors in this run's normalised units (default: the measured run's)")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -90,11 +99,12 @@ def main() -> None:
     if getattr(model, "world_model", None) is None:
         raise SystemExit(f"{args.run} is a {model.name} run; this measures WARPD's world model")
     lengths = sorted({int(x) for x in args.lengths.split(",")})
-    result = {"run": args.run, "lengths": lengths, "stride": args.stride, "reports": json.loads(
+    units = None if args.units is None else load_model(args.units).normalizer
+    result = {"run": args.run, "units": args.units or args.run, "lengths": lengths, "stride": args.stride, "reports": json.loads(
         (Path(args.run) / "train_log.json").read_text()).get("reports", {}), "data": {}}
     for item in args.data.split(","):
         name, _, store = item.partition("=")
-        result["data"][name] = {"store": store, **measure(model, Episodes.load(store), lengths, args.stride)}
+        result["data"][name] = {"store": store, **measure(model, Episodes.load(store), lengths, args.stride, units)}
         row = result["data"][name]
         print(f"{name:10s} windows {row['windows']:6d}  disagreement {row['disagreement_1']:.4f}  "
               + "  ".join(f"mse@{n} {row[f'mse_{n}']:.4g} (median {row[f'mse_{n}_median']:.4g})" for n in lengths

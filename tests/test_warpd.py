@@ -272,7 +272,11 @@ def test_world_model_error_replays_executed_actions_and_skips_pushed_windows():
     # windows of one transition: 19 per episode, less the pushed one; of 4: 16 per episode, less 4
     assert (out["windows_1"], out["windows_4"]) == (37, 28)
     labelled = Episodes({k: v for k, v in data.items() if k != "executed_action"}, np.array([20, 40]))
-    assert script.measure(model, labelled, [1], stride=1)["mse_1"] > 1e-3  # the labels are not what moved the env
+    wrong = script.measure(model, labelled, [1], stride=1)["mse_1"]
+    assert wrong > 1e-3  # the labels are not what moved the env
+    # in the units of a run whose states span twice the range: errors a quarter as large
+    wider = MinMaxNormalizer.fit({"obs": 2 * obs, "action": executed})
+    assert script.measure(model, labelled, [1], stride=1, units=wider)["mse_1"] == pytest.approx(wrong / 4, rel=1e-5)
 
 
 def _recorded(episodes: Episodes, executed: np.ndarray, pushed: np.ndarray, obs: np.ndarray | None = None) -> Episodes:
