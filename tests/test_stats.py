@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lwd.stats import across_seeds, success_interval, wilson
+from lwd.stats import across_seeds, apart_in_every_seed, success_interval, wilson
 
 
 def test_wilson_matches_textbook_values():
@@ -35,3 +35,15 @@ def test_cell_interval_uses_seeds_when_there_are_several_and_separation_is_non_o
     assert (agreeing.low, agreeing.high) == pytest.approx((wilson(147, 150).low, wilson(147, 150).high))
     assert wilson(45, 50).separated_from(wilson(20, 50))
     assert not wilson(45, 50).separated_from(wilson(40, 50))
+
+
+def test_apart_in_every_seed_needs_every_seed_ordered_and_pooled_episodes_separated():
+    # PushT, LWD vs WARPD under pushes at H = 16 (2 seeds): 17 + 14 of 100 against 2 + 3 of 100.
+    lwd, warpd = [(17, 50), (14, 50)], [(2, 50), (3, 50)]
+    assert not success_interval(lwd).separated_from(success_interval(warpd))  # t with 1 df: [0, 1]-wide
+    assert apart_in_every_seed(lwd, warpd) and not apart_in_every_seed(warpd, lwd)
+    # one seed of the better method falls below one of the other: not apart, however large the pooled gap
+    assert not apart_in_every_seed([(40, 50), (40, 50), (5, 50)], [(6, 50), (6, 50), (6, 50)])
+    # ordered in every seed but too few episodes for the pooled intervals to separate
+    assert not apart_in_every_seed([(6, 10), (7, 10)], [(4, 10), (5, 10)])
+    assert not apart_in_every_seed([], warpd)

@@ -178,3 +178,24 @@ def test_seed_and_method_filters_run_a_slice_and_refuse_unknown_values(tmp_path,
         run_study(spec, root=tmp_path, progress=False, only_data=["recovery"])
     with pytest.raises(ValueError, match="not horizons"):
         run_study(spec, root=tmp_path, progress=False, only_horizons=[5])
+
+
+def test_tables_list_separated_pairs_and_apart_in_every_seed_pairs_apart():
+    from lwd.stats import success_interval
+    from lwd.study import separated_pairs
+
+    def row(method, per_seed, horizon=16):
+        interval = success_interval(per_seed)
+        return {"data": "clean", "method": method, "horizon": horizon, "perturbation": "push", "per_seed": per_seed,
+                "low": interval.low, "high": interval.high}
+
+    rows = [row("lwd", [(17, 50), (14, 50)]), row("warpd", [(2, 50), (3, 50)]), row("dp", [(48, 50)]),
+            row("bc", [(0, 50), (1, 50)], horizon=None)]
+    separated = separated_pairs(rows)
+    apart = separated_pairs(rows, rule="every seed")
+    assert "clean, H = 16, push: dp > warpd" in separated and "clean, H = 16, push: dp > warpd" not in apart
+    assert "clean, H = 16, push: lwd > warpd" in apart and "clean, H = 16, push: lwd > warpd" not in separated
+    assert "clean, H = 16, push: lwd > bc" in apart  # BC's every-step row joins each horizon's group
+    assert not any("warpd > lwd" in line for line in separated + apart)
+    with pytest.raises(ValueError, match="rule"):
+        separated_pairs(rows, rule="pooled")

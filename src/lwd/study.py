@@ -434,8 +434,14 @@ def summarise_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def separated_pairs(rows: list[dict[str, Any]]) -> list[str]:
-    """For each (data, H, perturbation), the method pairs whose 95% intervals do not overlap."""
+def separated_pairs(rows: list[dict[str, Any]], rule: str = "intervals") -> list[str]:
+    """For each (data, H, perturbation), the method pairs told apart: by `rule` "intervals", their 95%
+    intervals do not overlap; by "every seed", `lwd.stats.apart_in_every_seed` (weaker: every seed
+    above every seed and pooled episodes separated), listed only where the intervals do overlap."""
+    from lwd.stats import apart_in_every_seed
+
+    if rule not in ("intervals", "every seed"):
+        raise ValueError(f"rule must be 'intervals' or 'every seed', got {rule!r}")
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["data"], row["horizon"], row["perturbation"]), []).append(row)
@@ -447,7 +453,11 @@ def separated_pairs(rows: list[dict[str, Any]]) -> list[str]:
         members = members + [r for r in bc_like if r["data"] == data and r["perturbation"] == perturb]
         for a in members:
             for b in members:
-                if a is not b and a["low"] > b["high"]:
+                if a is b:
+                    continue
+                by_intervals = a["low"] > b["high"]
+                if by_intervals if rule == "intervals" else (
+                        not by_intervals and apart_in_every_seed(a["per_seed"], b["per_seed"])):
                     lines.append(f"{data}, H = {horizon}, {perturb}: {a['method']} > {b['method']}")
     return lines
 
@@ -475,6 +485,10 @@ def markdown(spec: StudySpec, rows: list[dict[str, Any]]) -> str:
                                 "episodes (Wilson alone for one seed).\n")
     pairs = separated_pairs(rows)
     text += "Separated (intervals do not overlap): " + ("; ".join(pairs) if pairs else "none") + ".\n"
+    apart = separated_pairs(rows, rule="every seed")
+    if apart:
+        text += ("Apart in every seed and over pooled episodes, intervals overlapping (weaker evidence: "
+                 "every seed above every seed, pooled Wilson intervals disjoint): " + "; ".join(apart) + ".\n")
     return text
 
 
@@ -524,7 +538,8 @@ def write_summary(spec: StudySpec, cells: list[StudyCell], root: Path) -> dict[s
     rows = summarise_rows(records)
     folder = _results_dir(spec, root)
     summary = {"name": spec.name, "suite": spec.suite, "about": spec.about, "spec": spec.raw, "cells_planned": len(cells),
-               "cells_done": len(records), "rows": rows, "separated": separated_pairs(rows), "provenance": provenance()}
+               "cells_done": len(records), "rows": rows, "separated": separated_pairs(rows),
+               "apart_in_every_seed": separated_pairs(rows, rule="every seed"), "provenance": provenance()}
     folder.mkdir(parents=True, exist_ok=True)
     (folder.parent / f"{spec.name}.json").write_text(json.dumps(summary, indent=1))
     if rows:
