@@ -74,8 +74,9 @@ def apart_in_every_seed(a: Sequence[tuple[int, int]], b: Sequence[tuple[int, int
     of `a` scored above every seed of `b`, and the Wilson intervals over their pooled episodes do not
     overlap.
 
-    Why: with k seeds the Student-t factor is 12.7 (k = 2) or 4.3 (k = 3), so the seed interval of a
-    cell that spread at all covers most of [0, 1] and no gap, however large, separates. The pooled
+    Why: with k seeds the Student-t factor is 12.7 (k = 2) or 4.3 (k = 3), so a cell whose seeds
+    spread at all gets a seed interval covering much of [0, 1] (with 2 seeds, often all of it), and
+    only gaps far larger than that spread separate. The pooled
     Wilson interval alone would ignore the spread between training runs; asking that no seed of `a`
     falls to any seed of `b` as well keeps a single lucky run from deciding. (With 3 seeds against 3,
     that order alone has probability 1/20 if the methods were the same.)
