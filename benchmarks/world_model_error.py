@@ -36,31 +36,28 @@ def measure(model, episodes, lengths: list[int], stride: int, units=None) -> dic
     stay inside the episode and none of them was a push (`pushed`): a push is not the action's
     doing, so no dynamics model should predict it. `units`: a normaliser to express the errors in
     (default: the model's own)."""
-    from lwd.data.keys import ACTION, OBS
+    from lwd.data import SegmentDataset, WindowSpec
+    from lwd.data.keys import DRIVING_ACTIONS, MASK, OBS, STATES, UNPUSHED
 
     norm = model.normalizer
     # the model's units -> raw -> `units`: a per-dimension factor on every state error
     scale = 1.0 if units is None else torch.from_numpy(
         (norm.affine(OBS, inverse=True)[0] * units.affine(OBS)[0]).astype(np.float32))
-    obs = norm.normalize(OBS, episodes.data[OBS])
     executed = "executed_action" in episodes.data
-    actions = norm.normalize(ACTION, episodes.data["executed_action" if executed else ACTION])
-    pushed = episodes.data.get("pushed", np.zeros(len(obs), bool)).astype(bool)
+    pushed = episodes.data.get("pushed", np.zeros(episodes.num_steps, bool)).astype(bool)
     longest = max(lengths)
-    starts, ends = np.concatenate([[0], episodes.episode_ends[:-1]]), episodes.episode_ends
-    per_episode = [np.arange(a, b - 1, stride) for a, b in zip(starts, ends)]
-    anchors = np.concatenate(per_episode)
-    episode_end = np.repeat(ends, [len(x) for x in per_episode])
-    offsets = np.arange(longest + 1)
-    index = np.minimum(anchors[:, None] + offsets, episode_end[:, None] - 1)  # (W, L+1), clipped at the episode's end
-    inside = anchors[:, None] + offsets < episode_end[:, None]  # state j exists
-    clean = ~np.cumsum(pushed[index[:, :-1]] & inside[:, :-1], axis=1).astype(bool)  # no push in transitions < j
+    # WARPD's own dynamics windows: executed actions, push flags, padding masked past each episode's end
+    spec = WindowSpec(obs_steps=1, action_steps=longest + 1, with_dynamics=True)
+    dataset = SegmentDataset(episodes, spec, norm, short_episodes="pad")
+    anchors = np.concatenate([np.arange(a, b - 1, stride) for a, b in zip(episodes.episode_starts, episodes.episode_ends)])
+    windows = dataset.sample_batch(anchors)
+    inside = windows[MASK].bool()  # state j exists
+    clean = windows[UNPUSHED][:, :-1].cumprod(1).bool()  # no push in transitions <= j
     errors = {length: [] for length in lengths}
     spread = []
     with torch.no_grad():
-        states_all, actions_all = torch.from_numpy(obs[index]), torch.from_numpy(actions[index])
         for chunk in np.array_split(np.arange(len(anchors)), max(1, len(anchors) // 512)):
-            states, acts = states_all[chunk], actions_all[chunk]
+            states, acts = windows[STATES][chunk], windows[DRIVING_ACTIONS][chunk]
             state = states[:, 0]
             for j in range(longest):
                 state, disagreement = model.world_model.step(state, acts[:, j])
@@ -68,7 +65,7 @@ def measure(model, episodes, lengths: list[int], stride: int, units=None) -> dic
                     spread.append(disagreement.numpy())
                 length = j + 1
                 if length in errors:
-                    valid = inside[chunk, length] & clean[chunk, length - 1]
+                    valid = (inside[chunk, length] & clean[chunk, length - 1]).numpy()
                     errors[length].append((((state - states[:, length]) * scale) ** 2).mean(-1).numpy()[valid])
     out = {"windows": int(len(anchors)), "actions": "executed" if executed else "labels",
            "pushed_transitions": int(pushed.sum()), "disagreement_1": float(np.concatenate(spread).mean())}
