@@ -7,6 +7,14 @@ import pytest
 from lwd.stats import across_seeds, apart_in_every_seed, success_interval, wilson
 
 
+def test_wilson_contains_its_estimate_exactly_at_the_edges():
+    for n in (1, 7, 50, 100, 500):
+        for k in range(n + 1):
+            interval = wilson(k, n)
+            assert interval.low <= interval.estimate <= interval.high
+    assert wilson(0, 50).low == 0.0 and wilson(50, 50).high == 1.0
+
+
 def test_wilson_matches_textbook_values():
     # Wilson score interval, 95%: 8 of 10 -> [0.4902, 0.9433]; 0 of 50 -> [0, 0.0713]; 50 of 50 -> [0.9287, 1].
     assert (wilson(8, 10).low, wilson(8, 10).high) == pytest.approx((0.4902, 0.9433), abs=1e-4)

@@ -42,7 +42,9 @@ def wilson(successes: int, n: int, confidence: float = 0.95) -> Interval:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Interval(p, max(0.0, centre - half), min(1.0, centre + half), "wilson")
+    # Wilson's interval always contains p; clamping to it drops rounding error (0 of 50 gave a
+    # lower bound of 7e-18 above the estimate, and a negative error bar that matplotlib refuses).
+    return Interval(p, min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half)), "wilson")
 
 
 def across_seeds(rates: Sequence[float], confidence: float = 0.95) -> Interval:
