@@ -8,7 +8,7 @@ PRESETS: dict[str, Preset] = {
     "mt10-quick": Preset(method={"horizon": 32, "condition": "task", "vae_steps": 8000, "prior_steps": 2000},
                          train={"batch_size": 64, "lr": 1e-3}),
     "mt10": Preset(method={"vae_steps": 20000, "prior_steps": 4000}, extends="mt10-quick"),
-    # Cheaper generation (issue 16): at H = 32 almost 3/4 of a generation's FLOPs were the
+    # Cheaper generation: at H = 32 almost 3/4 of a generation's FLOPs were the
     # hypernetwork's 256-wide hidden layer times 22k outputs; 64 wide and a 4x smaller denoiser cut
     # a DDIM-10 generation from 36 M to 9.3 M FLOPs (lwd info). Same MLP, same training budget as `mt10`.
     "mt10-lite": Preset(method={"hyper_hidden": (64,), "denoiser_width": 128, "denoiser_blocks": 2}, extends="mt10"),
