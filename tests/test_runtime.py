@@ -87,8 +87,12 @@ def test_generator_weights_are_those_of_the_exported_graph(exported):
         theta = generator.generate(history)
     session = ort.InferenceSession(str(folder / "generator.onnx"), providers=["CPUExecutionProvider"])
     names = {i.name for i in session.get_inputs()}
-    feeds = {"noise": np.random.default_rng(5).standard_normal((1, 8)).astype(np.float32), "obs_history": history[None],
+    rng = np.random.default_rng(5)  # the process's draws: the initial noise, then the step noise if the sampler takes it
+    feeds = {"noise": rng.standard_normal((1, 8)).astype(np.float32), "obs_history": history[None],
              "task": np.zeros(1, np.int64)}
+    if "step_noise" in names:
+        shape = next(tuple(i.shape) for i in session.get_inputs() if i.name == "step_noise")
+        feeds["step_noise"] = rng.standard_normal(shape).astype(np.float32)
     expected = session.run(None, {k: v for k, v in feeds.items() if k in names})[0].reshape(-1)
     np.testing.assert_allclose(theta, expected, rtol=0, atol=1e-6)
 

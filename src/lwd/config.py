@@ -37,12 +37,20 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 ADDED_LATER = {"added_later": True}
 
 
+def added_with_new_default(legacy: Any) -> dict[str, Any]:
+    """Field metadata for a setting added later whose default is *not* how older runs behaved: older
+    runs behaved as `legacy`. A saved config without the field is read as `legacy` (`from_dict(...,
+    saved=True)`), and `key_dict` leaves the field out at `legacy`, so every existing run and study
+    cell keeps its behaviour and key, while new configs get the new default (and new keys)."""
+    return {"added_later": True, "legacy": legacy}
+
+
 def key_dict(cfg: Any) -> dict[str, Any]:
-    """`to_dict` for cache keys: settings marked ADDED_LATER are left out while at their default
-    (a run trained before they existed behaves exactly as one with the default)."""
+    """`to_dict` for cache keys: settings added later are left out while at the value older runs
+    had (their legacy value, else their default), so a run trained before they existed keeps its key."""
     values = to_dict(cfg)
     for f in fields(cfg):
-        if f.metadata.get("added_later") and getattr(cfg, f.name) == f.default:
+        if f.metadata.get("added_later") and getattr(cfg, f.name) == f.metadata.get("legacy", f.default):
             values.pop(f.name)
     return values
 
@@ -100,10 +108,16 @@ def field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def from_dict(cls: type[T], data: dict[str, Any]) -> T:
-    """Build config `cls` from JSON-like values, refusing unknown keys and values of the wrong type."""
+def from_dict(cls: type[T], data: dict[str, Any], saved: bool = False) -> T:
+    """Build config `cls` from JSON-like values, refusing unknown keys and values of the wrong type.
+
+    saved: the values come from a saved run (config.json), so a setting added later with a new
+    default (`added_with_new_default`) that the file lacks takes the value older runs had."""
     if not isinstance(data, dict):
         raise ValueError(f"{cls.__name__} must be a JSON object of settings, got {data!r}")
+    if saved:
+        legacy = {f.name: f.metadata["legacy"] for f in fields(cls) if "legacy" in f.metadata}  # type: ignore[arg-type]
+        data = {**{k: v for k, v in legacy.items() if k not in data}, **data}
     known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - known)
     if unknown:
@@ -234,7 +248,7 @@ class RunConfig:
         method = _coerce(raw["method"], str, "RunConfig.method")
         return cls(
             method=method,
-            method_config=from_dict(config_class(method), raw["method_config"]),
+            method_config=from_dict(config_class(method), raw["method_config"], saved=True),
             train=from_dict(TrainConfig, raw["train"]),
             data=from_dict(DataInfo, raw["data"]),
             preset=_coerce(raw.get("preset", ""), str, "RunConfig.preset"),

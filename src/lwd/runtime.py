@@ -65,6 +65,8 @@ def _serve(folder: str, seed: int, threads: int, cpus: tuple[int, ...] | None, c
             return
         header = np.frombuffer(message[: 8 * _HEADER], np.int64)
         feeds = {"noise": rng.standard_normal((1, noise_dim)).astype(np.float32)}
+        if "step_noise" in inputs:  # a stochastic sampler (ddim_eta > 0): one draw per step
+            feeds["step_noise"] = rng.standard_normal(tuple(int(d) for d in inputs["step_noise"].shape)).astype(np.float32)
         if hist_shape is not None:
             feeds["obs_history"] = np.frombuffer(message[8 * _HEADER:], np.float32).reshape(1, *hist_shape)
         if "task" in inputs:

@@ -162,6 +162,29 @@ def train(
     return log
 
 
+def fit_stage(method: Method, stage: Stage, train_cfg: TrainConfig, progress: bool = False) -> list[dict[str, float]]:
+    """Run one stage in memory, with the optimiser, schedule and EMA of `train` but no run directory,
+    checkpoints or signals; the EMA weights replace the raw ones at the end, as in `train`.
+
+    For measuring one part of a method on its own (the latent prior on latents of a known
+    distribution) with exactly the training a real run gives it. Returns the logged losses."""
+    accel = make_accelerator(Hardware())
+    torch.manual_seed(train_cfg.seed)
+    rng = np.random.default_rng(train_cfg.seed)
+    loop = _StageLoop(method, stage, train_cfg, accel)
+    history: list[dict[str, float]] = []
+    method.train()
+    for step in tqdm(range(stage.steps), desc=f"fit {method.name}:{stage.name}", disable=not progress):
+        if stage.on_step is not None:
+            stage.on_step(step)
+        loss, metrics = loop.step(stage.sample_batch(rng))
+        if (step + 1) % LOG_EVERY == 0 or step + 1 == stage.steps:
+            history.append({"step": step + 1, **loop.logged(loss, metrics)})
+    loop.ema.copy_to_module()
+    method.eval()
+    return history
+
+
 class _StopRequests:
     """Ctrl-C (SIGINT) or SIGTERM during training: finish the current step, save a training state, stop.
 
@@ -296,6 +319,8 @@ class _StageLoop:
         bar = tqdm(range(self.first, stage.steps), desc=f"train {method.name}:{stage.name}",
                    disable=not (progress and accel.is_main_process), initial=self.first, total=stage.steps)
         for step in bar:
+            if stage.on_step is not None:
+                stage.on_step(step)
             loss, metrics = self.step(stage.sample_batch(rng))
             done = step + 1
             if done % LOG_EVERY == 0 or done == stage.steps:

@@ -48,6 +48,9 @@ class Stage:
     report: Callable[[], dict[str, Any]] | None = None
     """Measurements taken when the stage ends (on its final, averaged weights), kept in the training
     log under "reports" (e.g. WARPD's world-model validation error against rollout length)."""
+    on_step: Callable[[int], None] | None = None
+    """Called with the step index (0-based) before each optimisation step, also after a resume: for
+    losses whose weights follow a schedule (LWD's KL warm-up) without keeping a counter in the model."""
 
 
 @dataclass(frozen=True)

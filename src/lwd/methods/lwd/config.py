@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from lwd.config import check_positive
+from lwd.config import ADDED_LATER, added_with_new_default, check_positive
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,19 @@ class LWDConfig:
     condition: str = "task"
     """'task' (task id only), 'state' (observation history) or 'task+state'."""
     latent_dim: int = 64
+    """Size of z. More dimensions give the posterior room to tell segments apart; dimensions the
+    data does not need collapse to the prior (see the latent diagnostics: active units)."""
     kl_weight: float = 1e-4
+    """beta of beta * KL(q(z | segment) || N(0, I)). Large enough and the decoder learns to ignore z
+    (posterior collapse: every generated policy the same); the paper's is about 1e-10."""
+    kl_warmup_steps: int = field(default=0, metadata=ADDED_LATER)
+    """VAE steps over which the KL weight ramps linearly from 0 to kl_weight (0: no warm-up). Early
+    in training the decoder can only lower its loss by reading z, so it learns to before the KL
+    term starts pulling the posterior toward the prior (Bowman et al. 2016)."""
+    free_bits: float = field(default=0.0, metadata=ADDED_LATER)
+    """Per-dimension KL floor in nats (0: off): a latent dimension whose batch-mean KL is below this
+    costs nothing more, so the KL term cannot push it all the way to the prior (Kingma et al. 2016).
+    Logged KL stays the true KL."""
     policy_hidden: tuple[int, ...] = (128, 128)
     policy_activation: str = "relu"
     policy_obs_steps: int = 1
@@ -43,6 +55,13 @@ class LWDConfig:
     beta_schedule: str = "squaredcos_cap_v2"
     sampler: str = "ddim"
     inference_steps: int = 10
+    ddim_eta: float = field(default=1.0, metadata=added_with_new_default(0.0))
+    """Noise of the DDIM sampler's steps: 0 is deterministic DDIM, 1 a stochastic step with DDPM's
+    variance at DDIM's stride. With 0 an imperfect denoiser's errors are never corrected: trained on
+    latents in two clusters under one condition, deterministic DDIM-10 put 15% of its samples
+    between them and 31% outside both, where a stochastic chain of the same length kept 95.5%
+    inside (BENCHMARKS.md, the latent prior's two-cluster check). Runs saved before this setting
+    existed sampled with 0 and keep doing so."""
     clip_sample_range: float = 3.0
     """Clip the predicted clean latent to +-this many standard deviations while sampling (0: off)."""
     vae_steps: int = 3000
@@ -80,6 +99,10 @@ class LWDConfig:
             raise ValueError(f"LWDConfig.sampler must be 'ddim' or 'ddpm', got {self.sampler!r}")
         if self.kl_weight < 0:
             raise ValueError(f"LWDConfig.kl_weight must be >= 0, got {self.kl_weight}")
+        if not 0.0 <= self.ddim_eta <= 1.0:
+            raise ValueError(f"LWDConfig.ddim_eta must be in [0, 1] (0: deterministic DDIM, 1: DDPM-like noise), got {self.ddim_eta}")
+        if self.kl_warmup_steps < 0 or self.free_bits < 0:
+            raise ValueError(f"LWDConfig.kl_warmup_steps and free_bits must be >= 0, got {self.kl_warmup_steps} and {self.free_bits}")
         if self.encoder_dim % self.encoder_heads:
             raise ValueError(f"LWDConfig.encoder_dim ({self.encoder_dim}) must be divisible by encoder_heads ({self.encoder_heads})")
         if self.sampler == "ddpm" and self.inference_steps != self.diffusion_train_steps:

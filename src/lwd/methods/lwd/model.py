@@ -20,6 +20,9 @@ in plain NumPy.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -53,7 +56,8 @@ class LWDVAE(nn.Module):
             target, cfg.latent_dim, chunk_size=cfg.chunk_size, chunk_emb_dim=cfg.chunk_emb_dim, hidden=cfg.hyper_hidden
         )
 
-    def loss(self, batch: dict[str, torch.Tensor], kl_weight: float, policy_obs_steps: int = 1) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, batch: dict[str, torch.Tensor], kl_weight: float, policy_obs_steps: int = 1,
+             free_bits: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         states, actions, mask = batch[STATES], batch[ACTIONS], batch[MASK]  # (B,H,Do) (B,H,Da) (B,H)
         mu, logvar = self.encoder(states, actions, mask, batch.get(TASK))  # (B, Dz) each
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
@@ -61,9 +65,26 @@ class LWDVAE(nn.Module):
         pred = self.decoder.policy_actions(z, inputs)  # (B, H, Da)
         sq = ((pred - actions) ** 2).mean(-1)  # (B, H)
         bc = (sq * mask).sum() / mask.sum().clamp_min(1.0)
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1).mean()
-        loss = bc + kl_weight * kl
+        penalised, kl = kl_penalty(mu, logvar, free_bits)
+        loss = bc + kl_weight * penalised
         return loss, {"bc_mse": bc.detach(), "kl": kl.detach()}
+
+
+def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, 1)) of each latent dimension: (B, Dz) -> (B, Dz), in nats."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+
+
+def kl_penalty(mu: torch.Tensor, logvar: torch.Tensor, free_bits: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the KL term the loss pays, the true KL), both the batch mean of the sum over dimensions.
+
+    With free_bits > 0 each dimension pays max(its batch-mean KL, free_bits): below the floor a
+    dimension's KL has no gradient, so the posterior is not pushed all the way to the prior."""
+    per_dim = kl_per_dim(mu, logvar)  # (B, Dz)
+    kl = per_dim.sum(-1).mean()
+    if free_bits <= 0:
+        return kl, kl
+    return per_dim.mean(0).clamp_min(free_bits).sum(), kl
 
 
 def policy_inputs(obs_history: torch.Tensor, states: torch.Tensor, k: int) -> torch.Tensor:
@@ -106,6 +127,8 @@ class LWD(Method):
         self.register_buffer("latent_mean", torch.zeros(cfg.latent_dim))
         self.register_buffer("latent_std", torch.ones(cfg.latent_dim))
         self._prior_data: dict[str, torch.Tensor] = {}
+        self.kl_weight_now = cfg.kl_weight
+        """The VAE's KL weight at the current training step (`kl_warmup`)."""
         # At the noisiest steps of squaredcos_cap_v2 (alpha_bar ~ 1e-5 at k=99) the implied x0 is
         # eps error x ~300: clipping it to a few standard deviations (as Diffusion Policy clips to
         # [-1, 1]) keeps long DDIM/DDPM chains from blowing up.
@@ -129,9 +152,10 @@ class LWD(Method):
         n_steps = self.cfg.diffusion_train_steps if sampler == "ddpm" else (steps or self.cfg.inference_steps)
         scheduler = self.samplers.get(sampler, n_steps)
         z = torch.randn(cond.shape[0], self.cfg.latent_dim, generator=generator)
+        eta = {"eta": self.cfg.ddim_eta} if sampler == "ddim" else {}
         for k in scheduler.timesteps:
             eps = self.prior(z, k.expand(z.shape[0]), cond)
-            z = scheduler.step(eps, k, z, generator=generator).prev_sample
+            z = scheduler.step(eps, k, z, generator=generator, **eta).prev_sample
         return z * self.latent_std + self.latent_mean
 
     # ----------------------------------------------------------------- training
@@ -160,19 +184,48 @@ class LWD(Method):
             return dataset.sample_batch(starts[rng.integers(len(starts), size=train_cfg.batch_size)])
 
         def vae_loss(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-            return self.vae.loss(batch, cfg.kl_weight, cfg.policy_obs_steps)
+            return self.vae.loss(batch, self.kl_weight_now, cfg.policy_obs_steps, cfg.free_bits)
 
         return [
-            Stage("vae", cfg.vae_steps, self.vae, vae_batch, vae_loss, lr=train_cfg.lr, batch_size=train_cfg.batch_size),
+            Stage("vae", cfg.vae_steps, self.vae, vae_batch, vae_loss, lr=train_cfg.lr, batch_size=train_cfg.batch_size,
+                  on_step=self.kl_warmup, report=lambda: self.latent_report("vae", dataset, starts)),
             self.prior_stage(dataset, starts),
         ]
 
+    def kl_warmup(self, step: int) -> None:
+        """A VAE stage's `on_step`: the KL weight of step `step` under `kl_warmup_steps` (linear from 0)."""
+        warmup = self.cfg.kl_warmup_steps
+        self.kl_weight_now = self.cfg.kl_weight * (min(1.0, step / warmup) if warmup > 0 else 1.0)
+
     def prior_stage(self, dataset: SegmentDataset, starts: np.ndarray) -> Stage:
         """The second stage: with the VAE trained, the latent diffusion prior on its posteriors."""
+        stage = self.latent_prior_stage(lambda: self.encode_latents(dataset, starts))
+        return replace(stage, report=lambda: self.latent_report("prior", dataset, starts))
+
+    def latent_report(self, stage: str, dataset: SegmentDataset, starts: np.ndarray) -> dict[str, object]:
+        """Latent diagnostics at the end of a stage (`lwd.methods.lwd.diagnostics`): after "vae" the
+        posterior's (KL per dimension, active units, z-dependence), after "prior" the generated latents'.
+        Uses no global random stream, so a run's weights are the same with or without it."""
+        from lwd.methods.lwd import diagnostics
+
+        was_training = self.training
+        self.eval()
+        try:
+            measure = diagnostics.posterior_report if stage == "vae" else diagnostics.prior_report
+            return {"latent": measure(self, dataset, starts)}
+        finally:
+            self.train(was_training)
+
+    def latent_prior_stage(self, latents: Callable[[], dict[str, torch.Tensor]]) -> Stage:
+        """The prior stage on any latent source: `latents()` returns posterior "mu" and "logvar" (N, Dz)
+        with their conditions (TASK (N,) and/or OBS_HISTORY (N, To, Do), normalised), and is called
+        when the stage starts. The latent statistics are fitted to it (`fit_latent_stats`). Tests use
+        it to train the prior alone on latents whose distribution is known."""
         cfg = self.cfg
 
         def prior_prepare() -> None:
-            self._prior_data = self.encode_latents(dataset, starts)
+            self._prior_data = latents()
+            self.fit_latent_stats(self._prior_data["mu"], self._prior_data["logvar"])
 
         def prior_batch(rng: np.random.Generator) -> dict[str, torch.Tensor]:
             idx = torch.from_numpy(rng.integers(len(self._prior_data["mu"]), size=cfg.prior_batch_size)).to(self.device)
@@ -196,12 +249,8 @@ class LWD(Method):
 
     @torch.no_grad()
     def encode_latents(self, dataset: SegmentDataset, starts: np.ndarray | None = None, batch_size: int = 512) -> dict[str, torch.Tensor]:
-        """Posterior (mu, logvar) of every `latent_stride`-th segment with its condition; sets latent stats.
-
-        The statistics are those of the aggregated posterior (mean of mu; variance of mu plus mean
-        posterior variance), so standardised latents have unit scale in every dimension, including
-        dimensions the KL term has collapsed to the prior.
-        """
+        """Posterior (mu, logvar) of every `latent_stride`-th segment with its condition; sets the
+        latent statistics (`fit_latent_stats`)."""
         was_training = self.training
         self.eval()
         starts = np.arange(len(dataset)) if starts is None else starts
@@ -217,10 +266,16 @@ class LWD(Method):
             out[OBS_HISTORY].append(batch[OBS_HISTORY])
         self.train(was_training)
         data = {k: torch.cat(v) for k, v in out.items() if v}
-        variance = data["mu"].var(0) + data["logvar"].exp().mean(0)
-        self.latent_mean.copy_(data["mu"].mean(0))
-        self.latent_std.copy_(variance.sqrt().clamp_min(1e-3))
+        self.fit_latent_stats(data["mu"], data["logvar"])
         return data
+
+    def fit_latent_stats(self, mu: torch.Tensor, logvar: torch.Tensor) -> None:
+        """Standardisation of the aggregated posterior: mean of mu; variance of mu plus the mean
+        posterior variance, so standardised latents have unit scale in every dimension, including
+        dimensions the KL term has collapsed to the prior. mu, logvar (N, Dz)."""
+        variance = mu.var(0) + logvar.exp().mean(0)
+        self.latent_mean.copy_(mu.mean(0))
+        self.latent_std.copy_(variance.sqrt().clamp_min(1e-3))
 
     # ----------------------------------------------------------------- run time
     def make_policy(self, runtime: GenerationRuntime | None = None) -> "LWDPolicy":

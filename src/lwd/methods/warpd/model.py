@@ -49,7 +49,7 @@ from lwd.config import DataInfo, TrainConfig
 from lwd.data import Episodes, MinMaxNormalizer, SegmentDataset, WindowSpec
 from lwd.data.keys import ACTIONS, DRIVING_ACTIONS, MASK, OBS_HISTORY, STATES, TASK, UNPUSHED
 from lwd.methods.base import Stage, register_method
-from lwd.methods.lwd.model import LWD, policy_inputs
+from lwd.methods.lwd.model import LWD, kl_penalty, policy_inputs
 from lwd.methods.lwd.target_mlp import batched_mlp_forward
 from lwd.methods.warpd.config import WARPDConfig
 from lwd.methods.warpd.presets import PRESETS
@@ -120,10 +120,10 @@ class WARPD(LWD):
         theta = self.vae.decoder(z)  # (B, P)
         pred = batched_mlp_forward(self.target, theta, policy_inputs(batch[OBS_HISTORY], states, cfg.policy_obs_steps))
         bc = (((pred - actions) ** 2).mean(-1) * mask).sum() / mask.sum().clamp_min(1.0)
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1).mean()
+        kl_paid, kl = kl_penalty(mu, logvar, cfg.free_bits)
         assist = self.assist_loss(theta, batch)
         ramp = (self.assist_calls.float() / cfg.assist_warmup).clamp(max=1.0) if cfg.assist_warmup > 0 else 1.0
-        loss = bc + cfg.kl_weight * kl + cfg.assist_weight * ramp * assist
+        loss = bc + self.kl_weight_now * kl_paid + cfg.assist_weight * ramp * assist
         metrics = {"bc_mse": bc.detach(), "kl": kl.detach(), "assist": assist.detach()}
         if cfg.wm_mode == "joint":
             wm = self.world_model.transition_loss(states, batch[DRIVING_ACTIONS], mask * batch[WM_ROWS][:, None],
@@ -174,8 +174,12 @@ class WARPD(LWD):
             vae_module: torch.nn.Module = self.vae
         else:  # both trained (and EMA-averaged) in one stage; a local container, so state_dict keys stay as they are
             vae_module = torch.nn.ModuleDict({"vae": self.vae, "world_model": self.world_model})
+        def vae_report() -> dict[str, object]:
+            latent = self.latent_report("vae", dataset, starts)
+            return {**report(), **latent} if cfg.wm_mode == "joint" else latent
+
         stages.append(Stage("vae", cfg.vae_steps, vae_module, vae_batch, self.vae_objective, lr=train_cfg.lr,
-                            batch_size=train_cfg.batch_size, report=report if cfg.wm_mode == "joint" else None))
+                            batch_size=train_cfg.batch_size, on_step=self.kl_warmup, report=vae_report))
         stages.append(self.prior_stage(dataset, starts))
         return stages
 
