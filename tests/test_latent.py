@@ -142,3 +142,15 @@ def test_default_prior_reproduces_two_clusters_under_one_condition():
     fit = train_prior_on_clusters(cfg, TwoClusters()).measure(samples=2000)
     assert fit.inside >= 0.95, fit.to_json()
     assert all(abs(s - d) <= 0.1 for s, d in zip(fit.shares, fit.data_shares)), fit.to_json()
+
+
+def test_runs_saved_before_ddim_eta_keep_deterministic_sampling_and_their_cache_keys():
+    """ddim_eta's default changed to 1; a config.json without it is an older run, which sampled with 0."""
+    from lwd.config import from_dict, key_dict, to_dict
+
+    old = to_dict(LWDConfig())
+    old.pop("ddim_eta")
+    assert from_dict(LWDConfig, old, saved=True).ddim_eta == 0.0
+    assert from_dict(LWDConfig, old).ddim_eta == 1.0  # a new config (preset, --set) gets the new default
+    assert "ddim_eta" not in key_dict(LWDConfig(ddim_eta=0.0))  # older study cells keep their keys
+    assert key_dict(LWDConfig())["ddim_eta"] == 1.0
