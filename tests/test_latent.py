@@ -154,3 +154,19 @@ def test_runs_saved_before_ddim_eta_keep_deterministic_sampling_and_their_cache_
     assert from_dict(LWDConfig, old).ddim_eta == 1.0  # a new config (preset, --set) gets the new default
     assert "ddim_eta" not in key_dict(LWDConfig(ddim_eta=0.0))  # older study cells keep their keys
     assert key_dict(LWDConfig())["ddim_eta"] == 1.0
+
+
+def test_a_trained_run_logs_latent_diagnostics_and_lwd_info_shows_them(tmp_path):
+    import json
+
+    from lwd.pipeline import run_info, train_run
+
+    make_episodes(num_tasks=1).save(tmp_path / "demos.zarr")
+    overrides = [f"{k}={json.dumps(list(v) if isinstance(v, tuple) else v)}" for k, v in SMALL.items()]
+    train_run("lwd", tmp_path / "demos.zarr", tmp_path / "run", overrides=overrides, progress=False)
+    reports = json.loads((tmp_path / "run" / "train_log.json").read_text())["reports"]
+    assert len(reports["vae"]["latent"]["kl_per_dim"]) == SMALL["latent_dim"]
+    assert {"z_dependence_prior", "bc_mse_prior", "prior_mmd"} <= set(reports["prior"]["latent"])
+    info = run_info(tmp_path / "run")
+    assert "vae: latent.active_units" in info and "prior: latent.z_dependence_prior" in info
+    assert not any("kl_per_dim" in key for key in info)  # per-dimension lists stay in the JSON

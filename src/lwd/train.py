@@ -401,6 +401,12 @@ def _plot_losses(log: dict[str, Any], path: Path) -> None:
         ax.set_xlabel("step")
         ax.set_ylabel("loss")
         ax.grid(alpha=0.3)
+        if any("kl" in r for r in rows):  # a VAE's KL term: near 0 means the posterior collapsed
+            kl_ax = ax.twinx()
+            kl_ax.plot([r["step"] for r in rows if "kl" in r], [max(r["kl"], 1e-12) for r in rows if "kl" in r],
+                       color="tab:orange", alpha=0.8)
+            kl_ax.set_yscale("log")
+            kl_ax.set_ylabel("KL (nats)", color="tab:orange")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
