@@ -60,3 +60,31 @@ def test_reconstruction_needs_seeded_demos_and_an_encoder(reach, tmp_path, capsy
     assert main(["train", "bc", "--data", str(reach / "train.zarr"), "--out", str(tmp_path / "bc"), "--set", "steps=5"]) == 0
     assert main(["reconstruct", str(tmp_path / "bc"), "--data", str(reach / "held.zarr")]) == 2
     assert "needs a method with an encoder" in capsys.readouterr().err
+
+
+def test_segment_drift_replays_each_segment_start_and_runs_its_policy_for_h_steps(reach):
+    from lwd.reconstruct import segment_drift
+
+    for latents in ("posterior", "prior"):
+        drift = segment_drift(reach / "lwd", reach / "held.zarr", episodes=2, latents=latents, progress=False)
+        assert drift["segments_not_replayable"] == 0  # replaying the demo's actions reaches each recorded segment start
+        assert drift["segments"] > 2 and len(drift["drift_per_step"]) == 16
+        assert all(np.isfinite(v) and v >= 0 for v in drift["drift_per_step"])
+    with pytest.raises(ValueError, match="posterior' or 'prior"):
+        segment_drift(reach / "lwd", reach / "held.zarr", latents="mean")
+
+
+def test_latent_diagnostics_benchmark_writes_json_and_plot(reach, tmp_path, monkeypatch):
+    import runpy
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "latent_diagnostics.py"
+    out = tmp_path / "diag.json"
+    monkeypatch.setattr(sys, "argv", [str(script), str(reach / "lwd"), "--data", str(reach / "held.zarr"), "--episodes", "1",
+                                      "--out", str(out)])
+    runpy.run_path(str(script), run_name="__main__")
+    record = json.loads(out.read_text())
+    assert len(record["posterior"]["kl_per_dim"]) == 8 and 0 <= record["posterior"]["active_units"] <= 8
+    assert set(record["drift"]) == {"posterior", "prior"}
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

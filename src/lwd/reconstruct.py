@@ -100,3 +100,89 @@ def reconstruct(run_dir: str | Path, data: str | Path, episodes_per_task: int = 
             "mean_success": float(np.mean([v["success_rate"] for v in per_task.values()])),
             "mean_state_rmse": float(np.mean([v["state_rmse"] for v in per_task.values()])),
             "starts_matched": all(r["start_matches_demo"] for r in rows), "per_task": per_task, "episodes": rows}
+
+
+def segment_drift(run_dir: str | Path, data: str | Path, episodes: int = 10, latents: str = "posterior", seed: int = 0,
+                  env: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """How a decoded policy behaves off its own segment: for every H-step segment of up to `episodes`
+    demonstrations, put the env in the demonstrated state at the segment's start (reset with the
+    demo's seed, then replay its actions), run the segment's decoded policy closed-loop for H steps,
+    and measure how far its states drift from the demonstrated ones (RMS in the normaliser's [-1, 1]
+    units, per step after the start).
+
+    latents: "posterior" decodes each segment's posterior mean (what the decoder can express);
+    "prior" decodes a latent the prior generates for the segment's observation history (what
+    `lwd eval` runs). Replaying needs a deterministic simulator and demos without perturbations;
+    segments whose replayed start differs from the recorded one are counted and left out."""
+    from lwd.methods.lwd.target_mlp import fold_affine, numpy_mlp_forward
+
+    if latents not in ("posterior", "prior"):
+        raise ValueError(f"latents must be 'posterior' or 'prior', got {latents!r}")
+    model = load_model(run_dir)
+    _check_reconstructs(model, run_dir)
+    demos = Episodes.load(data)
+    seeds = demos.attrs.get("seeds")
+    if not isinstance(seeds, list) or len(seeds) != demos.num_episodes:
+        raise ValueError(f"{data} does not record each episode's seed (attrs['seeds']); use demos written by `lwd demos`")
+    suite = make_suite(env or demos.attrs.get("suite") or model.info.suite)
+    names = list(demos.attrs.get("tasks") or suite.tasks)
+    task_ids = demos.episode_tasks() if TASK in demos.data else np.zeros(demos.num_episodes, np.int64)
+    dataset = model.segment_dataset(demos, "pad")
+    horizon, k = model.cfg.horizon, model.cfg.policy_obs_steps
+    obs_scale, obs_shift = model.normalizer.affine(OBS)
+    act_scale, act_shift = model.normalizer.affine(ACTION, inverse=True)
+    fold = (np.tile(obs_scale, k), np.tile(obs_shift, k), act_scale, act_shift)
+    generator = torch.Generator().manual_seed(seed)
+    curves: list[np.ndarray] = []
+    skipped = 0
+    for index in tqdm(range(min(episodes, demos.num_episodes)), desc=f"segment drift ({latents})", unit="ep",
+                      disable=not progress):
+        start, length = int(demos.episode_starts[index]), int(demos.lengths[index])
+        demo_obs = np.asarray(demos.data[OBS][start : start + length], np.float32)
+        demo_act = np.asarray(demos.data[ACTION][start : start + length], np.float32)
+        offsets = np.arange(0, length - horizon, horizon)  # segments with H demonstrated steps after their start
+        if not len(offsets):
+            continue
+        batch = dataset.sample_batch(start + offsets)
+        with torch.no_grad():
+            if latents == "posterior":
+                z, _ = model.vae.encoder(batch[STATES], batch[ACTIONS], batch[MASK], batch.get(TASK))
+            else:
+                from lwd.data.keys import OBS_HISTORY
+
+                z = model.sample_latents(model.condition(batch.get(TASK), batch.get(OBS_HISTORY)), generator)
+            theta = model.vae.decoder(z)
+        task = names[int(task_ids[index])]
+        environment = suite.make_env(task)
+        try:
+            for j, offset in enumerate(offsets):
+                obs, _ = environment.reset(seed=int(seeds[index]))
+                for t in range(offset):
+                    obs, *_ = environment.step(demo_act[t])
+                if not np.allclose(np.asarray(obs, np.float32), demo_obs[offset], atol=1e-4):
+                    skipped += 1
+                    continue
+                layers = fold_affine([(w[0].numpy(), b[0, 0].numpy()) for w, b in model.target.unflatten(theta[j : j + 1])], *fold)
+                history = [demo_obs[max(offset - i, 0)] for i in range(k - 1, -1, -1)]
+                visited = []
+                for _ in range(horizon):
+                    action = numpy_mlp_forward(model.target, layers, np.concatenate(history[-k:]))
+                    obs, _, terminated, truncated, _ = environment.step(action)
+                    obs = np.asarray(obs, np.float32)
+                    history = [*history[1:], obs]
+                    visited.append(obs)
+                    if terminated or truncated:
+                        break
+                run_norm = model.normalizer.normalize(OBS, np.stack(visited))
+                demo_norm = model.normalizer.normalize(OBS, demo_obs[offset + 1 : offset + 1 + len(visited)])
+                curve = np.full(horizon, np.nan)
+                curve[: len(visited)] = np.sqrt(np.mean((run_norm - demo_norm) ** 2, axis=1))
+                curves.append(curve)
+        finally:
+            environment.close()
+    if not curves:
+        raise ValueError(f"no segment of {data} could be replayed from its recorded start; drift needs clean, deterministic demos")
+    stacked = np.stack(curves)  # (segments, H)
+    return {"run_dir": str(run_dir), "data": str(data), "latents": latents, "horizon": horizon, "segments": len(curves),
+            "segments_not_replayable": skipped, "drift_per_step": np.nanmean(stacked, 0).round(6).tolist(),
+            "drift_at_h": float(np.nanmean(stacked[:, -1])), "drift_at_h_median": float(np.nanmedian(stacked[:, -1]))}
