@@ -5,7 +5,8 @@ the weights and `DIR/lwd_controller.py` (NumPy) running them: the files `lwd exp
 npz` and `--format onnx` write. The initial latent noise of each generation is drawn exactly as
 the in-library policy draws it (torch, seeded by the episode), and DDIM with eta = 0 draws nothing
 else, so the two evaluations differ only by float rounding between ONNX Runtime and torch and
-should give the same success on the same seeds.
+should give the same success on the same seeds. When DIR also holds `lwd export RUN --format c`,
+the compiled C controller (`lwd.export_c.CController`) runs the steps instead of the NumPy one.
 """
 
 from __future__ import annotations
@@ -18,15 +19,21 @@ from typing import Any
 import numpy as np
 import torch
 
+from lwd import numpy_controller
+from lwd.checkpoint import file_sha256
 from lwd.methods.base import GenerationRuntime, Policy
 from lwd.methods.history import ObsHistory
 from lwd.optional import require
 
 
 class ExportedMethod:
-    """A loaded LWD whose policies run from the exported files; everything else is the method's."""
+    """A loaded LWD whose policies run from the exported files; everything else is the method's.
 
-    def __init__(self, method: Any, folder: str | Path) -> None:
+    Every file is checked before an episode runs: present, of the structure, types and shapes
+    `lwd export` writes, finite, and (by the SHA-256 recorded at export) written together from this
+    very run. A file that fails names itself in a ValueError, never a traceback."""
+
+    def __init__(self, method: Any, folder: str | Path, run_dir: str | Path | None = None) -> None:
         require("onnxruntime", "export")
         import onnxruntime as ort
 
@@ -37,22 +44,46 @@ class ExportedMethod:
                                         f"--out {folder} and lwd export RUN --format onnx --out {folder}")
         if getattr(method, "target", None) is None:
             raise ValueError(f"--exported evaluates LWD runs; this run is {method.name}")
+        reference = numpy_controller.Controller.load(folder)  # the library's own checks of json and npz
+        if reference.num_params != method.target.num_params or reference.obs_dim != method.info.obs_dim:
+            raise ValueError(f"{folder} was exported from another model ({reference.num_params} weights, "
+                             f"{reference.obs_dim}-d observations; this run: {method.target.num_params}, {method.info.obs_dim})")
+        onnx_info = _read_json_object(folder / "onnx.json")
+        steps = onnx_info.get("inference_steps")
+        if type(steps) is not int or steps < 1:
+            raise ValueError(f"{folder}/onnx.json: inference_steps must be a positive integer, got {steps!r}")
+        if run_dir is not None:
+            _check_hashes(folder, run_dir, json.loads((folder / "controller.json").read_text()), onnx_info)
         spec = importlib.util.spec_from_file_location("lwd_controller_exported", folder / "lwd_controller.py")
         module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-        self._controller_class = module.Controller
+        try:
+            spec.loader.exec_module(module)  # type: ignore[union-attr]
+            self._controller_class = module.Controller
+            self._controller_class.load(folder)
+        except Exception as err:  # noqa: BLE001  (user-supplied code: whatever it raises is a bad file)
+            raise ValueError(f"{folder}/lwd_controller.py does not load the controller ({type(err).__name__}: {err})") from err
+        if (folder / "c.json").is_file():  # a C export beside them (--format c): it runs the control steps
+            from lwd.export_c import CController, check_record
+
+            check_record(folder, run_dir, method.target.num_params, method.info.obs_dim)
+            try:
+                CController.load(folder)  # compiled (cached) now: no compiler or a bad file fails before any episode
+            except RuntimeError as err:
+                raise ValueError(str(err)) from err
+            self._controller_class = CController
         self._folder = folder
         self._method = method
-        self.exported_steps = int(json.loads((folder / "onnx.json").read_text())["inference_steps"])
+        self.exported_steps = steps
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(folder / "generator.onnx"), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(folder / "generator.onnx"), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # noqa: BLE001  (ONNX Runtime raises its own exception types)
+            raise ValueError(f"{folder}/generator.onnx is not a loadable ONNX graph ({' '.join(str(err).split())[:200]})") from err
         self.inputs = {i.name for i in self.session.get_inputs()}
-        controller = self._controller_class.load(folder)
-        if controller.num_params != method.target.num_params or controller.obs_dim != method.info.obs_dim:
-            raise ValueError(f"{folder} was exported from another model ({controller.num_params} weights, "
-                             f"{controller.obs_dim}-d observations; this run: {method.target.num_params}, {method.info.obs_dim})")
+        self.sampler_steps = next((int(i.shape[0]) for i in self.session.get_inputs() if i.name == "step_noise"), 0)
+        """Steps of a stochastic sampler (ddim_eta > 0) that each take a fresh normal draw; 0: deterministic."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._method, name)
@@ -94,6 +125,9 @@ class ExportedPolicy(Policy):
         noise = torch.randn(1, self.latent_dim, generator=self._generator).numpy()
         feeds = {"noise": noise, "obs_history": self._history.stacked()[None].astype(np.float32),
                  "task": np.array([self._task], np.int64)}
+        if self.exported.sampler_steps:  # a stochastic sampler: one draw per step, after the initial noise
+            feeds["step_noise"] = torch.stack([torch.randn(1, self.latent_dim, generator=self._generator)
+                                               for _ in range(self.exported.sampler_steps)]).numpy()
         theta = self.exported.session.run(None, {k: v for k, v in feeds.items() if k in self.exported.inputs})[0]
         self.controller.set_weights(theta.reshape(-1))
         self.generations += 1
@@ -106,3 +140,33 @@ class ExportedPolicy(Policy):
         self._t += 1
         self.steps += 1
         return self.controller.act(obs)
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not readable JSON ({err})") from err
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _check_hashes(folder: Path, run_dir: str | Path, controller: dict[str, Any], onnx_info: dict[str, Any]) -> None:
+    """Every exported file matches the SHA-256 recorded when it was written, and both records name
+    this run's weights: a generator.onnx (or any file) from another run or export is refused."""
+    run_hash = file_sha256(Path(run_dir) / "model.safetensors")
+    for record_name, record in (("controller.json", controller), ("onnx.json", onnx_info)):
+        hashes = record.get("sha256")
+        if not isinstance(hashes, dict) or not hashes or "run_model_sha256" not in record:
+            raise ValueError(f"{folder}/{record_name} records no file hashes (an export from an older lwd); "
+                             f"export the run again with --overwrite")
+        if record["run_model_sha256"] != run_hash:
+            raise ValueError(f"{folder}/{record_name} was exported from another run than {run_dir} (its weights differ)")
+        for name, expected in hashes.items():
+            path = folder / str(name)
+            if not path.is_file():
+                raise ValueError(f"{path} is missing (listed in {record_name})")
+            if file_sha256(path) != expected:
+                raise ValueError(f"{path} is not the file exported with {record_name} (its SHA-256 differs: "
+                                 "changed, truncated or from another export)")

@@ -17,18 +17,55 @@ step is only the MLP.
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 FORMAT = "lwd-controller"
 VERSION = 1
+ACTIVATIONS = ("relu", "tanh", "mish")
+NORMALISERS = ("obs_scale", "obs_shift", "action_scale", "action_shift")
+
+
+def check_spec(spec: object, where: str = "controller.json") -> None:
+    """Refuse a description that is not exactly what `lwd export` writes, naming the key: a wrong
+    type, size or activation would otherwise run (an unknown activation used to run as mish)."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"{where} must hold a JSON object, got {type(spec).__name__}")
+    if spec.get("format") != FORMAT or spec.get("version") != VERSION:
+        raise ValueError(f"{where} is not an {FORMAT} v{VERSION} description: {spec.get('format')!r} v{spec.get('version')!r}")
+    for key in ("obs_dim", "action_dim", "policy_obs_steps"):
+        value = spec.get(key)
+        if type(value) is not int or value < 1:
+            raise ValueError(f"{where}: {key} must be a positive integer, got {value!r}")
+    sizes = spec.get("layer_sizes")
+    if not isinstance(sizes, list) or len(sizes) < 2 or any(type(s) is not int or s < 1 for s in sizes):
+        raise ValueError(f"{where}: layer_sizes must be a list of at least 2 positive integers, got {sizes!r}")
+    if sizes[0] != spec["policy_obs_steps"] * spec["obs_dim"] or sizes[-1] != spec["action_dim"]:
+        raise ValueError(f"{where}: layer_sizes {sizes} must start at policy_obs_steps x obs_dim = "
+                         f"{spec['policy_obs_steps'] * spec['obs_dim']} and end at action_dim = {spec['action_dim']}")
+    if spec.get("activation") not in ACTIVATIONS:
+        raise ValueError(f"{where}: activation must be one of {', '.join(ACTIVATIONS)}, got {spec.get('activation')!r}")
+
+
+def check_normalisers(arrays: dict, obs_dim: int, action_dim: int, where: str = "controller.npz") -> None:
+    """Each normaliser present, a vector of the right length, and finite (NaN would reach the robot)."""
+    for key in NORMALISERS:
+        if key not in arrays:
+            raise ValueError(f"{where} has no {key}")
+        width = obs_dim if key.startswith("obs") else action_dim
+        value = arrays[key]
+        if value.shape != (width,):
+            raise ValueError(f"{where}: {key} has shape {value.shape}, expected ({width},)")
+        if not np.isfinite(value).all():
+            raise ValueError(f"{where}: {key} holds NaN or infinite values")
 
 
 class Controller:
     def __init__(self, spec: dict, normalisers: dict[str, np.ndarray]) -> None:
-        if spec.get("format") != FORMAT or spec.get("version") != VERSION:
-            raise ValueError(f"not an {FORMAT} v{VERSION} description: {spec.get('format')!r} v{spec.get('version')!r}")
+        check_spec(spec)
+        check_normalisers(normalisers, int(spec["obs_dim"]), int(spec["action_dim"]))
         self.obs_dim = int(spec["obs_dim"])
         self.action_dim = int(spec["action_dim"])
         self.obs_steps = int(spec["policy_obs_steps"])
@@ -62,9 +99,17 @@ class Controller:
     @classmethod
     def load(cls, folder: str | Path) -> "Controller":
         folder = Path(folder)
-        spec = json.loads((folder / "controller.json").read_text())
-        with np.load(folder / "controller.npz") as arrays:
-            normalisers = {k: np.asarray(arrays[k], np.float64) for k in arrays.files}
+        try:
+            spec = json.loads((folder / "controller.json").read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"{folder / 'controller.json'} is not readable JSON ({err})") from err
+        check_spec(spec, str(folder / "controller.json"))
+        try:
+            with np.load(folder / "controller.npz", allow_pickle=False) as arrays:
+                normalisers = {k: np.asarray(arrays[k], np.float64) for k in arrays.files}
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, AttributeError) as err:
+            raise ValueError(f"{folder / 'controller.npz'} is not a readable npz file ({err})") from err
+        check_normalisers(normalisers, spec["obs_dim"], spec["action_dim"], str(folder / "controller.npz"))
         return cls(spec, normalisers)
 
     def set_weights(self, theta: np.ndarray) -> None:
@@ -119,7 +164,7 @@ class Controller:
                 np.maximum(out, zeros, out=out)
             elif self.activation == "tanh":
                 np.tanh(out, out=out)
-            else:  # mish: x * tanh(softplus(x))
+            else:  # mish (checked at load): x * tanh(softplus(x))
                 out *= np.tanh(np.log1p(np.exp(out)))
         h, wb, out = self._final
         np.dot(h, wb, out=out)
