@@ -202,3 +202,43 @@ def test_pusht_demos_through_lerobot_train_and_evaluate(tmp_path):
                  *[a for s in settings for a in ("--set", s)]]) == 0
     result = evaluate_run(tmp_path / "run", episodes=1, progress=False)
     assert result["suite"] == "pusht/state" and len(result["episodes"]) == 1
+
+
+def _info_edit(edit):
+    def apply(root):
+        info = json.loads((root / "meta" / "info.json").read_text())
+        (root / "meta" / "info.json").write_text(json.dumps(edit(info)))
+    return apply
+
+
+def _data_edit(edit):
+    def apply(root):
+        path = root / "data" / "chunk-000" / "file-000.parquet"
+        pq.write_table(edit(pq.read_table(path)), path)
+    return apply
+
+
+@pytest.mark.parametrize("case", ["info-list", "info-string", "shape-string", "action-video", "no-index", "index-all-zero",
+                                  "state-is-index", "state-twice"])
+def test_more_malformed_datasets_name_the_key(tmp_path, case):
+    """Cases a sweep of malformed inputs found raising tracebacks, pyarrow schema dumps, or accepted silently."""
+    edits = {
+        "info-list": (_info_edit(lambda info: [info]), None, r"info.json must hold a JSON object, got list"),
+        "info-string": (_info_edit(lambda info: "v3.0"), None, r"info.json must hold a JSON object, got str"),
+        "shape-string": (_info_edit(lambda info: {**info, "features": {**info["features"], "action": {"dtype": "float32", "shape": "2"}}}),
+                         None, r"features.action.shape must be a list of positive integers, got '2'"),
+        "action-video": (_info_edit(lambda info: {**info, "features": {**info["features"], "action": {"dtype": "video", "shape": [2]}}}),
+                         None, r"the action feature 'action' is declared 'video'"),
+        "no-index": (_data_edit(lambda table: table.drop_columns(["index"])), None, r"file-000.parquet has no column\(s\) \['index'\]"),
+        "index-all-zero": (_data_edit(lambda table: table.set_column(table.column_names.index("index"), "index",
+                                                                     pa.array(np.zeros(len(table), np.int64)))),
+                           None, r"the 'index' column repeats values"),
+        "state-is-index": (lambda root: None, ["index"], r"'index' is a bookkeeping column, not a state"),
+        "state-twice": (lambda root: None, ["observation.state", "observation.state"], r"names \['observation.state'\] more than once"),
+    }
+    edit, features, message = edits[case]
+    root = tmp_path / "ds"
+    write_lerobot(root, _episodes(np.random.default_rng(2), ["t"] * 2, [7, 5]), ["t"])
+    edit(root)
+    with pytest.raises(DatasetError, match=message):
+        load_lerobot(root, state_features=features)

@@ -51,14 +51,22 @@ def _read_info(root: Path) -> dict[str, Any]:
         raise DatasetError(f"{root} is not a LeRobot dataset: meta/info.json is missing")
     try:
         info = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DatasetError(f"{path} is not valid JSON ({err})") from err
+    if not isinstance(info, dict):
+        raise DatasetError(f"{path} must hold a JSON object, got {type(info).__name__}")
     version = info.get("codebase_version")
     if version != CODEBASE_VERSION:
         raise DatasetError(f"{root}: LeRobot codebase_version {version!r} is not supported; lwd reads {CODEBASE_VERSION} "
                            "(convert older datasets with lerobot's convert_dataset_v21_to_v30)")
     if not isinstance(info.get("features"), dict):
         raise DatasetError(f"{path} has no 'features' table")
+    for name, feature in info["features"].items():
+        if not isinstance(feature, dict):
+            raise DatasetError(f"{path}: features.{name} must be an object with dtype and shape, got {feature!r}")
+        shape = feature.get("shape", [])
+        if not isinstance(shape, list) or any(type(n) is not int or n < 1 for n in shape):
+            raise DatasetError(f"{path}: features.{name}.shape must be a list of positive integers, got {shape!r}")
     return info
 
 
@@ -68,8 +76,17 @@ def _choose_state(info: dict[str, Any], state_features: Sequence[str] | None, ac
     visual = [k for k, v in features.items() if v.get("dtype") in _VISUAL]
     if action_feature not in features:
         raise DatasetError(f"no feature {action_feature!r} for the action; the dataset has {sorted(features)}")
+    if features[action_feature].get("dtype") in (*_VISUAL, "string"):
+        raise DatasetError(f"the action feature {action_feature!r} is declared {features[action_feature]['dtype']!r} in info.json; "
+                           "an action must be a numeric vector")
     if state_features:
+        repeated = sorted({n for n in state_features if list(state_features).count(n) > 1})
+        if repeated:
+            raise DatasetError(f"--state-features names {repeated} more than once")
         for name in state_features:
+            if name in _INDEX_FEATURES or name == action_feature:
+                raise DatasetError(f"--state-features: {name!r} is {'the action' if name == action_feature else 'a bookkeeping column'}, "
+                                   f"not a state; available: {[k for k in numeric if k != action_feature]}")
             if name not in features:
                 raise DatasetError(f"no feature {name!r} in the dataset; available: {sorted(k for k in features if k not in _INDEX_FEATURES)}")
             if features[name].get("dtype") in _VISUAL:
@@ -123,26 +140,42 @@ def _task_strings(root: Path) -> dict[int, str]:
     return dict(zip(table.column("task_index").to_pylist(), (str(t) for t in table.column(text).to_pylist())))
 
 
+def _read_columns(path: Path, columns: list[str]) -> Any:
+    """A parquet file's columns, with a missing one named (pyarrow's own error dumps the schema)."""
+    pq = _pq()
+    try:
+        present = pq.read_schema(path).names
+    except Exception as err:  # noqa: BLE001  (pyarrow raises its own types for unreadable files)
+        raise DatasetError(f"{path} is not a readable parquet file ({' '.join(str(err).split())[:200]})") from err
+    missing = [c for c in columns if c not in present]
+    if missing:
+        raise DatasetError(f"{path} has no column(s) {missing}; a LeRobot v3.0 file needs {columns}")
+    return pq.read_table(path, columns=columns)
+
+
 def load_lerobot(root: str | os.PathLike[str], state_features: Sequence[str] | None = None,
                  action_feature: str = "action") -> Episodes:
     """Read a local LeRobot v3.0 dataset into `Episodes` (obs = the state features, concatenated)."""
-    pq = _pq()
+    _pq()  # refused with an install hint when pyarrow is missing
     root = Path(root)
     info = _read_info(root)
     chosen = _choose_state(info, state_features, action_feature)
     tasks = _task_strings(root)
-    meta = [pq.read_table(f, columns=["episode_index", "length"]) for f in _files(root, "meta/episodes")]
+    meta = [_read_columns(f, ["episode_index", "length"]) for f in _files(root, "meta/episodes")]
     ep_index = np.concatenate([t.column("episode_index").to_numpy() for t in meta]).astype(np.int64)
     ep_length = np.concatenate([t.column("length").to_numpy() for t in meta]).astype(np.int64)
     order = np.argsort(ep_index)
     ep_index, ep_length = ep_index[order], ep_length[order]
 
     columns = [*chosen, action_feature, "episode_index", "index", "task_index"]
-    tables = [pq.read_table(f, columns=columns) for f in _files(root, "data")]
+    tables = [_read_columns(f, columns) for f in _files(root, "data")]
     import pyarrow as pa
 
     table = pa.concat_tables(tables)
     index = table.column("index").to_numpy()
+    if len(np.unique(index)) != len(index):
+        raise DatasetError(f"{root}: the 'index' column repeats values ({len(index) - len(np.unique(index))} duplicates); "
+                           "it must number every frame once")
     order = np.argsort(index, kind="stable")
     table = table.take(pa.array(order))
     features = info["features"]
