@@ -14,6 +14,11 @@ was generated from and each step that used it).
     with OnnxGeneratorProcess("exported/") as generator:
         report = run_loop(controller, generator, observe, apply, steps=5000, rate_hz=1000, action_horizon=8)
 
+The controller is anything with `obs_steps`, `set_weights(theta)` and `act(obs)`: the NumPy
+runner, or the compiled C export (`lwd export RUN --format c`) through
+`lwd.export_c.CController.load("exported/")`, whose step costs about a microsecond instead of
+several (BENCHMARKS.md, "Deployable controllers").
+
 Only NumPy and the standard library run in this process; the generator process needs
 onnxruntime. Messages between them are raw float32/int64 bytes (no pickle).
 """
