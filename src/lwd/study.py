@@ -40,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -57,6 +58,60 @@ RUNS_ROOT = Path("runs/studies")
 DATA_ROOT = Path("data/studies")
 _SPEC_KEYS = {"name", "suite", "episodes", "seeds", "horizons", "perturbations", "data", "methods", "n_envs",
               "batch_plans", "ddim_steps", "seed_start", "about"}
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+
+
+def safe_name(value: Any, key: str, where: str) -> str:
+    """A name from the spec that becomes part of a file or folder name: letters, digits and `._+-`,
+    not starting with a dot, so it can never leave its output folder (`../x`, `/x`, `a/b`)."""
+    if not isinstance(value, str) or not _SAFE_NAME.fullmatch(value) or ".." in value:
+        raise ValueError(f"{where}: {key} must be a plain name (letters, digits, '.', '_', '+', '-'; no '/' or '..'), "
+                         f"got {value!r}")
+    return value
+
+
+def _integer(value: Any, key: str, where: str, minimum: int) -> int:
+    """An integer >= minimum from the spec (TOML gives typed values: "12" or 8.0 is refused, not converted)."""
+    if type(value) is not int or value < minimum:
+        wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{where}: {key} must be {wanted}, got {value!r}")
+    return value
+
+
+def _integers(value: Any, key: str, where: str, minimum: int) -> list[int]:
+    """A non-empty list of integers >= minimum (a string such as seeds = "12" is refused, not split into 1 and 2)."""
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"{where}: {key} must be a non-empty list of integers, e.g. {key} = [0, 1], got {value!r}")
+    return [_integer(v, f"{key}[{i}]", where, minimum) for i, v in enumerate(value)]
+
+
+def _table(value: Any, key: str, where: str) -> dict[str, Any]:
+    """A TOML table ([key.NAME] sections), not a list or a value."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: {key} must be a table of named entries ([{key}.NAME] sections), got {type(value).__name__}")
+    for name, entry in value.items():
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: {key}.{name} must be a table ([{key}.{name}] with its keys), got {entry!r}")
+    return value
+
+
+def _strings(value: Any, key: str, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{where}: {key} must be a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def spec_root(spec_path: str | Path) -> Path:
+    """Where a study's files live when no --root is given: the repository holding the spec (the
+    nearest folder above it with .git or pyproject.toml), else the spec's own folder; never the
+    working directory, so a study finds its cached cells from wherever it is started."""
+    folder = Path(spec_path).resolve().parent
+    for candidate in (folder, *folder.parents):
+        if (candidate / ".git").exists() or (candidate / "pyproject.toml").is_file():
+            return candidate
+    return folder
 
 
 def _digest(obj: Any) -> str:
@@ -81,7 +136,7 @@ class DataSpec:
 
     def location(self, suite: str, root: Path) -> Path:
         if self.path:
-            return Path(self.path)
+            return root / self.path  # a relative path is relative to the study's root (an absolute one stays)
         return root / DATA_ROOT / f"{suite.replace('/', '-')}-{self.name}-{self.key(suite)}.zarr"
 
 
@@ -115,10 +170,14 @@ class StudySpec:
     @classmethod
     def load(cls, path: str | Path) -> "StudySpec":
         path = Path(path)
+        if path.is_dir():
+            raise ValueError(f"study spec {path} is a folder; give a spec file, e.g. benchmarks/studies/pusht.toml")
         try:
             raw = tomllib.loads(path.read_text())
         except FileNotFoundError as err:
             raise FileNotFoundError(f"study spec {path} does not exist") from err
+        except UnicodeDecodeError as err:
+            raise ValueError(f"study spec {path} is not a text (TOML) file") from err
         except tomllib.TOMLDecodeError as err:
             raise ValueError(f"{path} is not valid TOML: {err}") from err
         return cls.parse(raw, str(path))
@@ -131,25 +190,42 @@ class StudySpec:
         missing = sorted({"name", "suite", "episodes", "seeds", "horizons", "data", "methods"} - set(raw))
         if unknown or missing:
             raise ValueError(f"{where}: unknown keys {unknown}, missing keys {missing}; a study spec has {sorted(_SPEC_KEYS)}")
+        name = safe_name(raw["name"], "name", where)
+        if not isinstance(raw["suite"], str):
+            raise ValueError(f"{where}: suite must be a string such as \"pusht\", got {raw['suite']!r}")
+        episodes = _integer(raw["episodes"], "episodes", where, 1)
+        seeds = _integers(raw["seeds"], "seeds", where, 0)
+        horizons = _integers(raw["horizons"], "horizons", where, 1)
+        perturbations = list(_strings(raw.get("perturbations", ["none"]), "perturbations", where))
+        n_envs = _integer(raw.get("n_envs", 1), "n_envs", where, 1)
+        ddim_steps = _integer(raw.get("ddim_steps", 10), "ddim_steps", where, 1)
+        seed_start = None if raw.get("seed_start") is None else _integer(raw["seed_start"], "seed_start", where, 0)
+        if not isinstance(raw.get("batch_plans", False), bool):
+            raise ValueError(f"{where}: batch_plans must be true or false, got {raw['batch_plans']!r}")
         data = []
-        for name, entry in raw["data"].items():
+        for data_name, entry in _table(raw["data"], "data", where).items():
+            safe_name(data_name, f"data.{data_name}", where)
             extra = sorted(set(entry) - {"demos", "dart_noise", "perturb", "seed_start", "path"})
             if extra:
-                raise ValueError(f"{where}: data.{name} has unknown keys {extra}")
-            spec = from_dict(DataSpec, {"name": name, **entry})
+                raise ValueError(f"{where}: data.{data_name} has unknown keys {extra}")
+            spec = from_dict(DataSpec, {"name": data_name, **entry})
             if not spec.path and spec.demos < 1:
-                raise ValueError(f"{where}: data.{name} needs demos = N (expert episodes per task) or path = FILE")
+                raise ValueError(f"{where}: data.{data_name} needs demos = N (expert episodes per task) or path = FILE")
             data.append(spec)
         methods = []
-        for label, entry in raw["methods"].items():
+        for label, entry in _table(raw["methods"], "methods", where).items():
+            safe_name(label, f"methods.{label}", where)
             extra = sorted(set(entry) - {"method", "preset", "set", "train_set"})
             if extra:
                 raise ValueError(f"{where}: methods.{label} has unknown keys {extra} (known: method, preset, set, train_set)")
-            methods.append(MethodSpec(label, entry.get("method", ""), entry.get("preset", "default"), tuple(entry.get("set", ())),
-                                      tuple(entry.get("train_set", ()))))
-        spec = cls(raw["name"], raw["suite"], int(raw["episodes"]), [int(s) for s in raw["seeds"]], [int(h) for h in raw["horizons"]],
-                   list(raw.get("perturbations", ["none"])), data, methods, int(raw.get("n_envs", 1)), bool(raw.get("batch_plans", False)),
-                   int(raw.get("ddim_steps", 10)), raw.get("seed_start"), str(raw.get("about", "")), raw)
+            for key in ("method", "preset"):
+                if not isinstance(entry.get(key, ""), str):
+                    raise ValueError(f"{where}: methods.{label}.{key} must be a string, got {entry[key]!r}")
+            methods.append(MethodSpec(label, entry.get("method", ""), entry.get("preset", "default"),
+                                      _strings(entry.get("set", []), f"methods.{label}.set", where),
+                                      _strings(entry.get("train_set", []), f"methods.{label}.train_set", where)))
+        spec = cls(name, raw["suite"], episodes, seeds, horizons, perturbations, data, methods, n_envs,
+                   bool(raw.get("batch_plans", False)), ddim_steps, seed_start, str(raw.get("about", "")), raw)
         if not spec.data or not spec.methods or not spec.seeds:
             raise ValueError(f"{where}: a study needs at least one dataset, method and seed")
         return spec
@@ -247,7 +323,7 @@ def missing_cells(spec: StudySpec, cells: list[StudyCell], root: Path) -> list[S
     return [c for c in cells if not (folder / c.file_name).exists()]
 
 
-def run_study(spec_path: str | Path, jobs: int = 1, root: str | Path = ".", progress: bool = True,
+def run_study(spec_path: str | Path, jobs: int = 1, root: str | Path | None = None, progress: bool = True,
               dry_run: bool = False, only: list[str] | None = None, only_seeds: list[int] | None = None,
               only_data: list[str] | None = None, only_horizons: list[int] | None = None) -> dict[str, Any]:
     """Run the study's missing cells (training what they need), then write its JSON, table and plot.
@@ -255,11 +331,14 @@ def run_study(spec_path: str | Path, jobs: int = 1, root: str | Path = ".", prog
     `only`, `only_seeds`, `only_data`, `only_horizons`: run just the cells of these method labels,
     training seeds, data sets and horizons now (a study can spread over invocations, e.g. seed 0 of
     everything first, or the long-horizon cells on a second core); cells without a horizon (BC acts
-    every step) pass the horizon filter. The summary covers every finished cell."""
+    every step) pass the horizon filter. The summary covers every finished cell.
+
+    `root` holds the study's data, runs and results (`benchmarks/results/studies/...`); by default
+    the repository of the spec file (`spec_root`), whatever the working directory."""
     from lwd.hardware import barrier, join_launch
     from lwd.outputs import check_writable
 
-    root = Path(root)
+    root = Path(root) if root is not None else spec_root(spec_path)
     spec = StudySpec.load(spec_path)
     rank, world = join_launch()  # under torchrun: every rank runs each job together (DDP training, sharded evaluation)
     if world > 1 and jobs > 1:
@@ -344,6 +423,7 @@ def _run_group(spec_path: str, root_text: str, cells: list[StudyCell], progress:
     import torch
 
     from lwd.bench import check_reuse
+    from lwd.checkpoint import has_train_state
     from lwd.hardware import launched_world
     from lwd.pipeline import evaluate_run, train_run
     from lwd.provenance import provenance
@@ -359,7 +439,7 @@ def _run_group(spec_path: str, root_text: str, cells: list[StudyCell], progress:
     if (run_dir / "model.safetensors").exists():
         check_reuse(run_dir, first.method, first.preset, list(first.overrides), first.seed, list(first.train_overrides))
     else:
-        resume = (run_dir / "train_state").exists()
+        resume = has_train_state(run_dir)
         _say(progress and rank == 0, f"{job}: training {'(resuming) ' if resume else ''}in {run_dir}")
         t0 = time.perf_counter()
         train_run(first.method, data, run_dir, preset=first.preset, overrides=list(first.overrides),
