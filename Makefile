@@ -37,7 +37,7 @@ bench-mt10: setup
 
 # The PushT study of BENCHMARKS.md: 200 expert demos, LWD vs DP at H = 8, 16, 32, 64, with and without block pushes.
 bench-pusht: setup-all
-	$(BIN)/lwd demos pusht --episodes 200 --out data/pusht-200.zarr
+	test -e data/pusht-200.zarr || $(BIN)/lwd demos pusht --episodes 200 --out data/pusht-200.zarr
 	$(BIN)/lwd bench pusht --data data/pusht-200.zarr --out runs/bench-pusht --methods lwd,dp,dp-ddim \
 		--presets lwd=pusht,dp=cpu --horizons 8,16,32,64 --perturb none,block-push:20:0.02 \
 		--episodes 50 --n-envs 10 --vector sync --batch-plans

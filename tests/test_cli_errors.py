@@ -118,7 +118,54 @@ def work(tmp_path_factory):
     broken("bad-json", lambda run: (run / "config.json").write_text("{not json"))
     broken("corrupt-weights", lambda run: (run / "model.safetensors").write_bytes(b"\x00" * 64))
     (root / "a-file").write_text("x")
+
+    # targets that exist: refused without --overwrite, and must come out byte for byte unchanged
+    subprocess.run(["cp", "-r", str(good), str(root / "keep.zarr")], check=True)
+    (root / "existing-folder").mkdir()
+    (root / "existing-folder" / "mine.txt").write_text("a user's file")
+    (root / "results.json").write_text('{"mean_success": 0.5}')
+    from lwd.export import export_controller
+
+    export_controller(runs / "lwd", root / "ctl-existing")
+    exported_elsewhere = root / "exported-bad-activation"
+    export_controller(runs / "lwd", exported_elsewhere)
+    spec = json.loads((exported_elsewhere / "controller.json").read_text())
+    (exported_elsewhere / "controller.json").write_text(json.dumps({**spec, "activation": "gelu"}))
+    for name in ("generator.onnx", "onnx.json"):
+        (exported_elsewhere / name).write_text("{}")
+
+    # study specs, each wrong in one key
+    (root / "spec-folder").mkdir()
+    base = ('name = "s"\nsuite = "pusht/state"\nepisodes = 1\nseeds = [0]\nhorizons = [8]\n'
+            '[data.clean]\ndemos = 1\n[methods.bc]\nset = ["steps=3"]\n')
+    (root / "spec-good.toml").write_text(base)
+    for name, text in {"n-envs-0": base.replace("episodes = 1", "episodes = 1\nn_envs = 0"),
+                       "seeds-string": base.replace("seeds = [0]", 'seeds = "12"'),
+                       "horizons-string": base.replace("horizons = [8]", 'horizons = [8, "abc"]'),
+                       "data-list": base.replace("[data.clean]\ndemos = 1\n", "").replace("seeds = [0]", 'seeds = [0]\ndata = ["clean"]'),
+                       "escape": base.replace('name = "s"', 'name = "../../../escaped-study"'),
+                       "method-escape": base.replace("[methods.bc]", '[methods."../bc"]')}.items():
+        (root / f"spec-{name}.toml").write_text(text)
     return root
+
+
+def _tree_hash(path: Path) -> str:
+    """SHA-256 over a file or folder: every file's relative name and bytes (hidden files included)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        digest.update(str(file.relative_to(path) if file != path else file.name).encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def _unchanged(w: Path) -> dict[str, Path]:
+    """Case id -> an existing target the case must leave exactly as it was."""
+    return {"demos-over-dataset": w / "keep.zarr", "import-over-dataset": w / "keep.zarr",
+            "export-lerobot-over-folder": w / "existing-folder", "export-npz-over-files": w / "ctl-existing",
+            "eval-out-exists": w / "results.json", "train-over-run": w / "runs" / "bc", "study-name-escapes": w / "spec-escape.toml"}
 
 
 def _cases(w: Path) -> list[tuple[str, list[str], str, str | None]]:
@@ -157,7 +204,37 @@ def _cases(w: Path) -> list[tuple[str, list[str], str, str | None]]:
         ("hidden-not-list", [*train("good.zarr"), "--set", "hidden=64"], r"BCConfig.hidden must be a list", None),
         ("unknown-method", ["train", "gan", "--data", data, "--out", str(out / "g")], r"invalid choice: 'gan'", str(out / "g")),
         ("resume-missing", [*train("good.zarr"), "--resume"], r"holds no interrupted run", str(out / "good.zarr")),
-        ("train-over-run", ["train", "bc", "--data", data, "--out", bc], r"already holds a trained model", None),
+        ("train-over-run", ["train", "bc", "--data", data, "--out", bc], r"already holds a trained model; pass --overwrite", None),
+        ("train-resume-and-overwrite", [*train("good.zarr"), "--resume", "--overwrite"], r"drop one of them", str(out / "good.zarr")),
+        ("task-preset-without-task-ids", ["train", "lwd", "--data", data, "--out", str(out / "mt"), "--preset", "mt10-quick"],
+         r"good.zarr has no task ids \(data/task\), but lwd preset 'mt10-quick' conditions on the task.*condition=state", str(out / "mt")),
+        # existing targets: refused unless --overwrite, left unchanged (see _unchanged)
+        ("demos-over-dataset", ["demos", "pusht/state", "--episodes", "1", "--out", str(w / "keep.zarr")],
+         r"--out .*keep.zarr already exists; pass --overwrite to replace it", None),
+        ("import-over-dataset", ["import", "dp-pusht", str(w / "dp-layout.zarr"), "--out", str(w / "keep.zarr")],
+         r"--out .*keep.zarr already exists; pass --overwrite", None),
+        ("export-lerobot-over-folder", ["export", "lerobot", data, "--out", str(w / "existing-folder")],
+         r"--out .*existing-folder already exists; pass --overwrite", None),
+        ("export-npz-over-files", ["export", lwd, "--format", "npz", "--out", str(w / "ctl-existing")],
+         r"ctl-existing already holds controller.json, controller.npz, lwd_controller.py; pass --overwrite", None),
+        ("eval-out-exists", ["eval", bc, "--episodes", "1", "--out", str(w / "results.json")],
+         r"--out .*results.json already exists; pass --overwrite", None),
+        # exported files: checked before any episode runs
+        ("exported-unknown-activation", ["eval", lwd, "--exported", str(w / "exported-bad-activation")],
+         r"controller.json: activation must be one of relu, tanh, mish, got 'gelu'", None),
+        # study specs and flags
+        ("study-folder", ["study", str(w / "spec-folder")], r"spec-folder is a folder; give a spec file", None),
+        ("study-n-envs-0", ["study", str(w / "spec-n-envs-0.toml")], r"spec-n-envs-0.toml: n_envs must be a positive integer, got 0", None),
+        ("study-seeds-string", ["study", str(w / "spec-seeds-string.toml")], r"seeds must be a non-empty list of integers.*'12'", None),
+        ("study-horizons-string", ["study", str(w / "spec-horizons-string.toml")], r"horizons\[1\] must be a positive integer, got 'abc'", None),
+        ("study-data-list", ["study", str(w / "spec-data-list.toml")], r"data must be a table of named entries", None),
+        ("study-name-escapes", ["study", str(w / "spec-escape.toml")], r"name must be a plain name .*'../../../escaped-study'",
+         str(w / "escaped-study.json")),
+        ("study-label-escapes", ["study", str(w / "spec-method-escape.toml")], r"methods.../bc must be a plain name", None),
+        ("study-seeds-flag", ["study", str(w / "spec-good.toml"), "--seeds", "abc"], r"--seeds takes comma-separated integers.*'abc' is not one", None),
+        ("study-horizons-flag", ["study", str(w / "spec-good.toml"), "--horizons", "8,abc"], r"--horizons takes comma-separated integers.*'abc'", None),
+        ("bench-horizons-flag", ["bench", "pusht/state", "--data", data, "--out", str(out / "bh"), "--horizons", "8,abc"],
+         r"--horizons takes comma-separated integers.*'abc'", str(out / "bh")),
         # run directories
         ("no-run-dir", ["eval", str(w / "nowhere")], r"is not a run directory", None),
         ("config-str", ["eval", str(runs / "steps-str")], r"BCConfig.steps must be an integer, got '32'", None),
@@ -212,9 +289,11 @@ def _cases(w: Path) -> list[tuple[str, list[str], str, str | None]]:
 @pytest.fixture(scope="module")
 def outcomes(work):
     cases = _cases(work)
+    before = {name: _tree_hash(path) for name, path in _unchanged(work).items()}
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda case: _lwd(*case[1]), cases))
-    return {case[0]: (case, result) for case, result in zip(cases, results)}
+    after = {name: _tree_hash(path) for name, path in _unchanged(work).items()}
+    return {case[0]: (case, result, before.get(case[0]) == after.get(case[0])) for case, result in zip(cases, results)}
 
 
 def test_there_are_at_least_forty_distinct_cases():
@@ -226,7 +305,7 @@ CASE_NAMES = [case[0] for case in _cases(Path("/placeholder"))]  # the names onl
 
 @pytest.mark.parametrize("name", CASE_NAMES)
 def test_bad_input_gives_one_clear_line(outcomes, name):
-    (_, args, pattern, absent), result = outcomes[name]
+    (_, args, pattern, absent), result, unchanged = outcomes[name]
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2, f"{name}: exit {result.returncode}\n{result.stderr[-3000:]}"
     assert "Traceback" not in result.stderr, f"{name}:\n{result.stderr[-3000:]}"
@@ -235,6 +314,7 @@ def test_bad_input_gives_one_clear_line(outcomes, name):
     assert re.search(pattern, lines[0]), f"{name}: {lines[0]!r} does not match {pattern!r}"
     if absent is not None:
         assert not Path(absent).exists(), f"{name}: left {absent} behind"
+    assert unchanged, f"{name}: changed its existing target"
 
 
 def test_eval_refuses_an_unwritable_out_before_evaluating(work):
@@ -265,3 +345,113 @@ def test_ctrl_c_during_training_saves_a_state_and_says_how_to_resume(work, tmp_p
     assert latest["step"] > 0
     resumed = subprocess.run([*LWD, *args, "--resume", "--set", f"steps={latest['step'] + 2}"], capture_output=True, text=True, env=ENV)
     assert resumed.returncode == 2 and "settings differ" in resumed.stderr  # resume checks the settings it continues
+
+
+def test_two_trainings_into_one_folder_started_together_one_trains_the_other_refuses(work, tmp_path):
+    args = [*LWD, "train", "bc", "--data", str(work / "good.zarr"), "--out", str(tmp_path / "run"), "--set", "steps=200"]
+    procs = [subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV) for _ in range(2)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    assert sorted(rc for rc, _ in results) == [0, 2], results
+    refused = next(err for rc, err in results if rc == 2)
+    lines = [line for line in refused.splitlines() if line.strip()]
+    assert len(lines) == 1 and ("is being trained into by process" in lines[0] or "already holds a trained model" in lines[0]), lines
+    assert not (tmp_path / "run" / ".lock").exists()  # released by the one that trained
+
+
+def test_a_live_lock_refuses_and_a_stale_one_is_taken_over(work, tmp_path):
+    from lwd.runlock import RunLock
+
+    args = ["train", "bc", "--data", str(work / "good.zarr"), "--out", str(tmp_path / "run"), "--set", "steps=3"]
+    with RunLock(tmp_path / "run"):  # this test process trains into it, as far as lwd can tell
+        held = _lwd(*args)
+    assert held.returncode == 2 and f"being trained into by process {os.getpid()}" in held.stderr, held.stderr
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+    (tmp_path / "run").mkdir(exist_ok=True)  # (the refused training removed the folder it found missing)
+    (tmp_path / "run" / ".lock").write_text('{"pid": 999999, "host": "gone", "since": "yesterday"}')  # its process died
+    taken = _lwd(*args)
+    assert taken.returncode == 0, taken.stderr[-2000:]
+    assert (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_overwrite_replaces_a_run_and_eval_keeps_every_result_and_warns_when_the_data_changed(work, tmp_path, capsys):
+    """Demos made, a run trained, the demos regenerated with --overwrite: eval (and info) say the data changed."""
+    from lwd.cli import main
+
+    data, run = tmp_path / "demos.zarr", tmp_path / "run"
+    assert main(["demos", "pusht/state", "--episodes", "1", "--out", str(data)]) == 0
+    assert main(["train", "bc", "--data", str(data), "--out", str(run), "--set", "steps=3"]) == 0
+    provenance = json.loads((run / "provenance.json").read_text())
+    assert len(provenance["data"]["sha256"]) == 64 and provenance["threads"] >= 1 and provenance["device"] == "cpu"
+    assert provenance["command"].startswith("lwd") and provenance["git_commit"] and provenance["lwd_version"]
+    assert oct((run / "config.json").stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # the user's umask, not 0600
+    first_model = (run / "model.safetensors").read_bytes()
+    assert main(["train", "bc", "--data", str(data), "--out", str(run), "--set", "steps=4", "--overwrite"]) == 0
+    assert (run / "model.safetensors").read_bytes() != first_model
+    assert json.loads((run / "config.json").read_text())["method_config"]["steps"] == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demos.zarr", "run"]  # no temporary sibling left
+    capsys.readouterr()
+    for _ in range(2):
+        assert main(["eval", str(run), "--episodes", "1"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert sorted(p.name for p in (run / "evals").glob("*.json")) == ["pusht_state-none-1ep-2.json", "pusht_state-none-1ep.json"]
+    assert main(["demos", "pusht/state", "--episodes", "1", "--seed-start", "5", "--out", str(data), "--overwrite"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--episodes", "1"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning")]
+    assert len(warned) == 1 and "has changed since training" in warned[0] and str(data) in warned[0], warned
+    assert main(["info", str(run), "--latency-steps", "0"]) == 0
+    assert "has changed since training" in capsys.readouterr().err
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def test_a_full_disk_ends_in_one_line_and_leaves_the_old_state_or_a_fresh_start(work, tmp_path):
+    """A real full disk: small tmpfs mounts in a private mount namespace (skipped where unshare cannot mount)."""
+    import shutil
+
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode != 0:
+        pytest.skip("needs unshare to mount a small tmpfs")
+    full, tight, report = tmp_path / "full", tmp_path / "tight", tmp_path / "report"
+    for folder in (full, tight, report):
+        folder.mkdir()
+    good = work / "good.zarr"
+    python = f"{sys.executable} -m lwd.cli"
+    script = f"""
+    mount -t tmpfs -o size=1m tmpfs {full} && mount -t tmpfs -o size=1m tmpfs {tight} || exit 99
+    cp -r {good} {full}/keep.zarr
+    dd if=/dev/zero of={full}/filler bs=4k 2>/dev/null
+    {python} demos pusht/state --episodes 2 --out {full}/keep.zarr --overwrite 2> {report}/demos.err; echo $? > {report}/demos.rc
+    (cd {full}/keep.zarr && find . -type f | sort | xargs sha256sum) > {report}/keep.sha
+    ls -A {full} > {report}/full.ls
+    dd if=/dev/zero of={tight}/filler bs=4k count=246 2>/dev/null
+    {python} train bc --data {good} --out {tight}/run --set steps=3 2> {report}/train.err; echo $? > {report}/train.rc
+    find {tight} -name '.*' > {report}/hidden.ls
+    rm {tight}/filler
+    {python} train bc --data {good} --out {tight}/run --set steps=3 2> {report}/again.err; echo $? > {report}/again.rc
+    """
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, env=ENV, timeout=300)
+    if done.returncode == 99:
+        pytest.skip("tmpfs cannot be mounted here")
+    expected = subprocess.run(f"cd {good} && find . -type f | sort | xargs sha256sum", shell=True, capture_output=True, text=True).stdout
+    for name in ("demos", "train"):
+        err = (report / f"{name}.err").read_text()
+        lines = [line for line in err.splitlines() if line.startswith("lwd")]  # (progress bars share stderr)
+        assert (report / f"{name}.rc").read_text().strip() == "2", err[-3000:]
+        assert len(lines) == 1 and "No space left on device" in lines[0] and "Traceback" not in err, err[-3000:]
+    assert (report / "keep.sha").read_text() == expected  # the old dataset, byte for byte
+    assert (report / "full.ls").read_text().split() == ["filler", "keep.zarr"]  # no temporary copy left
+    assert (report / "hidden.ls").read_text().split() == [], "temporary files left behind"
+    assert (report / "again.rc").read_text().strip() == "0", (report / "again.err").read_text()[-3000:]  # no --resume dead end
+
+
+def test_ctrl_c_during_start_up_is_one_line_and_exit_130(work):
+    proc = subprocess.Popen([*LWD, "info", str(work / "runs" / "bc")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
+    time.sleep(0.7)  # torch and the simulators are still importing
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 130 and "Traceback" not in err and len(lines) == 1 and "interrupted" in lines[0], err[-3000:]

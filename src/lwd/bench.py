@@ -124,6 +124,7 @@ def run_bench(
 def trained_run(plan: CellPlan, data: str | Path, runs: Path, seed: int, progress: bool) -> Path:
     """The run directory of a cell: reused when it holds a run trained with exactly these settings,
     resumed when interrupted, trained otherwise."""
+    from lwd.checkpoint import has_train_state
     from lwd.pipeline import train_run
 
     run_dir = runs / plan.run_name
@@ -131,7 +132,7 @@ def trained_run(plan: CellPlan, data: str | Path, runs: Path, seed: int, progres
         check_reuse(run_dir, plan.method, plan.preset, list(plan.overrides), seed)
     else:
         train_run(plan.method, data, run_dir, preset=plan.preset, overrides=list(plan.overrides), seed=seed,
-                  resume=(run_dir / "train_state").exists(), progress=progress)
+                  resume=has_train_state(run_dir), progress=progress)
     return run_dir
 
 

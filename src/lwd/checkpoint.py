@@ -30,6 +30,7 @@ from safetensors.torch import load_file, save_file
 from lwd.config import RunConfig
 from lwd.data import MinMaxNormalizer
 from lwd.methods.base import Method, build_method, get_method
+from lwd.outputs import umask_mode
 
 
 class CheckpointError(ValueError):
@@ -40,11 +41,16 @@ def atomic_write_text(path: Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, umask_mode())  # mkstemp's 0600 would survive the rename
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)  # a full disk leaves no temp file behind
+        raise
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -56,9 +62,14 @@ def save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[st
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
-    save_file({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, tmp, metadata=metadata)
-    _fsync(Path(tmp))
-    os.replace(tmp, path)
+    try:
+        save_file({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, tmp, metadata=metadata)
+        _fsync(Path(tmp))
+        os.chmod(tmp, umask_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _fsync(path: Path) -> None:
@@ -67,7 +78,8 @@ def _fsync(path: Path) -> None:
         os.fsync(f.fileno())
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes (checkpoint states and exported files record it; loading compares)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -180,23 +192,39 @@ def write_train_state(
     name = f"step-{stage}-{step:08d}"
     target = root / name
     tmp = Path(tempfile.mkdtemp(dir=root if root.exists() else _mkdir(root), prefix=f".{name}."))
-    checksums = {}
-    for fname, tensors in files.items():
-        path = tmp / f"{fname}.safetensors"
-        save_file({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, str(path))
-        _fsync(path)
-        checksums[path.name] = _sha256(path)
-    (tmp / "state.json").write_text(json.dumps(dict(info, stage=stage, step=step, sha256=checksums)))
-    _fsync(tmp / "state.json")
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(tmp, target)
+    try:
+        checksums = {}
+        for fname, tensors in files.items():
+            path = tmp / f"{fname}.safetensors"
+            save_file({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, str(path))
+            _fsync(path)
+            checksums[path.name] = file_sha256(path)
+        (tmp / "state.json").write_text(json.dumps(dict(info, stage=stage, step=step, sha256=checksums)))
+        _fsync(tmp / "state.json")
+        os.chmod(tmp, umask_mode(executable=True))  # mkdtemp's 0700 would survive the rename
+        for written in tmp.iterdir():
+            os.chmod(written, umask_mode())
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a full disk leaves no .step-* folder that blocks the next attempt
+        raise
     atomic_write_json(root / "latest.json", {"dir": name, "stage": stage, "step": step})
     states = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-"))
     for old in states[:-keep]:
         if old.name != name:
             shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def has_train_state(out_dir: Path) -> bool:
+    """Whether `out_dir` holds a training state to resume (latest.json or a finished step folder);
+    hidden temporary folders of a write that failed do not count."""
+    root = Path(out_dir) / "train_state"
+    if not root.is_dir():
+        return False
+    return (root / "latest.json").exists() or any(p.is_dir() and p.name.startswith("step-") for p in root.iterdir())
 
 
 def _mkdir(path: Path) -> Path:
@@ -211,7 +239,7 @@ def _read_state_folder(folder: Path) -> tuple[dict[str, Any], dict[str, dict[str
         path = folder / fname
         if not path.is_file():
             raise CheckpointError(f"{path} is missing")
-        if _sha256(path) != expected:
+        if file_sha256(path) != expected:
             raise CheckpointError(f"{path} does not match the checksum it was written with (truncated or corrupted)")
     files = {p.stem: load_tensors(p) for p in folder.glob("*.safetensors")}
     for needed in ("model", "rng"):

@@ -19,8 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import lwd.provenance  # noqa: F401  (records the commit this process starts on; results cite it)
-from lwd.outputs import check_writable, write_text_safely
+from lwd.outputs import check_writable, refuse_existing, replacing, write_text_safely
 
 
 def _horizon(value: str) -> int:
@@ -66,6 +65,7 @@ def cmd_demos(args: argparse.Namespace) -> None:
     from lwd.demos import collect_demos
     from lwd.suites import make_suite
 
+    refuse_existing(args.out, args.overwrite)
     check_writable(args.out)
     suite = make_suite(args.env)
     t0 = time.perf_counter()
@@ -79,6 +79,7 @@ def cmd_demos(args: argparse.Namespace) -> None:
 
 def cmd_import(args: argparse.Namespace) -> None:
     """Convert another project's dataset into our episode store (zarr, DP layout)."""
+    refuse_existing(args.out, args.overwrite)
     check_writable(args.out)
     t0 = time.perf_counter()
     if args.format == "dp-pusht":
@@ -130,23 +131,25 @@ def cmd_export(args: argparse.Namespace) -> None:
         if args.format == "onnx":
             from lwd.export import export_onnx
 
-            errors = export_onnx(args.target, args.out)
+            errors = export_onnx(args.target, args.out, overwrite=args.overwrite)
             print(f"wrote {args.out}/controller.onnx and generator.onnx (DDIM, {errors['inference_steps']} steps); "
                   f"ONNX Runtime vs torch: theta max abs error {errors['generator_max_abs_error']:.1e}, "
                   f"action {errors['controller_max_abs_error']:.1e} (actions up to {errors['action_scale']:.3g})")
             return
-        out = export_controller(args.target, args.out)
+        out = export_controller(args.target, args.out, overwrite=args.overwrite)
         print(f"wrote {out}/controller.json, controller.npz and lwd_controller.py (NumPy only)")
         return
     if args.data is None:
         raise ValueError(f"lwd export {args.target} needs the episode store to export: lwd export {args.target} DATA --out ...")
     args.format = args.target
+    refuse_existing(args.out, args.overwrite)
     check_writable(args.out, folder=args.format == "lerobot")
     episodes = Episodes.load(args.data)
     if args.format == "lerobot":
         from lwd.data.formats.lerobot import save_lerobot
 
-        save_lerobot(episodes, args.out, fps=args.fps)
+        with replacing(args.out) as tmp:  # an existing dataset is replaced only by a complete new one
+            save_lerobot(episodes, tmp, fps=args.fps)
         print(f"wrote {episodes.num_episodes} episodes ({episodes.num_steps} frames) to {args.out} (LeRobot v3.0, state only)")
         return
     from lwd.data.formats.robomimic_hdf5 import save_robomimic_hdf5
@@ -161,7 +164,8 @@ def cmd_export(args: argparse.Namespace) -> None:
         env_args = env.env_args()
     finally:
         env.close()
-    save_robomimic_hdf5(episodes, args.out, obs_key_dims(task), env_args)
+    with replacing(args.out) as tmp:
+        save_robomimic_hdf5(episodes, tmp, obs_key_dims(task), env_args)
     print(f"wrote {episodes.num_episodes} demos to {args.out} (robomimic layout, env {env_args.get('env_name')})")
 
 
@@ -175,7 +179,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     check_writable(args.out, folder=True)
     t0 = time.perf_counter()
     train_run(args.method, args.data, args.out, args.preset, args.set or [], args.train_set or [], args.seed,
-              args.resume, progress=rank == 0, eval_every=args.eval_every, eval_episodes=args.eval_episodes, hardware=hardware)
+              args.resume, progress=rank == 0, eval_every=args.eval_every, eval_episodes=args.eval_episodes, hardware=hardware,
+              overwrite=args.overwrite)
     if rank > 0:
         return  # rank 0 reports
     print(f"trained {args.method} in {time.perf_counter() - t0:.1f} s" + (f" on {world} processes" if world > 1 else "")
@@ -187,17 +192,23 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> None:
     from lwd.evaluate import format_table, plot_success
-    from lwd.pipeline import evaluate_run
+    from lwd.pipeline import check_training_data, evaluate_run
     from lwd.provenance import provenance
 
     if args.out:
+        refuse_existing(args.out, args.overwrite)
+        refuse_existing(Path(args.out).with_suffix(".png"), args.overwrite, what="--out's plot")
         check_writable(args.out)
+    else:
+        check_writable(Path(args.run) / "evals", what="--out", folder=True)  # the default: RUN/evals/
     video_dir = None
     if args.video:
         video_dir = Path(args.video_dir or (Path(args.out).with_suffix("").as_posix() + "-videos" if args.out else Path(args.run) / "videos"))
         check_writable(video_dir, what="--video-dir", folder=True)
         os.environ.setdefault("MUJOCO_GL", "egl")  # off-screen MuJoCo rendering; set before any simulator loads
     shard = _eval_shard()
+    if shard[0] == 0:
+        _warn(check_training_data(args.run))
     result = evaluate_run(args.run, args.env, args.episodes, args.n_envs, args.vector, args.perturb, args.seed_start,
                           args.tasks.split(",") if args.tasks else None, progress=shard[0] == 0, batch_plans=args.batch_plans,
                           video=args.video, video_dir=video_dir, shard=shard, exported=args.exported, **_runtime(args))
@@ -209,10 +220,35 @@ def cmd_eval(args: argparse.Namespace) -> None:
     for v in result.get("videos", []):
         print(f"video {v['video']}: {v['task']} seed {v['seed']}, {'success' if v['success'] else 'failure'} in {v['steps']} steps"
               + ("" if v["matches_evaluation"] else " (differs from the evaluated episode!)"))
+    text = json.dumps(result, indent=2)
     if args.out:
-        out = write_text_safely(args.out, json.dumps(result, indent=2))
-        plot_success(result, str(out.with_suffix(".png")))
-        print(f"wrote {out} and {out.with_suffix('.png')}")
+        out = write_text_safely(args.out, text)
+    else:  # a result is never thrown away: kept beside the run, under a name that says its settings
+        from lwd.outputs import write_new_text
+
+        out = write_new_text(Path(args.run) / "evals", eval_name(result), text)
+    plot_success(result, str(out.with_suffix(".png")))
+    print(f"wrote {out} and {out.with_suffix('.png')}")
+    if result.get("videos_interrupted"):
+        raise KeyboardInterrupt(f"the results are kept in {out}; the video replay was cut short")
+
+
+def eval_name(result: dict[str, Any]) -> str:
+    """A file name for an evaluation kept in RUN/evals/: suite, perturbation, run-time options, episodes
+    (e.g. `pusht-none-action_horizon16-50ep`); only letters, digits, `.`, `_`, `-`."""
+    import re
+
+    options = "-".join(f"{k}{v}" for k, v in sorted(result.get("policy_kwargs", {}).items()))
+    parts = [result["suite"], result["perturbation"], options, f"{result['episodes_per_task']}ep"]
+    if result.get("exported"):
+        parts.append("exported")
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(p for p in parts if p)).strip("._-") or "eval"
+
+
+def _warn(line: str | None) -> None:
+    """One warning line on stderr (nothing when there is nothing to say)."""
+    if line:
+        print(f"warning: {line}", file=sys.stderr)
 
 
 def _eval_shard() -> tuple[int, int]:
@@ -291,6 +327,9 @@ def cmd_info(args: argparse.Namespace) -> None:
             raise ValueError(f"--dims takes OBS_DIM,ACTION_DIM[,NUM_TASKS] as positive integers, e.g. 20,2; got {args.dims!r}")
         _print_rows(preset_info(method, preset or "default", *parts, latency_steps=args.latency_steps, env=args.env, **_runtime(args)))
         return
+    from lwd.pipeline import check_training_data
+
+    _warn(check_training_data(args.run))
     _print_rows(run_info(args.run, latency_steps=args.latency_steps, env=args.env, **_runtime(args)))
     if args.config:
         print(json.dumps(read_run_config(args.run).to_json(), indent=2))
@@ -324,23 +363,38 @@ def cmd_bench(args: argparse.Namespace) -> None:
         if not sep:
             raise ValueError(f"--set takes METHOD:KEY=VALUE, got {item!r}")
         overrides.setdefault(method, []).append(setting)
-    grid = run_bench(args.env, args.data, args.out, args.methods.split(","), [int(h) for h in args.horizons.split(",")],
+    grid = run_bench(args.env, args.data, args.out, args.methods.split(","), _int_list(args.horizons, "--horizons", 1),
                      args.perturb.split(","), args.episodes, _pairs(args.presets), overrides, args.seed, args.n_envs, args.ddim_steps,
                      latency_steps=args.latency_steps, batch_plans=args.batch_plans, vector=args.vector)
     print((Path(args.out) / "grid.md").read_text())
     print(f"bench done in {grid['seconds']:.0f} s -> {args.out}/grid.json, success_vs_horizon.png, flops_per_step.png")
 
 
-def cmd_study(args: argparse.Namespace) -> None:
-    from lwd.study import run_study
+def _int_list(text: str, flag: str, minimum: int) -> list[int]:
+    """A comma-separated flag value of integers >= minimum, refused with a line naming the flag and the item."""
+    values = []
+    for item in text.split(","):
+        try:
+            value = int(item)
+        except ValueError:
+            raise ValueError(f"{flag} takes comma-separated integers, e.g. {flag} 8,16; {item.strip()!r} is not one") from None
+        if value < minimum:
+            raise ValueError(f"{flag} takes integers >= {minimum}; got {value}")
+        values.append(value)
+    return values
 
-    summary = run_study(args.spec, jobs=args.jobs, dry_run=args.dry_run, only=args.only.split(",") if args.only else None,
-                        only_seeds=[int(x) for x in args.seeds.split(",")] if args.seeds else None,
+
+def cmd_study(args: argparse.Namespace) -> None:
+    from lwd.study import RESULTS_ROOT, run_study, spec_root
+
+    root = Path(args.root) if args.root else spec_root(args.spec)
+    summary = run_study(args.spec, jobs=args.jobs, root=root, dry_run=args.dry_run, only=args.only.split(",") if args.only else None,
+                        only_seeds=_int_list(args.seeds, "--seeds", 0) if args.seeds else None,
                         only_data=args.data.split(",") if args.data else None,
-                        only_horizons=[int(x) for x in args.horizons.split(",")] if args.horizons else None)
+                        only_horizons=_int_list(args.horizons, "--horizons", 1) if args.horizons else None)
     if not args.dry_run and "rank" not in summary:
         print(f"study {summary['name']}: {summary['cells_done']} of {summary['cells_planned']} cells done -> "
-              f"benchmarks/results/studies/{summary['name']}.json, .md, .png")
+              f"{root / RESULTS_ROOT / summary['name']}.json, .md, .png")
 
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
@@ -386,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "record the clean action (DART); default 0")
     d.add_argument("--perturb", default=None, help="recovery data: demonstrate under a perturbation, e.g. object-push:1:0.05; "
                                                     "the expert's recoveries are kept")
+    _overwrite_flag(d, "dataset")
     d.set_defaults(func=cmd_demos)
 
     im = sub.add_parser("import", help="convert a Diffusion Policy PushT zarr, a robomimic HDF5 file or a LeRobot dataset into an episode store")
@@ -403,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "plus observation.environment_state where present)")
     im.add_argument("--action-feature", default="action", help="lerobot: the action feature (default: action)")
     im.add_argument("--suite", default=None, help="lerobot: tag the data with the suite it evaluates in, e.g. pusht")
+    _overwrite_flag(im, "dataset")
     im.set_defaults(func=cmd_import)
 
     ex = sub.add_parser("export", help="demos as a robomimic HDF5 file or a LeRobot v3.0 dataset; a run's controller as NumPy files")
@@ -412,6 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "(controller.onnx taking the weights as an input, and generator.onnx)")
     ex.add_argument("--out", required=True, help="robomimic: HDF5 file; lerobot: a new dataset folder; a run: the controller folder")
     ex.add_argument("--fps", type=_positive, default=10, help="lerobot: frames per second recorded in info.json (default 10)")
+    _overwrite_flag(ex, "dataset, or the exported files of this --format in the folder,")
     ex.set_defaults(func=cmd_export)
 
     t = sub.add_parser("train", help="train a method on a dataset")
@@ -432,6 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch CPU threads per process (default 1: more collapse when other processes share the cores; 0: torch's default)")
     t.add_argument("--grad-accum", type=_positive, default=1,
                    help="micro-batches per step: the same global batch in smaller pieces (less memory, same samples)")
+    _overwrite_flag(t, "run (trained, or interrupted and not resumed)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="evaluate a trained run in its environment")
@@ -457,7 +515,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--exported", default=None, metavar="DIR",
                    help="LWD: run the policies from exported files (generator.onnx + lwd_controller.py, "
                         "from lwd export RUN --format npz and --format onnx into DIR) to check them against the run")
-    e.add_argument("--out", default=None, help="results JSON (a PNG plot is written next to it)")
+    e.add_argument("--out", default=None, help="results JSON (a PNG plot is written next to it); "
+                                               "default: RUN/evals/<settings>.json, never over an earlier one")
+    _overwrite_flag(e, "results JSON and plot")
     e.set_defaults(func=cmd_eval)
 
     b = sub.add_parser("bench", help="methods x action horizons x perturbations, side by side -> JSON, table, plots")
@@ -497,6 +557,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", default=None, help="comma-separated data names of the spec to run now, e.g. clean")
     s.add_argument("--horizons", default=None, help="comma-separated horizons of the spec to run now, e.g. 32 "
                    "(cells without a horizon, like BC's, always pass)")
+    s.add_argument("--root", default=None, help="folder for the study's data/, runs/ and benchmarks/results/ "
+                   "(default: the repository holding the spec, else the spec's folder; never the working directory)")
     s.set_defaults(func=cmd_study)
 
     r = sub.add_parser("reconstruct", help="encode demos, decode their policies, replay them from the demos' starts")
@@ -524,24 +586,58 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    from lwd.checkpoint import CheckpointError
-    from lwd.data import DatasetError
+def _overwrite_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    """The one flag, named the same on every command, that lets a command replace what --out holds
+    (replaced only once the new one is complete; without it an existing target is refused)."""
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"replace an existing {what} at --out (the old one stays until the new one is complete)")
 
-    args = build_parser().parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        import lwd.provenance  # noqa: F401  (records the commit this process starts on; results cite it)
+        from safetensors import SafetensorError
+
+        from lwd.checkpoint import CheckpointError
+        from lwd.data import DatasetError
+
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:  # Ctrl-C while torch and the simulators import: nothing started yet
+        print("lwd: interrupted during start-up; nothing was written", file=sys.stderr)
+        return 130
     try:
         args.func(args)
     except (DatasetError, CheckpointError, FileExistsError, FileNotFoundError, ValueError, ImportError) as err:
         print(f"lwd {args.command}: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    except (OSError, SafetensorError) as err:  # a full disk, a vanished folder: said in one line, never a traceback
+        print(f"lwd {args.command}: error: {_os_error(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
         saved = str(err)  # training raises with where it saved its state
         hint = _RESUME_HINTS.get(args.command, "nothing more was written")
         if args.command == "train":
             hint = f"{saved}; run the same command with --resume to continue" if saved else _NOTHING_SAVED
+        elif args.command == "eval" and saved:
+            hint = saved
         print(f"lwd {args.command}: interrupted; {hint}", file=sys.stderr)
         return 130
     return 0
+
+
+def _os_error(err: BaseException) -> str:
+    """One line for an operating-system failure: what failed, on which file, and the system's reason."""
+    import errno
+
+    if isinstance(err, OSError):
+        where = f" ({err.filename})" if err.filename else ""
+        reason = err.strerror or str(err)
+        hint = "; free some space and run the command again (what existed before is unchanged)" if err.errno == errno.ENOSPC else ""
+        return " ".join(f"{reason}{where}{hint}".split())
+    text = " ".join(str(err).split())
+    if "No space left" in text or "os error 28" in text:
+        return f"{text}; free some space and run the command again (what existed before is unchanged)"
+    return text
 
 
 _NOTHING_SAVED = "no training state was saved yet; start the command again"

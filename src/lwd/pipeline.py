@@ -10,6 +10,7 @@ Nothing here names a method: everything a method needs is found through its regi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -67,38 +68,120 @@ def train_run(
     eval_every: int = 0,
     eval_episodes: int = 5,
     hardware: Hardware | None = None,
+    overwrite: bool = False,
 ) -> Method:
-    """Load demonstrations, fit the normaliser on the training split, train, write the run dir."""
+    """Load demonstrations, fit the normaliser on the training split, train, write the run dir.
+
+    The run directory is locked while this trains (`lwd.runlock`): a second training into it
+    refuses. A run already there is refused unless `overwrite`; then the new run trains in a
+    hidden sibling and replaces the old one only when complete (a failure leaves the old run)."""
+    from lwd.checkpoint import has_train_state
+    from lwd.hardware import launched_world
+    from lwd.runlock import RunLock
+
     out = Path(out)
-    if resume and not (out / "train_state").is_dir():
-        raise FileNotFoundError(f"--resume: {out} holds no interrupted run to continue; drop --resume to start one")
-    if not resume and (out / "model.safetensors").exists():
-        raise FileExistsError(f"{out} already holds a trained model; choose another --out (or --resume an interrupted run)")
-    if not resume and (out / "train_state").exists():
-        raise FileExistsError(f"{out} holds an interrupted run; pass --resume to continue it or choose another --out")
-    cfg, train_cfg = build_configs(method, preset, overrides, train_overrides, seed)
-    episodes = Episodes.load(data)
-    train_eps, _val_eps = episodes.split(train_cfg.val_fraction, train_cfg.seed)
-    normalizer = MinMaxNormalizer.fit(train_eps.data)
-    info = data_info(episodes, str(data))
-    model = build_method(method, cfg, info, normalizer, seed=train_cfg.seed)
-    run = RunConfig(method, cfg, train_cfg, info, preset=preset)
+    if resume and overwrite:
+        raise ValueError("--resume continues the run in --out and --overwrite replaces it; drop one of them")
+    rank = launched_world()[0]
+    with RunLock(out) if rank == 0 else contextlib.nullcontext():  # one process group writes a run at a time
+        holds_model, holds_state = (out / "model.safetensors").exists(), has_train_state(out)
+        if resume and not holds_state:
+            raise FileNotFoundError(f"--resume: {out} holds no interrupted run to continue; drop --resume to start one")
+        if not resume and not overwrite and holds_model:
+            raise FileExistsError(f"{out} already holds a trained model; pass --overwrite to replace it, or choose another --out")
+        if not resume and not overwrite and holds_state:
+            raise FileExistsError(f"{out} holds an interrupted run; pass --resume to continue it, --overwrite to replace it, "
+                                  "or choose another --out")
+        cfg, train_cfg = build_configs(method, preset, overrides, train_overrides, seed)
+        episodes = Episodes.load(data)
+        if getattr(cfg, "uses_task", False) and TASK not in episodes.data:  # else the prior fails after the VAE trained
+            raise DatasetError(f"{data} has no task ids (data/task), but {method} preset {preset!r} conditions on the task "
+                               f"(condition={getattr(cfg, 'condition', 'task')!r}); use --set condition=state for single-task data")
+        train_eps, _val_eps = episodes.split(train_cfg.val_fraction, train_cfg.seed)
+        normalizer = MinMaxNormalizer.fit(train_eps.data)
+        info = data_info(episodes, str(data))
+        model = build_method(method, cfg, info, normalizer, seed=train_cfg.seed)
+        run = RunConfig(method, cfg, train_cfg, info, preset=preset)
 
-    hook = None
-    if eval_every > 0 and info.suite:
-        from lwd.evaluate import evaluate
+        hook = None
+        if eval_every > 0 and info.suite:
+            from lwd.evaluate import evaluate
 
-        suite = make_suite(info.suite)
+            suite = make_suite(info.suite)
 
-        def hook(m: Method, stage: str, step: int) -> dict[str, float]:
-            r = evaluate(m, suite, episodes_per_task=eval_episodes, seed_start=suite.test_seed_start // 2, progress=False)
-            return {"mean_success": r["mean_success"]}
+            def hook(m: Method, stage: str, step: int) -> dict[str, float]:
+                r = evaluate(m, suite, episodes_per_task=eval_episodes, seed_start=suite.test_seed_start // 2, progress=False)
+                return {"mean_success": r["mean_success"]}
 
-    from lwd.train import train
+        from lwd.outputs import remove_path, replace_path
+        from lwd.train import train
 
-    train(model, train_eps, train_cfg, run, out, resume=resume, progress=progress, eval_hook=hook, eval_every=eval_every,
-          hardware=hardware)
+        replacing = overwrite and (holds_model or holds_state)
+        target = out.with_name(f".{out.name}.overwrite") if replacing else out  # the same name on every rank
+        if replacing and rank == 0:
+            remove_path(target)  # a leftover of an attempt that was killed; we hold the lock
+        try:
+            log = train(model, train_eps, train_cfg, run, target, resume=resume, progress=progress, eval_hook=hook,
+                        eval_every=eval_every, hardware=hardware)
+            if rank == 0:
+                from lwd.checkpoint import atomic_write_json
+
+                atomic_write_json(target / "provenance.json", run_provenance(data, episodes, log))
+                if replacing:
+                    replace_path(target, out)
+        except BaseException as err:
+            if replacing and rank == 0:
+                remove_path(target)  # the old run stays as it was
+                if isinstance(err, KeyboardInterrupt):
+                    raise KeyboardInterrupt() from err  # its saved state went with the temporary folder
+            raise
     return model
+
+
+def run_provenance(data: str | Path, episodes: Episodes, log: dict[str, Any]) -> dict[str, Any]:
+    """What a run directory records about where it came from (provenance.json): the training data
+    (path and content hash, so a later change is noticed), the code (lwd version, git commit),
+    the packages, the command line, and the threads and device it really trained with."""
+    from lwd import __version__
+    from lwd.provenance import episodes_hash, provenance
+
+    hardware = log.get("hardware", {})
+    return {"data": {"path": str(data), "absolute_path": str(Path(data).resolve()), "sha256": episodes_hash(episodes),
+                     "episodes": episodes.num_episodes, "steps": episodes.num_steps},
+            "lwd_version": __version__, "threads": hardware.get("threads"), "device": hardware.get("device"),
+            "processes": hardware.get("processes"), **provenance()}
+
+
+def read_run_provenance(run_dir: str | Path) -> dict[str, Any]:
+    """provenance.json of a run ({} for runs that predate it or where it is unreadable)."""
+    import json
+
+    try:
+        record = json.loads((Path(run_dir) / "provenance.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def check_training_data(run_dir: str | Path) -> str | None:
+    """A one-line warning when the dataset a run was trained on has changed since (its content hash
+    differs from the one in provenance.json) or is gone; None when it matches or was not recorded."""
+    from lwd.provenance import data_hash
+
+    data = read_run_provenance(run_dir).get("data")
+    if not isinstance(data, dict) or not data.get("sha256") or not data.get("absolute_path"):
+        return None
+    path = Path(str(data["absolute_path"]))
+    if not path.exists():
+        return f"{run_dir} was trained on {path}, which no longer exists; results cannot be tied to that data"
+    try:
+        now = data_hash(path)
+    except (DatasetError, OSError) as err:
+        return f"{run_dir} was trained on {path}, which can no longer be read ({' '.join(str(err).split())})"
+    if now != data["sha256"]:
+        return (f"the data {run_dir} was trained on, {path}, has changed since training "
+                f"(content sha256 {now[:12]}, was {str(data['sha256'])[:12]}); results may not match that data")
+    return None
 
 
 def evaluate_run(
@@ -129,7 +212,7 @@ def evaluate_run(
     if exported is not None:  # the policies run from the exported files (ONNX generator, NumPy controller)
         from lwd.exported import ExportedMethod
 
-        model = ExportedMethod(model, exported)
+        model = ExportedMethod(model, exported, run_dir)
     run = read_run_config(run_dir)
     options = model.runtime_options(**runtime)
     suite_name = env or run.data.suite
@@ -140,13 +223,21 @@ def evaluate_run(
         suite.make_env(suite.tasks[0]).close()  # warm per-process caches before the workers fork
     result = evaluate(model, suite, episodes, n_envs, seed_start, tasks, perturb, options, vector, progress, batch_plans, shard)
     result["run_dir"] = str(run_dir)
+    trained_on = read_run_provenance(run_dir).get("data")
+    if trained_on:
+        result["trained_on"] = trained_on  # the data's path and content hash, recorded when it trained
     if exported is not None:
         result["exported"] = str(exported)
     if video > 0 and shard[0] == 0:
         from lwd.video import record_videos
 
         folder = Path(video_dir) if video_dir is not None else Path(run_dir) / "videos"
-        result["videos"] = record_videos(model, suite, result, video, options, perturb, folder)
+        try:
+            result["videos"] = record_videos(model, suite, result, video, options, perturb, folder)
+        except KeyboardInterrupt:  # Ctrl-C during the replay: the finished evaluation is still returned
+            result["videos_interrupted"] = True
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
     return result
 
 
@@ -170,6 +261,9 @@ def run_info(run_dir: str | Path, latency_steps: int = 0, env: str | None = None
     episode_steps = make_suite(suite).max_episode_steps if suite else None
     info = {"method": run.method, "preset": run.preset or "-", "trained on": run.data.dataset, "suite": run.data.suite,
             "obs / action dims": f"{run.data.obs_dim} / {run.data.action_dim}"}
+    data = read_run_provenance(run_dir).get("data")
+    if isinstance(data, dict) and data.get("sha256"):
+        info["data content sha256"] = str(data["sha256"])[:16]
     hardware = _trained_with(Path(run_dir))
     if hardware:
         info["trained with"] = hardware

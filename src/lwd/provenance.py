@@ -88,6 +88,34 @@ def _default_command() -> list[str]:
     return ["lwd", *sys.argv[1:]]
 
 
+def episodes_hash(episodes: Any) -> str:
+    """SHA-256 of an episode store's content: every data array (name, dtype, shape, values, in key
+    order), the episode ends and the attributes. It depends on what the data holds, not on how it
+    is stored (directory or zip, chunking, compression), so a run can tell whether the dataset it
+    was trained on has changed since."""
+    import hashlib
+    import json
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    arrays = {f"data/{k}": v for k, v in episodes.data.items()}
+    arrays["meta/episode_ends"] = episodes.episode_ends
+    for name in sorted(arrays):
+        values = np.ascontiguousarray(np.asarray(arrays[name]))
+        digest.update(f"{name}|{values.dtype.str}|{values.shape}\n".encode())
+        digest.update(values.tobytes())
+    digest.update(json.dumps(episodes.attrs, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def data_hash(path: str | Path) -> str:
+    """`episodes_hash` of the episode store at `path`."""
+    from lwd.data import Episodes
+
+    return episodes_hash(Episodes.load(path))
+
+
 def provenance(command: list[str] | None = None) -> dict[str, Any]:
     record = {
         "command": " ".join(command if command is not None else _default_command()),

@@ -30,6 +30,7 @@ def quickstart(
     from lwd.demos import collect_demos
     from lwd.suites import make_suite
     from lwd.evaluate import format_table, plot_success
+    from lwd.checkpoint import has_train_state
     from lwd.pipeline import evaluate_run, train_run
 
     out.mkdir(parents=True, exist_ok=True)
@@ -51,7 +52,7 @@ def quickstart(
     if (run_dir / "model.safetensors").exists():
         print("      reusing trained model")
     else:
-        train_run("lwd", data, run_dir, preset=preset, overrides=list(overrides), resume=(run_dir / "train_state").exists())
+        train_run("lwd", data, run_dir, preset=preset, overrides=list(overrides), resume=has_train_state(run_dir))
     timings["train"] = time.perf_counter() - t0
 
     print(f"[3/3] evaluating {eval_episodes} episodes per task ({n_envs} env processes)")
