@@ -15,11 +15,20 @@ The dataset's attributes record both, so a dataset says how it was made. Per ste
 also keeps what a dynamics model (WARPD's world model, `benchmarks/world_model_error.py`) needs
 beyond the labels: `executed_action` (with DART noise: what the env actually executed) and
 `pushed` (with a push perturbation: the object was displaced during that transition).
+
+Styles (`styles`, `lwd demos --styles`): where a suite's expert knows several distinct ways to
+solve the task (`Suite.styles`), each episode's way is drawn from the requested mix with an RNG
+seeded by the episode seed alone, so a dataset still regenerates exactly and a seed's style does
+not depend on which other episodes failed. The store then has a per-step integer `style` key
+(an index into `attrs["styles"]`) and the attributes `styles`, `style_mix` (the normalised
+weights asked for) and `style_counts` (what was kept). Without `styles` nothing of this is
+written and the data is what it was before styles existed.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +104,49 @@ def parse_seeds(spec: str) -> list[int]:
     return [int(v) for v in spec.split(",") if v]
 
 
+STYLE_SEED_SALT = 0x5171E
+"""Salt of the per-episode style draw ([seed, salt]): independent of the expert's and DART's RNGs."""
+
+
+def parse_styles(spec: str, suite: Suite) -> dict[str, float]:
+    """`--styles`: 'all', 'A,B' (equal weights) or 'A:0.7,B:0.3' -> {style: weight}, weights summing to 1.
+
+    Errors are one line that names the flag: unknown or repeated styles, weights that are not
+    positive finite numbers, or a suite whose expert has no styles.
+    """
+    if not suite.styles:
+        raise ValueError(f"--styles: the {suite.name} expert has one way only, no styles")
+    known = ", ".join(suite.styles)
+    spec = spec.strip()
+    if spec == "all":
+        return {style: 1.0 / len(suite.styles) for style in suite.styles}
+    weights: dict[str, float] = {}
+    for item in spec.split(","):
+        name, sep, value = item.strip().partition(":")
+        name = name.strip()
+        if name not in suite.styles:
+            raise ValueError(f"--styles: unknown style {name!r} for {suite.name}; known: {known} (or 'all')")
+        if name in weights:
+            raise ValueError(f"--styles: style {name!r} is listed twice in {spec!r}")
+        try:
+            weight = float(value) if sep else 1.0
+        except ValueError:
+            weight = float("nan")
+        if not (weight > 0.0 and np.isfinite(weight)):
+            raise ValueError(f"--styles: the weight of {name!r} must be a positive number, got {value.strip()!r}")
+        weights[name] = weight
+    total = sum(weights.values())
+    return {name: weight / total for name, weight in weights.items()}
+
+
+def draw_style(seed: int, mix: Mapping[str, float], styles: tuple[str, ...]) -> int:
+    """The style id (index into `styles`) of the episode with this seed, drawn from `mix`."""
+    names = list(mix)
+    p = np.array([mix[name] for name in names], dtype=np.float64)
+    pick = np.random.default_rng([int(seed), STYLE_SEED_SALT]).choice(len(names), p=p / p.sum())
+    return styles.index(names[int(pick)])
+
+
 def collect_demos(
     suite: Suite,
     episodes_per_task: int,
@@ -104,10 +156,12 @@ def collect_demos(
     progress: bool = True,
     dart_noise: float = 0.0,
     perturb: str | None = None,
+    styles: Mapping[str, float] | None = None,
 ) -> Episodes:
     """Run each task's expert until `episodes_per_task` episodes are kept (or attempts run out).
 
-    `dart_noise` and `perturb` make recovery data (see the module docstring)."""
+    `dart_noise` and `perturb` make recovery data; `styles` ({style: weight}, e.g. from
+    `parse_styles`) mixes the expert's styles per episode (see the module docstring)."""
     from lwd.envs.perturb import apply_perturbation, parse_perturbation
 
     if episodes_per_task <= 0:
@@ -115,6 +169,12 @@ def collect_demos(
     if not 0.0 <= dart_noise < 10.0:
         raise ValueError(f"dart_noise is a std in half action ranges, e.g. 0.1; got {dart_noise}")
     perturb = None if parse_perturbation(perturb) is None else perturb
+    if styles is not None:
+        unknown = [name for name in styles if name not in suite.styles]
+        if unknown or not styles or min(styles.values()) <= 0:
+            raise ValueError(f"styles must map some of {suite.name}'s styles ({', '.join(suite.styles) or 'none'}) "
+                             f"to positive weights, got {dict(styles)}")
+    style_counts: dict[str, int] = {name: 0 for name in styles or {}}
     kept: list[dict[str, np.ndarray]] = []
     seeds: list[int] = []
     attempts: dict[str, int] = {}
@@ -123,8 +183,12 @@ def collect_demos(
     for task_id, task in enumerate(suite.tasks):
         env = apply_perturbation(suite.make_env(task, terminate_on_success=True), perturb)
         expert = suite.make_expert(task)
+        style_experts = {name: suite.make_expert(task, name) for name in styles or {}}
         n_kept, seed = 0, seed_start
         while n_kept < episodes_per_task and seed < seed_start + max_attempts_factor * episodes_per_task:
+            style_id = None if styles is None else draw_style(seed, styles, suite.styles)
+            if style_id is not None:
+                expert = style_experts[suite.styles[style_id]]
             run = rollout_expert(env, expert, seed, suite.max_episode_steps, dart_noise)
             if run.success or keep_failures:
                 episode = {
@@ -140,6 +204,9 @@ def collect_demos(
                     episode["executed_action"] = np.asarray(run.executed, np.float32)
                 if len(run.pushed) == run.steps:
                     episode["pushed"] = np.asarray(run.pushed, np.bool_)
+                if style_id is not None:
+                    episode["style"] = np.full(run.steps, style_id, np.int64)
+                    style_counts[suite.styles[style_id]] += 1
                 kept.append(episode)
                 seeds.append(seed)
                 n_kept += 1
@@ -160,4 +227,6 @@ def collect_demos(
         "dart_noise": dart_noise,
         "perturbation": perturb or "none",
     }
+    if styles is not None:
+        attrs.update(styles=list(suite.styles), style_mix=dict(styles), style_counts=style_counts)
     return Episodes.from_list(kept, attrs=attrs)

@@ -28,6 +28,10 @@ class Suite:
     make_task_expert: Callable[[str], Expert] = field(repr=False)
     test_seed_start: int = 100_000
     """Evaluation seeds are test_seed_start + i; demonstrations use seeds from 0, far below."""
+    styles: tuple[str, ...] = ()
+    """Names of the expert's styles (distinct ways to solve the task), in the order a dataset's
+    integer `style` ids index; empty when the suite's expert has only its one way."""
+    make_task_style_expert: Callable[[str, str], Expert] | None = field(default=None, repr=False)
 
     @property
     def multitask(self) -> bool:
@@ -42,9 +46,15 @@ class Suite:
         self.task_id(task)
         return self.make_task_env(task, **kwargs)
 
-    def make_expert(self, task: str) -> Expert:
+    def make_expert(self, task: str, style: str | None = None) -> Expert:
+        """The task's expert; with `style`, the expert of that style (one of `styles`)."""
         self.task_id(task)
-        return self.make_task_expert(task)
+        if style is None:
+            return self.make_task_expert(task)
+        if style not in self.styles or self.make_task_style_expert is None:
+            known = ", ".join(self.styles) if self.styles else "none (this expert has one way only)"
+            raise ValueError(f"{self.name} has no expert style {style!r}; its styles: {known}")
+        return self.make_task_style_expert(task, style)
 
 
 def _metaworld_suite(name: str, tasks: tuple[str, ...]) -> Suite:
@@ -61,14 +71,15 @@ def _metaworld_suite(name: str, tasks: tuple[str, ...]) -> Suite:
 
 def _pusht_suite(obs_type: str) -> Suite:
     from lwd.envs import pusht
-    from lwd.experts.pusht import PushTExpert
+    from lwd.experts.pusht import STYLES, PushTExpert
 
     def make_env(task: str, **kwargs: Any) -> gym.Env:
         return pusht.PushTEnv(obs_type=obs_type, **kwargs)
 
     name = "pusht" if obs_type == pusht.DEFAULT_OBS_TYPE else f"pusht/{obs_type}"
     return Suite(name, ("pusht",), pusht.OBS_TYPES[obs_type], pusht.ACTION_DIM, pusht.MAX_EPISODE_STEPS,
-                 make_env, lambda task: PushTExpert())
+                 make_env, lambda task: PushTExpert(), styles=STYLES,
+                 make_task_style_expert=lambda task, style: PushTExpert(style=style))
 
 
 def _robomimic_suite(task_name: str) -> Suite:

@@ -33,6 +33,20 @@ Diversity: each plan draws the contacts to simulate from a random subset and sam
 among the best few by a softmax over cost (temperature `diversity`, in cost px), so the same start
 with a different expert seed or salt gives a different push sequence. `diversity=0` is the
 deterministic greedy planner.
+
+Styles (`STYLES`, chosen per episode by `lwd demos --styles`): the planner above is "planner";
+two more solve the task in a visibly different order by changing only what the planner
+minimises during a first phase, then hand over to the planner's own cost for the rest of the
+episode (the hand-over is sticky, so the fine endgame is the planner's, and so is its success):
+- "rotate-first": the angle error weighs ROTATE_FIRST_WEIGHT = 600 px/rad (5x the planner's)
+  until the block is within PHASE_ANGLE (0.15 rad, ~9 deg) of the goal angle: the T is turned
+  into place first, wherever that leaves it;
+- "translate-first": the angle error weighs TRANSLATE_FIRST_WEIGHT = 10 px/rad until the centre
+  of mass is within PHASE_DISTANCE (15 px) of the goal's: the T is brought over the goal first
+  and turned there.
+Why phases and not just other weights throughout: a low weight alone stalls with the T on the
+goal but turned (see ANGLE_WEIGHT), and a high one near the goal makes the fine pushes chase
+fractions of a degree; switching to the planner's cost keeps each style as competent as it.
 """
 
 from __future__ import annotations
@@ -52,6 +66,12 @@ AGENT_RADIUS = 15.0
 TEE_BOXES = np.array([[-60.0, 0.0, 60.0, 30.0], [-15.0, 30.0, 15.0, 120.0]])  # x0, y0, x1, y1 (local px)
 COG_LOCAL = np.array([0.0, 45.0])
 ANGLE_WEIGHT = 120.0  # px of pose cost per radian of angle error (see the module docstring)
+STYLES = ("planner", "rotate-first", "translate-first")
+"""The expert's styles, in a fixed order (a dataset's integer `style` ids index this)."""
+ROTATE_FIRST_WEIGHT = 600.0  # px/rad while "rotate-first" is in its first phase
+TRANSLATE_FIRST_WEIGHT = 10.0  # px/rad while "translate-first" is in its first phase
+PHASE_ANGLE = 0.15  # rad: "rotate-first" hands over to the planner's cost below this angle error
+PHASE_DISTANCE = 15.0  # px: "translate-first" hands over below this centre-of-mass distance
 TEE_REACH = float(np.hypot(15.0, 120.0 - 45.0))  # farthest point of the T from its centre of mass
 CIRCLE_RADIUS = TEE_REACH + AGENT_RADIUS + 8.0  # detour circle: the disc there cannot touch the T
 GAP = 2.0  # disc-to-T gap at the pre-contact point
@@ -93,11 +113,18 @@ def _goal_cog() -> np.ndarray:
 _GOAL_COG = _goal_cog()
 
 
-def pose_cost(x: float, y: float, angle: float) -> float:
-    """Centre-of-mass distance to the goal's (px) + ANGLE_WEIGHT x |wrapped angle error| (rad)."""
+def pose_cost(x: float, y: float, angle: float, angle_weight: float = ANGLE_WEIGHT) -> float:
+    """Centre-of-mass distance to the goal's (px) + angle_weight x |wrapped angle error| (rad)."""
     c, s = math.cos(angle), math.sin(angle)
     cx, cy = x - s * COG_LOCAL[1], y + c * COG_LOCAL[1]
-    return math.hypot(cx - _GOAL_COG[0], cy - _GOAL_COG[1]) + ANGLE_WEIGHT * abs(_wrap(angle - GOAL_POSE[2]))
+    return math.hypot(cx - _GOAL_COG[0], cy - _GOAL_COG[1]) + angle_weight * abs(_wrap(angle - GOAL_POSE[2]))
+
+
+def pose_errors(x: float, y: float, angle: float) -> tuple[float, float]:
+    """(centre-of-mass distance to the goal's in px, |wrapped angle error| in rad) of a block pose."""
+    c, s = math.cos(angle), math.sin(angle)
+    cx, cy = x - s * COG_LOCAL[1], y + c * COG_LOCAL[1]
+    return math.hypot(cx - _GOAL_COG[0], cy - _GOAL_COG[1]), abs(_wrap(angle - GOAL_POSE[2]))
 
 
 def _contacts(spacing: float) -> tuple[np.ndarray, np.ndarray]:
@@ -186,7 +213,8 @@ class PushTExpert:
     `diversity`: softmax temperature for choosing among the best `top_k` pushes, in cost px near
     the goal and relative (x 5% of the current pose cost) far from it, and whether contacts are
     subsampled; 0 makes the expert deterministic. `salt` separates experts
-    that share a reset seed (the expert's RNG is seeded from [seed, salt]).
+    that share a reset seed (the expert's RNG is seeded from [seed, salt]). `style`: one of
+    `STYLES` ("planner", the default, is the planner exactly as it was before styles existed).
     """
 
     COARSE_LEADS = (12.0, 36.0)  # PD lead (px) -> ~5 and ~15 px/step
@@ -202,7 +230,10 @@ class PushTExpert:
     SUCCESS_BONUS = 50.0
 
     def __init__(self, diversity: float = 1.0, salt: int = 0, contact_spacing: float = 10.0,
-                 simulated_contacts: int = 14, top_k: int = 5) -> None:
+                 simulated_contacts: int = 14, top_k: int = 5, style: str = "planner") -> None:
+        if style not in STYLES:
+            raise ValueError(f"unknown PushT expert style {style!r}; known: {', '.join(STYLES)}")
+        self.style = style
         self.diversity = float(diversity)
         self.salt = int(salt)
         self.simulated_contacts = simulated_contacts
@@ -219,6 +250,21 @@ class PushTExpert:
         self._retreat_left = 0
         self._waypoint = 0
         self._approach_steps = 0
+        self._first_phase = self.style != "planner"  # styles start in their own phase
+
+    def _angle_weight(self) -> float:
+        """The angle weight of the pose cost the planner minimises now (see the module docstring)."""
+        if not self._first_phase:
+            return ANGLE_WEIGHT
+        return ROTATE_FIRST_WEIGHT if self.style == "rotate-first" else TRANSLATE_FIRST_WEIGHT
+
+    def _update_phase(self, x: float, y: float, angle: float) -> None:
+        """Hand over to the planner's cost (for good) once the style's first goal is reached."""
+        if not self._first_phase:
+            return
+        distance, angle_error = pose_errors(x, y, angle)
+        if (angle_error < PHASE_ANGLE) if self.style == "rotate-first" else (distance < PHASE_DISTANCE):
+            self._first_phase = False
 
     # --- acting ---------------------------------------------------------------------------------
     def act(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
@@ -312,7 +358,8 @@ class PushTExpert:
             away = away / max(np.linalg.norm(away), 1e-9)
             return agent + rot @ away * 20.0
 
-        cost0 = pose_cost(bx, by, angle)
+        self._update_phase(bx, by, angle)
+        cost0 = pose_cost(bx, by, angle, self._angle_weight())
         fine = cost0 < self.FINE_COST
         leads = self.FINE_LEADS if fine else self.COARSE_LEADS
         points_w = self._points @ rot.T + origin
@@ -388,11 +435,12 @@ class PushTExpert:
         new_cog = cog + n * impulse[:, None]
         new_angle = angle + impulse * arm / inertia
         dtheta = np.abs((new_angle - GOAL_POSE[2] + np.pi) % (2 * np.pi) - np.pi)
-        return np.linalg.norm(new_cog - _GOAL_COG, axis=1) + ANGLE_WEIGHT * dtheta - pose_cost(bx, by, angle)
+        weight = self._angle_weight()
+        return np.linalg.norm(new_cog - _GOAL_COG, axis=1) + weight * dtheta - pose_cost(bx, by, angle, weight)
 
     def _outcome(self, pose: tuple[float, float, float]) -> float:
         """Pose cost, minus SUCCESS_BONUS when the mirror's block pose already counts as success."""
-        cost = pose_cost(*pose)
+        cost = pose_cost(*pose, self._angle_weight())
         if cost < self.FINE_COST and self._mirror.coverage() > SUCCESS_COVERAGE + 0.005:
             cost -= self.SUCCESS_BONUS
         return cost
@@ -410,7 +458,8 @@ class PushTExpert:
         start[0:2], start[2:4] = contact, 0.0
         mirror.set(start)
         pose0 = state[4:7]
-        best, best_k = (self._outcome(tuple(pose0)) if with_retreat else pose_cost(*pose0)), 0
+        weight = self._angle_weight()
+        best, best_k = (self._outcome(tuple(pose0)) if with_retreat else pose_cost(*pose0, weight)), 0
         for k in range(1, self.HORIZON + 1):
             ax, ay = mirror.agent_xy()
             mirror.step(ax + d[0] * lead, ay + d[1] * lead)
@@ -423,7 +472,7 @@ class PushTExpert:
                 cost = self._outcome(mirror.pose())
                 mirror.set(snapshot)
             else:
-                cost = pose_cost(*pose)
+                cost = pose_cost(*pose, weight)
             if cost < best:
                 best, best_k = cost, k
             elif cost > best + 10.0:
