@@ -125,3 +125,54 @@ def test_unknown_style_of_a_suite_and_styles_on_a_suite_without_them_are_refused
         make_suite("pusht").make_expert("pusht", "sideways")
     with pytest.raises(ValueError, match="unknown PushT expert style"):
         PushTExpert(style="sideways")
+
+
+# --- robomimic Lift ---------------------------------------------------------------------------------
+LIFT_SEED = 100000
+
+
+@pytest.fixture(scope="module")
+def lift_env():
+    pytest.importorskip("robosuite")
+    from lwd.envs.robomimic import RobomimicEnv
+
+    env = RobomimicEnv("lift")
+    yield env
+    env.close()
+
+
+def _lift_episode(env, style: str, seed: int, steps: int = 400) -> tuple[bool, np.ndarray]:
+    from lwd.envs.robomimic import MAX_EPISODE_STEPS
+    from lwd.experts.robomimic import RobomimicExpert
+
+    run = rollout_expert(env, RobomimicExpert("lift", style=style), seed, min(steps, MAX_EPISODE_STEPS))
+    return run.success, np.asarray(run.obs, np.float64)
+
+
+@pytest.mark.parametrize("style", ["waypoint", "other-grasp", "slow"])
+def test_each_lift_style_is_deterministic_per_seed(lift_env, style):
+    _, first = _lift_episode(lift_env, style, LIFT_SEED, steps=40)
+    _, again = _lift_episode(lift_env, style, LIFT_SEED, steps=40)
+    np.testing.assert_array_equal(first, again)
+
+
+def test_lift_styles_grasp_across_other_faces_or_move_slower_and_all_succeed(lift_env):
+    """From the same start: other-grasp ends with the hand turned 90 deg from waypoint's grasp
+    (45-90 deg from its start instead of 0-45), slow moves the hand at most 2/3 as fast."""
+    from lwd.experts.robomimic import _hand_yaw, _wrap
+
+    turn, speed = {}, {}
+    for style in ("waypoint", "other-grasp", "slow"):
+        success, obs = _lift_episode(lift_env, style, LIFT_SEED)
+        assert success, style
+        turn[style] = _wrap(_hand_yaw(obs[-1, -6:-2]) - _hand_yaw(obs[0, -6:-2]))  # eef quat: obs[-6:-2]
+        speed[style] = np.linalg.norm(np.diff(obs[:, -9:-6], axis=0), axis=1).mean()  # eef pos: obs[-9:-6]
+    assert abs(turn["waypoint"]) < np.radians(47) < abs(turn["other-grasp"]) < np.radians(92)
+    assert abs(abs(_wrap(turn["other-grasp"] - turn["waypoint"])) - np.pi / 2) < np.radians(8)
+    assert speed["slow"] < 2 / 3 * speed["waypoint"]
+
+
+def test_lift_suite_offers_its_styles_and_can_has_none():
+    assert make_suite("robomimic/lift").styles == ("waypoint", "other-grasp", "slow")
+    with pytest.raises(ValueError, match="--styles: the robomimic/can expert has one way only"):
+        parse_styles("all", make_suite("robomimic/can"))

@@ -84,13 +84,14 @@ def _pusht_suite(obs_type: str) -> Suite:
 
 def _robomimic_suite(task_name: str) -> Suite:
     from lwd.envs import robomimic
-    from lwd.experts.robomimic import RobomimicExpert
+    from lwd.experts.robomimic import LIFT_STYLES, RobomimicExpert
 
     def make_env(task: str, **kwargs: Any) -> gym.Env:
         return robomimic.RobomimicEnv(task, **kwargs)
 
     return Suite(f"robomimic/{task_name}", (task_name,), robomimic.OBS_DIMS[task_name], robomimic.ACTION_DIM,
-                 robomimic.MAX_EPISODE_STEPS, make_env, RobomimicExpert)
+                 robomimic.MAX_EPISODE_STEPS, make_env, RobomimicExpert, styles=LIFT_STYLES if task_name == "lift" else (),
+                 make_task_style_expert=lambda task, style: RobomimicExpert(task, style=style))
 
 
 PUSHT_OBS_TYPES = ("keypoints", "state")

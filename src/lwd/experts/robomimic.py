@@ -14,6 +14,13 @@ Diversity: approach heights, grasp offsets, speeds and drop points are drawn per
 RNG seeded by ``[seed, salt]``, so demonstrations are not one trajectory replayed; several choices
 (grasp branch, nut orientation) are discrete functions of the object's yaw, so the data is
 genuinely multimodal near those boundaries.
+
+Styles (Lift only, `LIFT_STYLES`, chosen per episode by `lwd demos --styles`):
+- "waypoint" (the default): the expert above, exactly;
+- "other-grasp": closes across the other pair of the cube's faces, so the hand turns 45-90 deg
+  before the grasp instead of 0-45 deg (the grasp yaw differs from "waypoint"'s by 90 deg);
+- "slow": an operator-like careful profile, drawn per episode on top of the same draws: speed
+  0.35-0.5 instead of 0.7-1.0 and a higher hover (12-16 cm instead of 5-10 cm) before descending.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ import numpy as np
 
 TASKS = ("lift", "can", "square")
 """The tasks this expert has a state machine for."""
+LIFT_STYLES = ("waypoint", "other-grasp", "slow")
+"""Lift's styles, in a fixed order (a dataset's integer `style` ids index this); see the module docstring."""
 
 
 _POS_SCALE = 0.05  # metres of goal offset per unit of position action
@@ -82,10 +91,14 @@ def _hand_yaw(eef_quat: np.ndarray) -> float:
 class RobomimicExpert:
     """Waypoint state machine for one robomimic task; `act` returns a float32 (7,) action in [-1, 1]."""
 
-    def __init__(self, task: str, salt: int = 0) -> None:
+    def __init__(self, task: str, salt: int = 0, style: str = "waypoint") -> None:
         if task not in TASKS:
             raise ValueError(f"unknown robomimic task {task!r}; this expert knows: {', '.join(TASKS)}")
+        if style != "waypoint" and (task != "lift" or style not in LIFT_STYLES):
+            raise ValueError(f"unknown {task} expert style {style!r}; known: "
+                             + (", ".join(LIFT_STYLES) if task == "lift" else "waypoint only"))
         self.task = task
+        self.style = style
         self.salt = int(salt)
         self.reset(0)
 
@@ -168,6 +181,8 @@ class RobomimicExpert:
         }
         if self.task == "lift":
             self._p.update(grasp_dz=u(-0.008, 0.004), grasp_dxy=u(-0.006, 0.006, size=2))
+            if self.style == "slow":  # drawn after the shared draws, so those stay the same per seed
+                self._p.update(speed=u(0.35, 0.5), approach_h=u(0.12, 0.16))
         elif self.task == "can":
             self._p.update(
                 grasp_dz=u(0.015, 0.03),
@@ -206,7 +221,10 @@ class RobomimicExpert:
             # The cube is symmetric under 90 deg turns: close across the face nearest the hand's yaw.
             theta = _yaw_of(info["object_quat"])
             hand = _hand_yaw(info["eef_quat"])
-            self._mem["yaw"] = hand + _wrap(theta - hand + np.pi / 4) % _HALF_PI - np.pi / 4
+            turn = _wrap(theta - hand + np.pi / 4) % _HALF_PI - np.pi / 4  # in [-45, 45) deg
+            if self.style == "other-grasp":  # the other face pair: turn 45-90 deg the nearer way
+                turn += _HALF_PI if turn < 0 else -_HALF_PI
+            self._mem["yaw"] = hand + turn
         yaw = self._mem["yaw"]
         grasp = cube + np.array([p["grasp_dxy"][0], p["grasp_dxy"][1], p["grasp_dz"]])
         if self._phase == "approach":
