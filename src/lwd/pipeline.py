@@ -268,7 +268,33 @@ def run_info(run_dir: str | Path, latency_steps: int = 0, env: str | None = None
     if hardware:
         info["trained with"] = hardware
     info["per-step policy runs on"] = "cpu (as on a robot; --device chooses where training runs)"
-    return {**info, **describe(model, runtime, latency_steps, episode_steps)}
+    return {**info, **stage_reports(Path(run_dir)), **describe(model, runtime, latency_steps, episode_steps)}
+
+
+def stage_reports(run_dir: Path) -> dict[str, Any]:
+    """The measurements each training stage logged when it ended (train_log.json "reports"; e.g. LWD's
+    latent diagnostics, WARPD's world-model error), as "stage: name" rows; lists (per-dimension
+    figures) are left to the JSON. Empty for runs that predate them."""
+    import json
+
+    try:
+        reports = json.loads((run_dir / "train_log.json").read_text()).get("reports") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    rows: dict[str, Any] = {}
+
+    def add(stage: str, path: list[str], value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                add(stage, [*path, str(key)], inner)
+        elif isinstance(value, float):
+            rows[f"{stage}: {'.'.join(path)}"] = f"{value:.4g}"
+        elif isinstance(value, (int, str, bool)):
+            rows[f"{stage}: {'.'.join(path)}"] = value
+
+    for stage, report in reports.items() if isinstance(reports, dict) else ():
+        add(stage, [], report)
+    return rows
 
 
 def _trained_with(run_dir: Path) -> str:
