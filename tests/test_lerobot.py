@@ -204,6 +204,26 @@ def test_pusht_demos_through_lerobot_train_and_evaluate(tmp_path):
     assert result["suite"] == "pusht/state" and len(result["episodes"]) == 1
 
 
+def test_export_splits_the_observation_into_lerobots_state_features(tmp_path):
+    """LeRobot's PushT layout (agent position as observation.state, the T's keypoints as
+    observation.environment_state), which lerobot-eval's pusht env gives a policy; imported back exactly."""
+    from lwd.data import Episodes
+
+    rng = np.random.default_rng(0)
+    obs, action = rng.normal(size=(12, 18)).astype(np.float32), rng.normal(size=(12, 2)).astype(np.float32)
+    eps = Episodes({"obs": obs, "action": action}, np.array([5, 12]))
+    split = (("observation.state", 2), ("observation.environment_state", 16))
+    save_lerobot(eps, tmp_path / "ds", state_features=split)
+    info = json.loads((tmp_path / "ds" / "meta" / "info.json").read_text())
+    assert [info["features"][k]["shape"] for k in ("observation.state", "observation.environment_state")] == [[2], [16]]
+    stats = json.loads((tmp_path / "ds" / "meta" / "stats.json").read_text())
+    assert np.allclose(stats["observation.environment_state"]["max"], obs[:, 2:].max(0))
+    back = load_lerobot(tmp_path / "ds")
+    assert _digest(back.data["obs"]) == _digest(obs) and back.attrs["state_features"] == [name for name, _ in split]
+    with pytest.raises(DatasetError, match="split the 18 observation columns"):
+        save_lerobot(eps, tmp_path / "bad", state_features=(("observation.state", 2), ("observation.environment_state", 15)))
+
+
 def _info_edit(edit):
     def apply(root):
         info = json.loads((root / "meta" / "info.json").read_text())

@@ -213,8 +213,13 @@ def _stats(values: np.ndarray) -> dict[str, list]:
 
 
 def save_lerobot(episodes: Episodes, root: str | os.PathLike[str], fps: int = 10, robot_type: str | None = None,
-                 state_feature: str = "observation.state") -> Path:
-    """Write `episodes` as a state-only LeRobot v3.0 dataset at `root` (written beside it, then moved in)."""
+                 state_feature: str = "observation.state",
+                 state_features: Sequence[tuple[str, int]] | None = None) -> Path:
+    """Write `episodes` as a state-only LeRobot v3.0 dataset at `root` (written beside it, then moved in).
+
+    The observation is one feature, `state_feature`, unless `state_features` splits its columns, in
+    order, into several (name, width): e.g. LeRobot's PushT layout, (("observation.state", 2),
+    ("observation.environment_state", 16)); `load_lerobot` concatenates them back in that order."""
     pq = _pq()
     import pyarrow as pa
 
@@ -227,6 +232,13 @@ def save_lerobot(episodes: Episodes, root: str | os.PathLike[str], fps: int = 10
     episodes.validate()
     obs = np.asarray(episodes.data[OBS], np.float32)
     action = np.asarray(episodes.data[ACTION], np.float32)
+    split = list(state_features) if state_features else [(state_feature, obs.shape[1])]
+    if sum(width for _, width in split) != obs.shape[1] or min(width for _, width in split) < 1:
+        raise DatasetError(f"state_features {split} must split the {obs.shape[1]} observation columns into positive widths")
+    if len({name for name, _ in split}) != len(split) or "action" in {name for name, _ in split}:
+        raise DatasetError(f"state_features {[name for name, _ in split]} must be distinct names other than 'action'")
+    edges = np.cumsum([0, *(width for _, width in split)])
+    states = {name: obs[:, lo:hi] for (name, _), lo, hi in zip(split, edges[:-1], edges[1:])}
     names = [str(t) for t in episodes.attrs.get("tasks", [])] or ["task0"]
     task = np.asarray(episodes.data[TASK], np.int64) if TASK in episodes.data else np.zeros(len(obs), np.int64)
     if task.max() >= len(names):
@@ -245,7 +257,7 @@ def save_lerobot(episodes: Episodes, root: str | os.PathLike[str], fps: int = 10
         def vectors(values: np.ndarray) -> Any:
             return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1])
 
-        frames = pa.table({state_feature: vectors(obs), "action": vectors(action),
+        frames = pa.table({**{name: vectors(values) for name, values in states.items()}, "action": vectors(action),
                            "timestamp": pa.array((frame_index / fps).astype(np.float32)),
                            "frame_index": pa.array(frame_index), "episode_index": pa.array(episode_index),
                            "index": pa.array(np.arange(len(obs), dtype=np.int64)), "task_index": pa.array(task)})
@@ -256,7 +268,7 @@ def save_lerobot(episodes: Episodes, root: str | os.PathLike[str], fps: int = 10
 
         rows: dict[str, list] = {"episode_index": [], "tasks": [], "length": [], "data/chunk_index": [], "data/file_index": [],
                                  "dataset_from_index": [], "dataset_to_index": []}
-        for key in (state_feature, "action"):
+        for key in (*states, "action"):
             for stat in ("min", "max", "mean", "std", "count"):
                 rows[f"stats/{key}/{stat}"] = []
         for e, (start, end) in enumerate(zip(starts, ends)):
@@ -267,7 +279,7 @@ def save_lerobot(episodes: Episodes, root: str | os.PathLike[str], fps: int = 10
             rows["data/file_index"].append(0)
             rows["dataset_from_index"].append(int(start))
             rows["dataset_to_index"].append(int(end))
-            for key, values in ((state_feature, obs), ("action", action)):
+            for key, values in (*states.items(), ("action", action)):
                 for stat, value in _stats(values[start:end]).items():
                     rows[f"stats/{key}/{stat}"].append(value)
         rows["meta/episodes/chunk_index"] = [0] * len(ends)
@@ -281,12 +293,12 @@ def save_lerobot(episodes: Episodes, root: str | os.PathLike[str], fps: int = 10
             "total_frames": len(obs), "total_tasks": len(names), "chunks_size": 1000, "data_files_size_in_mb": 100,
             "video_files_size_in_mb": 200, "fps": int(fps), "splits": {"train": f"0:{len(ends)}"},
             "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet", "video_path": None,
-            "features": {state_feature: feature(obs.shape[1]), "action": feature(action.shape[1]),
+            "features": {**{name: feature(values.shape[1]) for name, values in states.items()}, "action": feature(action.shape[1]),
                          "timestamp": scalar("float32"), "frame_index": scalar("int64"), "episode_index": scalar("int64"),
                          "index": scalar("int64"), "task_index": scalar("int64")},
         }
         (tmp / "meta" / "info.json").write_text(json.dumps(info, indent=4, ensure_ascii=False))
-        stats = {key: _stats(values) for key, values in ((state_feature, obs), ("action", action))}
+        stats = {key: _stats(values) for key, values in (*states.items(), ("action", action))}
         (tmp / "meta" / "stats.json").write_text(json.dumps(stats, indent=4))
         os.replace(tmp, root)
     except BaseException:
