@@ -1,7 +1,8 @@
-"""LWD as a LeRobot policy, through LeRobot's own commands: lwd's PushT demos -> `lwd export lerobot`
--> `lerobot-train --policy.type=lwd` (a few hundred steps, tiny model) -> the saved policy acts as
-lwd's own runtime does with the same weights, reloads to identical actions, and refuses bad settings
-the way LeRobot refuses them. Runs in LeRobot's venv (make setup-lerobot; make test-lerobot)."""
+"""LWD as a LeRobot policy, through LeRobot's own commands: lwd's PushT demos -> LeRobot's PushT layout
+(lwd's save_lerobot, `python -m lerobot_policy_lwd.pusht`) -> `lerobot-train --policy.type=lwd` (a few
+hundred steps, tiny model) -> `lerobot-eval` on gym-pusht; the saved policy acts as lwd's own runtime
+does with the same weights, reloads to identical actions, and bad settings get LeRobot's usual error.
+Runs in LeRobot's venv (make setup-lerobot; make test-lerobot)."""
 
 from __future__ import annotations
 
@@ -36,10 +37,10 @@ def train_args(dataset: Path, out: Path, steps: int, extra: dict | None = None) 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> dict[str, Path]:
-    """6 PushT expert demos, exported by lwd, trained on by lerobot-train: the VAE then the prior."""
+    """6 PushT expert demos in LeRobot's PushT layout, trained on by lerobot-train: the VAE then the prior."""
     tmp = tmp_path_factory.mktemp("lerobot-lwd")
-    for cmd in ([str(BIN / "lwd"), "demos", "pusht", "--episodes", "6", "--out", "demos.zarr"],
-                [str(BIN / "lwd"), "export", "lerobot", "demos.zarr", "--out", "dataset"]):
+    for cmd in ([str(BIN / "lwd"), "demos", "pusht/state", "--episodes", "6", "--out", "demos.zarr"],
+                [sys.executable, "-m", "lerobot_policy_lwd.pusht", "demos.zarr", "--out", "dataset"]):
         done = run(cmd, tmp)
         assert done.returncode == 0, done.stderr[-3000:]
     done = run(train_args(tmp / "dataset", tmp / "train", VAE_STEPS + PRIOR_STEPS), tmp)
@@ -63,16 +64,16 @@ def lerobot_actions(policy, pre, post, observations: np.ndarray) -> np.ndarray:
     policy.reset()
     actions = []
     for obs in observations:
-        batch = pre({"observation.state": torch.from_numpy(obs)[None]})
+        batch = pre({"observation.state": torch.from_numpy(obs[:2])[None],  # LeRobot's PushT layout
+                     "observation.environment_state": torch.from_numpy(obs[2:])[None]})
         actions.append(post(policy.select_action(batch))[0].numpy())
     return np.stack(actions)
 
 
-def demo_observations(demos: Path, steps: int = 3 * HORIZON + 3) -> np.ndarray:
-    from lwd.data import Episodes
+def demo_observations(dataset: Path, steps: int = 3 * HORIZON + 3) -> np.ndarray:
+    from lwd.data.formats.lerobot import load_lerobot
 
-    episodes = Episodes.load(demos)
-    return np.asarray(episodes.data["obs"][:steps], np.float32)  # (T, 20): episode 0's first steps
+    return load_lerobot(dataset).data["obs"][:steps]  # (T, 2 + 16): episode 0's first steps, as lwd imports them
 
 
 def test_lerobot_plugin_loader_discovers_policy_type_lwd():
@@ -152,22 +153,24 @@ def test_training_runs_lwds_vae_stage_then_its_prior_stage(trained):
 
 
 def test_lerobot_trained_policy_acts_as_lwds_runtime_with_the_same_weights(trained, tmp_path):
-    """The LeRobot pipeline and lwd's own run directory (lwd's loader, normaliser fitted by lwd on the demos,
-    lwd's LWDPolicy on raw observations) give the same actions over several regenerations."""
+    """The LeRobot pipeline and lwd's own run directory (lwd's loader, normaliser fitted by lwd on the imported
+    dataset, lwd's LWDPolicy on raw observations) give the same actions over several regenerations."""
     from lwd.checkpoint import load_model
-    from lwd.data import Episodes, MinMaxNormalizer
+    from lwd.data import MinMaxNormalizer
+    from lwd.data.formats.lerobot import load_lerobot
 
     from lerobot_policy_lwd.convert import to_lwd_run
 
     policy, pre, post = load(trained["ckpt"])
-    observations = demo_observations(trained["demos"])
+    observations = demo_observations(trained["dataset"])
     ours = lerobot_actions(policy, pre, post, observations)
 
-    fitted = MinMaxNormalizer.fit(Episodes.load(trained["demos"]).data)  # what `lwd train` fits
+    fitted = MinMaxNormalizer.fit(load_lerobot(trained["dataset"]).data)  # what `lwd train` fits on `lwd import lerobot`
     bounds = {k: v.numpy() for k, v in fitted.state_dict().items()}
-    stats = {"observation.state": {"min": bounds["obs.min"], "max": bounds["obs.max"]},
+    stats = {"observation.state": {"min": bounds["obs.min"][:2], "max": bounds["obs.max"][:2]},
+             "observation.environment_state": {"min": bounds["obs.min"][2:], "max": bounds["obs.max"][2:]},
              "action": {"min": bounds["action.min"], "max": bounds["action.max"]}}
-    lwd_model = load_model(to_lwd_run(policy, stats, tmp_path / "run", suite="pusht"))
+    lwd_model = load_model(to_lwd_run(policy, stats, tmp_path / "run"))
 
     def lwd_actions(seed: int) -> np.ndarray:
         runtime = lwd_model.make_policy()
@@ -184,10 +187,21 @@ def test_save_pretrained_round_trip_gives_identical_actions(trained, tmp_path):
     from lerobot_policy_lwd.modeling_lwd import LWDPolicy
 
     policy, pre, post = load(trained["ckpt"])
-    observations = demo_observations(trained["demos"])
+    observations = demo_observations(trained["dataset"])
     before = lerobot_actions(policy, pre, post, observations)
     policy.save_pretrained(tmp_path / "saved")
     assert {"config.json", "model.safetensors"} <= {p.name for p in (tmp_path / "saved").iterdir()}
     again = LWDPolicy.from_pretrained(tmp_path / "saved")
     assert np.array_equal(lerobot_actions(again, pre, post, observations), before)
     assert not np.array_equal(lerobot_actions(policy, pre, post, observations), before)  # next episode: next seed
+
+
+def test_lerobot_eval_runs_the_trained_policy_on_gym_pusht(trained):
+    """lerobot-eval with LeRobot's pusht env (the layout the policy was trained on), 4 episodes, 2 envs at once."""
+    out = trained["tmp"] / "eval"
+    done = run([str(BIN / "lerobot-eval"), f"--policy.path={trained['ckpt']}", "--policy.device=cpu", "--env.type=pusht",
+                "--env.obs_type=environment_state_agent_pos", "--eval.n_episodes=4", "--eval.batch_size=2",
+                f"--output_dir={out}", "--seed=100000"], trained["tmp"])
+    assert done.returncode == 0, done.stderr[-5000:]
+    overall = json.loads((out / "eval_info.json").read_text())["overall"]
+    assert overall["n_episodes"] == 4 and 0.0 <= overall["avg_max_reward"] <= 1.0 and overall["avg_max_reward"] > 0.0
