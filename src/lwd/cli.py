@@ -62,15 +62,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 def cmd_demos(args: argparse.Namespace) -> None:
-    from lwd.demos import collect_demos
+    from lwd.demos import collect_demos, parse_styles
     from lwd.suites import make_suite
 
     refuse_existing(args.out, args.overwrite)
     check_writable(args.out)
     suite = make_suite(args.env)
+    styles = parse_styles(args.styles, suite) if args.styles is not None else None
     t0 = time.perf_counter()
     episodes = collect_demos(suite, args.episodes, seed_start=args.seed_start, keep_failures=args.keep_failures,
-                             dart_noise=args.dart_noise, perturb=args.perturb)
+                             dart_noise=args.dart_noise, perturb=args.perturb, styles=styles)
     path = episodes.save(args.out)
     lengths = episodes.lengths
     print(f"wrote {episodes.num_episodes} episodes ({episodes.num_steps} steps, length {lengths.min()}-{lengths.max()}, "
@@ -128,6 +129,12 @@ def cmd_export(args: argparse.Namespace) -> None:
             raise ValueError(f"export a run with: lwd export RUN --format {'|'.join(FORMATS)} --out DIR "
                              "(datasets: lwd export robomimic|lerobot DATA --out ...)")
         check_writable(args.out, folder=True)
+        if args.format == "c":
+            from lwd.export_c import export_c
+
+            out = export_c(args.target, args.out, overwrite=args.overwrite)
+            print(f"wrote {out}/lwd_controller.h, lwd_controller.c, Makefile and c.json (C99; build: make -C {out})")
+            return
         if args.format == "onnx":
             from lwd.export import export_onnx
 
@@ -440,6 +447,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "record the clean action (DART); default 0")
     d.add_argument("--perturb", default=None, help="recovery data: demonstrate under a perturbation, e.g. object-push:1:0.05; "
                                                     "the expert's recoveries are kept")
+    d.add_argument("--styles", default=None, metavar="MIX",
+                   help="mix the expert's styles per episode: all, A,B (equal) or A:0.7,B:0.3 (normalised); "
+                        "records a per-step 'style' id; default: the single default expert (pusht: planner, "
+                        "rotate-first, translate-first; robomimic/lift: waypoint, other-grasp, slow)")
     _overwrite_flag(d, "dataset")
     d.set_defaults(func=cmd_demos)
 
@@ -465,7 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("target", help="robomimic or lerobot (then DATA), or a run directory (with --format npz)")
     ex.add_argument("data", nargs="?", default=None, help="episode store (robomimic: written by `lwd demos robomimic/<task>`)")
     ex.add_argument("--format", default=None, help="for a run: npz (the controller for lwd_controller.py, NumPy only) or onnx "
-                                                   "(controller.onnx taking the weights as an input, and generator.onnx)")
+                                                   "(controller.onnx taking the weights as an input, and generator.onnx) or c "
+                                                   "(lwd_controller.c/.h and a Makefile: C99, no dependencies)")
     ex.add_argument("--out", required=True, help="robomimic: HDF5 file; lerobot: a new dataset folder; a run: the controller folder")
     ex.add_argument("--fps", type=_positive, default=10, help="lerobot: frames per second recorded in info.json (default 10)")
     _overwrite_flag(ex, "dataset, or the exported files of this --format in the folder,")
