@@ -16,9 +16,9 @@ import pickle
 import warnings
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
+from lwd.envs.base import SeededTaskEnv
 from lwd.optional import require
 
 MT10_TASKS: tuple[str, ...] = (
@@ -70,7 +70,7 @@ def goal_of(task: Any) -> np.ndarray:
     return np.asarray(pickle.loads(task.data)["rand_vec"])  # metaworld's own package data
 
 
-class MetaworldTaskEnv(gym.Env):
+class MetaworldTaskEnv(SeededTaskEnv):
     """One Metaworld task; `reset(seed=s)` picks goal variation from `s` and resets deterministically."""
 
     metadata = {"render_modes": ["rgb_array"]}
@@ -88,37 +88,18 @@ class MetaworldTaskEnv(gym.Env):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self._env = env_cls(render_mode=render_mode) if render_mode else env_cls()
-        self.render_mode = render_mode
-        self.terminate_on_success = terminate_on_success
-        self.max_episode_steps = min(max_episode_steps, self._env.max_path_length)
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
-        self.action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
-        self._t = 0
+        super().__init__(OBS_DIM, -1.0, 1.0, ACTION_DIM, terminate_on_success,
+                         min(max_episode_steps, self._env.max_path_length), render_mode)
         self.goal_index = -1
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
-        if seed is None:
-            raise ValueError("MetaworldTaskEnv needs an explicit seed: results must be reproducible")
-        super().reset(seed=seed)
+    def _reset(self, seed: int, options: dict | None) -> tuple[np.ndarray, dict]:
         self.goal_index = int(np.random.default_rng(seed).integers(len(self._tasks)))
         self._env.set_task(self._tasks[self.goal_index])
         obs, info = self._env.reset(seed=seed)
-        self._t = 0
         info = dict(info, goal_index=self.goal_index, task_name=self.task_name)
         return obs.astype(np.float32), info
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
-        action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+    def _advance(self, action: np.ndarray) -> tuple[np.ndarray, float, dict]:
         obs, reward, _, _, info = self._env.step(action)
-        self._t += 1
-        success = bool(info.get("success", 0.0) > 0.5)
-        info = dict(info, success=success)
-        terminated = success and self.terminate_on_success
-        truncated = self._t >= self.max_episode_steps and not terminated
-        return obs.astype(np.float32), float(reward), terminated, truncated, info
-
-    def render(self) -> np.ndarray | None:
-        return self._env.render()
-
-    def close(self) -> None:
-        self._env.close()
+        info = dict(info, success=bool(info.get("success", 0.0) > 0.5))
+        return obs.astype(np.float32), float(reward), info

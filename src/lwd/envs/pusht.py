@@ -26,6 +26,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from lwd.envs.base import SeededTaskEnv
 from lwd.optional import require
 
 ACTION_DIM = 2
@@ -93,7 +94,7 @@ def _import_gym_pusht() -> Any:
     return require("gym_pusht", "pusht", "gym-pusht")  # registers gym_pusht/PushT-v0
 
 
-class PushTEnv(gym.Env):
+class PushTEnv(SeededTaskEnv):
     """gym-pusht's PushT with a required reset seed, DP's keypoint observation and a rich `info`.
 
     info (on reset and every step): "success" (coverage > 0.95, gym-pusht's flag), "coverage",
@@ -113,17 +114,11 @@ class PushTEnv(gym.Env):
         if obs_type not in OBS_TYPES:
             raise ValueError(f"unknown PushT obs_type {obs_type!r}; known: {', '.join(OBS_TYPES)}")
         _import_gym_pusht()
+        super().__init__(OBS_TYPES[obs_type], 0.0, ARENA_SIZE, ACTION_DIM, terminate_on_success, max_episode_steps, render_mode)
         # The unwrapped env: gym.make's TimeLimit/OrderEnforcing would duplicate what we do here.
         # gym-pusht renders only on request, so an rgb_array renderer costs nothing until used.
         self._env = gym.make("gym_pusht/PushT-v0", obs_type="state", render_mode="rgb_array").unwrapped
         self.obs_type = obs_type
-        self.terminate_on_success = terminate_on_success
-        self.max_episode_steps = max_episode_steps
-        self.render_mode = render_mode
-        dim = OBS_TYPES[obs_type]
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32)
-        self.action_space = gym.spaces.Box(0.0, ARENA_SIZE, (ACTION_DIM,), np.float32)
-        self._t = 0
 
     # --- observation and info -------------------------------------------------------------
     def _state5(self) -> np.ndarray:
@@ -151,22 +146,14 @@ class PushTEnv(gym.Env):
         }
 
     # --- gymnasium API ----------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
-        if seed is None:
-            raise ValueError("PushTEnv needs an explicit seed: results must be reproducible")
-        super().reset(seed=seed)
+    def _reset(self, seed: int, options: dict | None) -> tuple[np.ndarray, dict]:
         self._env.reset(seed=seed, options=options)
-        self._t = 0
         return self._obs(), self._info(self._env._get_coverage())
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
-        action = np.clip(np.asarray(action, dtype=np.float64).reshape(ACTION_DIM), 0.0, ARENA_SIZE)
+    def _advance(self, action: np.ndarray) -> tuple[np.ndarray, float, dict]:
         _, _, _, _, inner = self._env.step(action)
-        self._t += 1
         info = self._info(inner["coverage"])
-        terminated = info["success"] and self.terminate_on_success
-        truncated = self._t >= self.max_episode_steps and not terminated
-        return self._obs(), info["score"], terminated, truncated, info
+        return self._obs(), info["score"], info
 
     PUSH_NAME = "block-push"
     PUSH_UNIT = "pixels"
@@ -209,9 +196,3 @@ class PushTEnv(gym.Env):
         block.velocity = (0.0, 0.0)
         block.angular_velocity = 0.0
         self._env.space.reindex_shapes_for_body(block)
-
-    def render(self) -> np.ndarray | None:
-        return self._env.render()
-
-    def close(self) -> None:
-        self._env.close()

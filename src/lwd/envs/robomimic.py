@@ -32,9 +32,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
+from lwd.envs.base import SeededTaskEnv
 from lwd.optional import require
 
 TASKS: tuple[str, ...] = ("lift", "can", "square")
@@ -71,7 +71,7 @@ def _import_robosuite() -> Any:
     return require("robosuite", "robomimic")
 
 
-class RobomimicEnv(gym.Env):
+class RobomimicEnv(SeededTaskEnv):
     """One robomimic task (Panda, OSC_POSE deltas at 20 Hz); ``reset(seed=s)`` is deterministic in `s`.
 
     Actions (7,) in [-1, 1]: end-effector position delta (x 5 cm), rotation delta as a world-frame
@@ -103,10 +103,8 @@ class RobomimicEnv(gym.Env):
         _check_task(task)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        super().__init__(OBS_DIMS[task], -1.0, 1.0, ACTION_DIM, terminate_on_success, max_episode_steps, render_mode)
         self.task = task
-        self.terminate_on_success = terminate_on_success
-        self.max_episode_steps = int(max_episode_steps)
-        self.render_mode = render_mode
         self._env_kwargs = self._make_kwargs(render_mode)
         suite = _import_robosuite()
         self._env = suite.make(ROBOSUITE_ENVS[task], **self._env_kwargs)
@@ -115,10 +113,6 @@ class RobomimicEnv(gym.Env):
         self._object_qpos = sim.model.get_joint_qpos_addr(_OBJECT_JOINT[task])[0]
         self._object_qvel = sim.model.get_joint_qvel_addr(_OBJECT_JOINT[task])[0]
         self._target_pos = self._compute_target()
-        dim = OBS_DIMS[task]
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32)
-        self.action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
-        self._t = 0
         self._raw: dict[str, np.ndarray] = {}
 
     # ------------------------------------------------------------------ construction
@@ -163,10 +157,7 @@ class RobomimicEnv(gym.Env):
 
     # ------------------------------------------------------------------ gym API
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
-        if seed is None:
-            raise ValueError("RobomimicEnv needs an explicit seed: results must be reproducible")
-        super().reset(seed=seed)
+    def _reset(self, seed: int, options: dict | None) -> tuple[np.ndarray, dict]:
         # The placement samplers hold a reference to env.rng (created once, at model load), so
         # the generator must be reseeded in place rather than replaced.
         self._env.rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
@@ -175,17 +166,12 @@ class RobomimicEnv(gym.Env):
         self._raw = self._env._get_observations(force_update=True)
         if self.task == "square":  # the peg is static, but read it from the live sim anyway
             self._target_pos = self._compute_target()
-        self._t = 0
         return self._obs(), self._info()
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
-        action = np.clip(np.asarray(action, dtype=np.float64).reshape(ACTION_DIM), -1.0, 1.0)
+    def _advance(self, action: np.ndarray) -> tuple[np.ndarray, float, dict]:
         self._raw, _, _, _ = self._env.step(action)
-        self._t += 1
         info = self._info()
-        terminated = info["success"] and self.terminate_on_success
-        truncated = self._t >= self.max_episode_steps and not terminated
-        return self._obs(), float(info["success"]), terminated, truncated, info
+        return self._obs(), float(info["success"]), info
 
     def _obs(self) -> np.ndarray:
         parts = [np.asarray(self._raw[_ROBOSUITE_KEY.get(k, k)], np.float32).ravel() for k in OBS_KEYS]
@@ -246,9 +232,6 @@ class RobomimicEnv(gym.Env):
             return None
         frame = self._env.sim.render(camera_name="agentview", width=256, height=256)
         return np.ascontiguousarray(frame[::-1])  # MuJoCo's image origin is bottom-left
-
-    def close(self) -> None:
-        self._env.close()
 
 
 def _wxyz_to_xyzw(quat: np.ndarray) -> np.ndarray:
