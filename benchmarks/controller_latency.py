@@ -148,8 +148,9 @@ def main() -> None:
     import torch
 
     from lwd.checkpoint import load_model
-    from lwd.export import _ControllerGraph, export_controller, export_onnx
-    from lwd.export_c import CController, build_library, export_c
+    from lwd.export import export_c, export_controller, export_onnx
+    from lwd.methods.lwd.onnx_export import _ControllerGraph
+    from lwd.export_c import CController, build_library
     from lwd.provenance import provenance
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

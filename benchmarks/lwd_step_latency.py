@@ -28,7 +28,7 @@ import torch
 
 from lwd.checkpoint import load_model
 from lwd.methods.lwd import LWD
-from lwd.methods.lwd.target_mlp import numpy_mlp_forward
+from lwd.methods.target_mlp import numpy_mlp_forward
 from lwd.provenance import provenance
 
 

@@ -273,7 +273,7 @@ def _cases(w: Path) -> list[tuple[str, list[str], str, str | None]]:
         ("import-out-unwritable", ["import", "dp-pusht", data, "--out", "/sys/lwd.zarr"], r"cannot be written", None),
         ("bench-out-under-file", ["bench", "pusht/state", "--data", data, "--out", str(w / "a-file" / "b")], r"is a file, not a folder", None),
         ("export-bc-controller", ["export", bc, "--format", "npz", "--out", str(out / "ctl")],
-         r"only methods that generate policy weights \(lwd\) export a controller", None),
+         r"bc does not generate policy weights; export, latents and reconstruct need lcmlp, lwd or warpd", None),
         ("export-no-format", ["export", lwd, "--out", str(out / "ctl2")], r"export a run with: lwd export RUN --format npz\|onnx", str(out / "ctl2")),
         ("export-no-data", ["export", "lerobot", "--out", str(out / "lr")], r"needs the episode store", str(out / "lr")),
         # importers

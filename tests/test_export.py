@@ -111,7 +111,7 @@ def test_onnx_generator_and_controller_match_torch(tmp_path, condition, eta):
     obs = history[-1]
     action = controller.run(None, {"theta": expected.numpy(), "obs": obs[None]})[0][0]
     layers = [(w[0].numpy(), b[0, 0].numpy()) for w, b in model.target.unflatten(expected)]
-    from lwd.methods.lwd.target_mlp import fold_affine, numpy_mlp_forward
+    from lwd.methods.target_mlp import fold_affine, numpy_mlp_forward
 
     reference = numpy_mlp_forward(model.target, fold_affine(layers, *policy_action._fold), obs)
     np.testing.assert_allclose(action, reference, atol=1e-5, rtol=1e-5)
@@ -191,13 +191,13 @@ BROKEN_EXPORTS = {
 def test_exported_files_are_checked_completely_before_they_run(exported_run, name):
     pytest.importorskip("onnxruntime")
     from lwd.checkpoint import load_model
-    from lwd.exported import ExportedMethod
+    from lwd.exported import load_exported
 
     run, folder = exported_run
     edit, message = BROKEN_EXPORTS[name]
     edit(folder)
     with pytest.raises(ValueError, match=message):
-        ExportedMethod(load_model(run), folder, run)
+        load_exported(load_model(run), folder, run)
 
 
 def test_the_standalone_runner_refuses_an_unknown_activation(exported_run):

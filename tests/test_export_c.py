@@ -13,7 +13,7 @@ import torch
 from lwd.data import MinMaxNormalizer
 from lwd.export_c import ACTIVATION_C, CController, build_library, c_sources
 from lwd.methods.lwd import LWD, LWDConfig
-from lwd.methods.lwd.target_mlp import ACTIVATIONS, TargetMLPSpec, batched_mlp_forward
+from lwd.methods.target_mlp import ACTIVATIONS, TargetMLPSpec, batched_mlp_forward
 from lwd.numpy_controller import Controller
 
 from conftest import make_episodes
@@ -199,10 +199,10 @@ def test_lwd_eval_exported_runs_the_c_controller_and_matches_the_library(mt10_ex
     pytest.importorskip("metaworld")
     from lwd.checkpoint import load_model
     from lwd.cli import main
-    from lwd.exported import ExportedMethod
+    from lwd.exported import load_exported
 
     run, folder = mt10_exported
-    exported = ExportedMethod(load_model(run), folder, run)
+    exported = load_exported(load_model(run), folder, run)
     assert exported._controller_class is CController
     assert isinstance(exported.make_policy().controller, CController)
 

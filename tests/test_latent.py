@@ -13,7 +13,7 @@ from lwd.methods.lwd import LWD, LWDConfig
 from lwd.methods.lwd.diagnostics import action_spread, mmd_rbf, posterior_report, prior_report
 from lwd.methods.lwd.model import kl_penalty
 from lwd.methods.lwd.prior_check import TwoClusters, cluster_fit, train_prior_on_clusters
-from lwd.methods.lwd.target_mlp import TargetMLPSpec
+from lwd.methods.target_mlp import TargetMLPSpec
 
 from conftest import make_episodes
 

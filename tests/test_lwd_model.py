@@ -11,7 +11,7 @@ from lwd.methods.lwd import LWDConfig
 from lwd.data import MinMaxNormalizer
 from lwd.methods.lwd import LWD
 from lwd.methods.lwd.hypernet import ChunkedHypernetwork
-from lwd.methods.lwd.target_mlp import TargetMLPSpec, batched_mlp_forward, numpy_mlp_forward
+from lwd.methods.target_mlp import TargetMLPSpec, batched_mlp_forward, numpy_mlp_forward
 
 from conftest import make_episodes
 
@@ -230,7 +230,7 @@ def test_history_policy_acts_on_the_same_stacked_inputs_at_run_time_as_in_traini
 def test_folding_the_normalisers_into_the_mlp_gives_the_same_actions_as_normalising_around_it():
     """fold_affine: MLP(raw obs) with folded layers == unnormalize(MLP(normalize(obs))), constant dims included."""
     from lwd.data.normalize import MinMaxNormalizer
-    from lwd.methods.lwd.target_mlp import fold_affine
+    from lwd.methods.target_mlp import fold_affine
 
     rng = np.random.default_rng(0)
     spec = TargetMLPSpec(obs_dim=6, action_dim=3, hidden=(16, 16))

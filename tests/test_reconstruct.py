@@ -59,7 +59,7 @@ def test_reconstruction_needs_seeded_demos_and_an_encoder(reach, tmp_path, capsy
     assert "does not record each episode's seed" in capsys.readouterr().err
     assert main(["train", "bc", "--data", str(reach / "train.zarr"), "--out", str(tmp_path / "bc"), "--set", "steps=5"]) == 0
     assert main(["reconstruct", str(tmp_path / "bc"), "--data", str(reach / "held.zarr")]) == 2
-    assert "needs a method with an encoder" in capsys.readouterr().err
+    assert "bc does not generate policy weights; export, latents and reconstruct need lcmlp, lwd or warpd" in capsys.readouterr().err
 
 
 def test_segment_drift_replays_each_segment_start_and_runs_its_policy_for_h_steps(reach):

@@ -123,28 +123,13 @@ def cmd_export(args: argparse.Namespace) -> None:
     from lwd.data import Episodes
 
     if args.target not in ("robomimic", "lerobot"):  # a run directory: export its controller
-        from lwd.export import FORMATS, export_controller
+        from lwd.export import export_run
 
-        if args.data is not None or args.format not in FORMATS:
-            raise ValueError(f"export a run with: lwd export RUN --format {'|'.join(FORMATS)} --out DIR "
+        if args.data is not None:
+            raise ValueError("export a run with: lwd export RUN --format FORMAT --out DIR "
                              "(datasets: lwd export robomimic|lerobot DATA --out ...)")
         check_writable(args.out, folder=True)
-        if args.format == "c":
-            from lwd.export_c import export_c
-
-            out = export_c(args.target, args.out, overwrite=args.overwrite)
-            print(f"wrote {out}/lwd_controller.h, lwd_controller.c, Makefile and c.json (C99; build: make -C {out})")
-            return
-        if args.format == "onnx":
-            from lwd.export import export_onnx
-
-            errors = export_onnx(args.target, args.out, overwrite=args.overwrite)
-            print(f"wrote {args.out}/controller.onnx and generator.onnx (DDIM, {errors['inference_steps']} steps); "
-                  f"ONNX Runtime vs torch: theta max abs error {errors['generator_max_abs_error']:.1e}, "
-                  f"action {errors['controller_max_abs_error']:.1e} (actions up to {errors['action_scale']:.3g})")
-            return
-        out = export_controller(args.target, args.out, overwrite=args.overwrite)
-        print(f"wrote {out}/controller.json, controller.npz and lwd_controller.py (NumPy only)")
+        print(export_run(args.target, args.format or "", args.out, overwrite=args.overwrite)[1])  # the run's formats
         return
     if args.data is None:
         raise ValueError(f"lwd export {args.target} needs the episode store to export: lwd export {args.target} DATA --out ...")

@@ -15,7 +15,7 @@ The C API (names prefixed `lwd_`: C has one namespace, and a robot's program has
     int  lwd_act(const float *raw_obs, float *raw_action);   /* keeps the last k observations itself */
     void lwd_reset(void);                        /* a new episode: forget the observation history */
 
-theta has the layout of `lwd.methods.lwd.target_mlp` (layer by layer: weight (in, out) row-major,
+theta has the layout of `lwd.methods.target_mlp` (layer by layer: weight (in, out) row-major,
 then bias (out,); normalised observations in, normalised action out). `lwd_set_weights` folds
 the normalisers into the first and last layer in double precision exactly as the NumPy
 controller (`lwd.numpy_controller.Controller.set_weights`) does, so a step is only the MLP.
@@ -106,42 +106,33 @@ def c_sources(layer_sizes: list[int], activation: str, obs_steps: int, obs_scale
     return {"lwd_controller.h": header, "lwd_controller.c": source, "Makefile": makefile}
 
 
-def export_c(run_dir: str | Path, out: str | Path, overwrite: bool = False) -> Path:
-    """Write the C controller of a trained LWD run into folder `out` (see the module docstring); returns it.
-
-    Other formats' files may share the folder; this format's files are refused unless `overwrite`.
-    The sources are compiled once here (when a compiler exists) so a broken export fails now, not
-    on the robot."""
-    from lwd.checkpoint import load_model
+def write_c(generator: Any, run_dir: str | Path, tmp: Path) -> dict[str, Any]:
+    """The C export of `generator` (a `lwd.methods.base.WeightGenerator`) into the empty folder `tmp`;
+    returns the c.json record. `lwd.export.export_c` runs it (refusing existing files unless
+    overwrite, leaving nothing of a failed export); the sources are compiled once here (when a
+    compiler exists) so a broken export fails now, not on the robot."""
     from lwd.data.keys import ACTION, OBS
-    from lwd.export import _check_generates, _write_export
 
-    model = load_model(run_dir)
-    _check_generates(model, run_dir)
-    target = model.target
+    model, target = generator.method, generator.target
     obs_scale, obs_shift = model.normalizer.affine(OBS)
     action_scale, action_shift = model.normalizer.affine(ACTION, inverse=True)
-    sources = c_sources(target.layer_sizes, target.activation, model.cfg.policy_obs_steps, obs_scale, obs_shift,
+    sources = c_sources(target.layer_sizes, target.activation, generator.policy_obs_steps, obs_scale, obs_shift,
                         action_scale, action_shift)
-
-    def write(tmp: Path) -> None:
-        for name, text in sources.items():
-            (tmp / name).write_text(text)
-        if compiler() is not None:
-            build_library(tmp, cache=False)
-        record = {"format": FORMAT, "version": VERSION, "method": model.name, "obs_dim": model.info.obs_dim,
-                  "action_dim": model.info.action_dim, "policy_obs_steps": model.cfg.policy_obs_steps,
-                  "layer_sizes": target.layer_sizes, "activation": target.activation, "num_params": target.num_params,
-                  "trained_on": model.info.suite or model.info.dataset,
-                  "run_model_sha256": _sha256(Path(run_dir) / "model.safetensors"),
-                  "sha256": {name: _sha256(tmp / name) for name in sources}}
-        for stray in tmp.iterdir():  # only the sources and c.json ship; the test build stays behind
-            if stray.name not in sources:
-                stray.unlink() if stray.is_file() else shutil.rmtree(stray)
-        (tmp / "c.json").write_text(json.dumps(record, indent=2))
-
-    _write_export(out, "c", overwrite, write)
-    return Path(out)
+    for name, text in sources.items():
+        (tmp / name).write_text(text)
+    if compiler() is not None:
+        build_library(tmp, cache=False)
+    record = {"format": FORMAT, "version": VERSION, "method": model.name, "obs_dim": model.info.obs_dim,
+              "action_dim": model.info.action_dim, "policy_obs_steps": generator.policy_obs_steps,
+              "layer_sizes": target.layer_sizes, "activation": target.activation, "num_params": target.num_params,
+              "trained_on": model.info.suite or model.info.dataset,
+              "run_model_sha256": _sha256(Path(run_dir) / "model.safetensors"),
+              "sha256": {name: _sha256(tmp / name) for name in sources}}
+    for stray in tmp.iterdir():  # only the sources and c.json ship; the test build stays behind
+        if stray.name not in sources:
+            stray.unlink() if stray.is_file() else shutil.rmtree(stray)
+    (tmp / "c.json").write_text(json.dumps(record, indent=2))
+    return record
 
 
 # ------------------------------------------------------------------------------ building and running

@@ -1,148 +1,29 @@
-"""Evaluate a trained LWD through its exported files, to check that what ships behaves as what was trained.
+"""`lwd eval RUN --exported DIR`: evaluate a trained run through its exported files, to check that
+what ships behaves as what was trained.
 
-`lwd eval RUN --exported DIR` runs every episode with `DIR/generator.onnx` in ONNX Runtime making
-the weights and `DIR/lwd_controller.py` (NumPy) running them: the files `lwd export RUN --format
-npz` and `--format onnx` write. The initial latent noise of each generation is drawn exactly as
-the in-library policy draws it (torch, seeded by the episode), and DDIM with eta = 0 draws nothing
-else, so the two evaluations differ only by float rounding between ONNX Runtime and torch and
-should give the same success on the same seeds. When DIR also holds `lwd export RUN --format c`,
-the compiled C controller (`lwd.export_c.CController`) runs the steps instead of the NumPy one.
+The run's method loads the folder (`WeightGenerator.load_exported`; LWD: `lwd.methods.lwd.exported`,
+generator.onnx in ONNX Runtime making the weights and lwd_controller.py or the compiled C controller
+running them). Here: the dispatch, and the checks every exported folder gets (readable records,
+each file's SHA-256 as recorded at export, and the run's own weights).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
-from lwd import numpy_controller
 from lwd.checkpoint import file_sha256
-from lwd.methods.base import GenerationRuntime, Policy
-from lwd.methods.history import ObsHistory
-from lwd.optional import require
+from lwd.methods.base import weight_generator_of
 
 
-class ExportedMethod:
-    """A loaded LWD whose policies run from the exported files; everything else is the method's.
-
-    Every file is checked before an episode runs: present, of the structure, types and shapes
-    `lwd export` writes, finite, and (by the SHA-256 recorded at export) written together from this
-    very run. A file that fails names itself in a ValueError, never a traceback."""
-
-    def __init__(self, method: Any, folder: str | Path, run_dir: str | Path | None = None) -> None:
-        require("onnxruntime", "export")
-        import onnxruntime as ort
-
-        folder = Path(folder)
-        for name in ("generator.onnx", "controller.json", "controller.npz", "lwd_controller.py", "onnx.json"):
-            if not (folder / name).is_file():
-                raise FileNotFoundError(f"{folder}/{name} is missing; write the folder with lwd export RUN --format npz "
-                                        f"--out {folder} and lwd export RUN --format onnx --out {folder}")
-        if getattr(method, "target", None) is None:
-            raise ValueError(f"--exported evaluates LWD runs; this run is {method.name}")
-        reference = numpy_controller.Controller.load(folder)  # the library's own checks of json and npz
-        if reference.num_params != method.target.num_params or reference.obs_dim != method.info.obs_dim:
-            raise ValueError(f"{folder} was exported from another model ({reference.num_params} weights, "
-                             f"{reference.obs_dim}-d observations; this run: {method.target.num_params}, {method.info.obs_dim})")
-        onnx_info = _read_json_object(folder / "onnx.json")
-        steps = onnx_info.get("inference_steps")
-        if type(steps) is not int or steps < 1:
-            raise ValueError(f"{folder}/onnx.json: inference_steps must be a positive integer, got {steps!r}")
-        if run_dir is not None:
-            _check_hashes(folder, run_dir, json.loads((folder / "controller.json").read_text()), onnx_info)
-        spec = importlib.util.spec_from_file_location("lwd_controller_exported", folder / "lwd_controller.py")
-        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        try:
-            spec.loader.exec_module(module)  # type: ignore[union-attr]
-            self._controller_class = module.Controller
-            self._controller_class.load(folder)
-        except Exception as err:  # noqa: BLE001  (user-supplied code: whatever it raises is a bad file)
-            raise ValueError(f"{folder}/lwd_controller.py does not load the controller ({type(err).__name__}: {err})") from err
-        if (folder / "c.json").is_file():  # a C export beside them (--format c): it runs the control steps
-            from lwd.export_c import CController, check_record
-
-            check_record(folder, run_dir, method.target.num_params, method.info.obs_dim)
-            try:
-                CController.load(folder)  # compiled (cached) now: no compiler or a bad file fails before any episode
-            except RuntimeError as err:
-                raise ValueError(str(err)) from err
-            self._controller_class = CController
-        self._folder = folder
-        self._method = method
-        self.exported_steps = steps
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(folder / "generator.onnx"), options, providers=["CPUExecutionProvider"])
-        except Exception as err:  # noqa: BLE001  (ONNX Runtime raises its own exception types)
-            raise ValueError(f"{folder}/generator.onnx is not a loadable ONNX graph ({' '.join(str(err).split())[:200]})") from err
-        self.inputs = {i.name for i in self.session.get_inputs()}
-        self.sampler_steps = next((int(i.shape[0]) for i in self.session.get_inputs() if i.name == "step_noise"), 0)
-        """Steps of a stochastic sampler (ddim_eta > 0) that each take a fresh normal draw; 0: deterministic."""
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._method, name)
-
-    def make_policy(self, runtime: GenerationRuntime | None = None) -> "ExportedPolicy":
-        runtime = runtime or GenerationRuntime()
-        sampler, steps = self._method.sampling(runtime)
-        if sampler != "ddim" or steps != self.exported_steps:
-            raise ValueError(f"{self._folder}/generator.onnx runs DDIM with {self.exported_steps} steps; evaluate with "
-                             f"--sampler ddim --inference-steps {self.exported_steps} (asked: {sampler}, {steps} steps)")
-        if runtime.generation_delay:
-            raise ValueError("--exported does not take --generation-delay")
-        return ExportedPolicy(self, runtime)
+def load_exported(model: Any, folder: str | Path, run_dir: str | Path | None = None) -> Any:
+    """The method whose policies run from the exported files in `folder` (made from `run_dir`, whose
+    weights the files' records must name); a run of a method that generates no weights is refused."""
+    return weight_generator_of(model).load_exported(Path(folder), None if run_dir is None else Path(run_dir))
 
 
-class ExportedPolicy(Policy):
-    """One episode: every H steps new weights from generator.onnx, every step the NumPy controller."""
-
-    def __init__(self, exported: ExportedMethod, runtime: GenerationRuntime) -> None:
-        super().__init__()
-        cfg = exported.cfg
-        self.exported = exported
-        self.horizon = cfg.horizon if runtime.action_horizon is None else runtime.action_horizon
-        self.latent_dim = cfg.latent_dim
-        self.controller = exported._controller_class.load(exported._folder)
-        self._history = ObsHistory(cfg.obs_steps)
-        self._generator = torch.Generator().manual_seed(0)
-        self._task = 0
-        self._t = 0
-
-    def reset(self, seed: int, task: int | None = None) -> None:
-        self._generator = torch.Generator().manual_seed(int(seed))  # as LWDPolicy: the same noise per episode
-        self._task = 0 if task is None else int(task)
-        self._t = 0
-        self._history.clear()
-        self.controller.reset()
-
-    def _generate(self) -> None:
-        noise = torch.randn(1, self.latent_dim, generator=self._generator).numpy()
-        feeds = {"noise": noise, "obs_history": self._history.stacked()[None].astype(np.float32),
-                 "task": np.array([self._task], np.int64)}
-        if self.exported.sampler_steps:  # a stochastic sampler: one draw per step, after the initial noise
-            feeds["step_noise"] = torch.stack([torch.randn(1, self.latent_dim, generator=self._generator)
-                                               for _ in range(self.exported.sampler_steps)]).numpy()
-        theta = self.exported.session.run(None, {k: v for k, v in feeds.items() if k in self.exported.inputs})[0]
-        self.controller.set_weights(theta.reshape(-1))
-        self.generations += 1
-
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        obs = np.array(obs, np.float32)
-        self._history.push(obs)
-        if self._t == 0 or (self.horizon > 0 and self._t % self.horizon == 0):
-            self._generate()
-        self._t += 1
-        self.steps += 1
-        return self.controller.act(obs)
-
-
-def _read_json_object(path: Path) -> dict[str, Any]:
+def read_json_object(path: Path) -> dict[str, Any]:
     try:
         value = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -152,7 +33,7 @@ def _read_json_object(path: Path) -> dict[str, Any]:
     return value
 
 
-def _check_hashes(folder: Path, run_dir: str | Path, controller: dict[str, Any], onnx_info: dict[str, Any]) -> None:
+def check_hashes(folder: Path, run_dir: str | Path, controller: dict[str, Any], onnx_info: dict[str, Any]) -> None:
     """Every exported file matches the SHA-256 recorded when it was written, and both records name
     this run's weights: a generator.onnx (or any file) from another run or export is refused."""
     run_hash = file_sha256(Path(run_dir) / "model.safetensors")

@@ -14,26 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-
 from lwd.checkpoint import load_model
 from lwd.data import Episodes
-from lwd.data.keys import ACTION, ACTIONS, MASK, STATES, TASK
+from lwd.data.keys import ACTION, TASK
+from lwd.methods.base import weight_generator_of
 
 
 def encode_segments(model: Any, episodes: Episodes, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Posterior means (N, Dz) of segments starting every `stride` steps, each one's episode (N,)
-    and first step (N,)."""
-    if getattr(model, "vae", None) is None:
-        raise ValueError(f"a {model.name} run has no encoder; latent maps need lwd, warpd or lcmlp")
-    dataset = model.segment_dataset(episodes, "pad")
+    and first step (N,). The model's `WeightGenerator` encodes them (others are refused)."""
+    generator = weight_generator_of(model)
+    dataset = generator.segments(episodes)
     anchors = np.concatenate([np.arange(s, s + n, stride) for s, n in zip(episodes.episode_starts, episodes.lengths)])
-    means = []
-    with torch.no_grad():
-        for chunk in np.array_split(anchors, max(1, len(anchors) // 512)):
-            batch = dataset.sample_batch(chunk)
-            mu, _ = model.vae.encoder(batch[STATES], batch[ACTIONS], batch[MASK], batch.get(TASK))
-            means.append(mu.numpy())
+    means = [generator.encode(dataset.sample_batch(chunk)).numpy()
+             for chunk in np.array_split(anchors, max(1, len(anchors) // 512))]
     return np.concatenate(means), dataset.anchor_episodes[anchors], anchors
 
 
@@ -54,8 +48,9 @@ def latent_map(run_dir: str | Path, data: str | Path, out: str | Path, stride: i
     import matplotlib.pyplot as plt
 
     model = load_model(run_dir).eval()
+    horizon = weight_generator_of(model).horizon
     episodes = Episodes.load(data)
-    stride = stride or model.cfg.horizon
+    stride = stride or horizon
     z, episode_of, anchors = encode_segments(model, episodes, stride)
     rng = np.random.default_rng(seed)
     if len(z) > max_points:
@@ -66,7 +61,7 @@ def latent_map(run_dir: str | Path, data: str | Path, out: str | Path, stride: i
         tasks = episodes.episode_tasks()[episode_of]
         colour, label, cmap = tasks, "task", "tab10"
     else:  # one task: the direction the segment's actions move in (first two components)
-        h, ends = model.cfg.horizon, np.asarray(episodes.episode_starts) + np.asarray(episodes.lengths)
+        h, ends = horizon, np.asarray(episodes.episode_starts) + np.asarray(episodes.lengths)
         actions = np.asarray(episodes.data[ACTION][:, :2])
         last = np.minimum(anchors + h, ends[episode_of]) - 1
         move = actions[last] - actions[anchors]

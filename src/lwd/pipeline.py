@@ -209,10 +209,10 @@ def evaluate_run(
     from lwd.evaluate import evaluate
 
     model = load_model(run_dir)
-    if exported is not None:  # the policies run from the exported files (ONNX generator, NumPy controller)
-        from lwd.exported import ExportedMethod
+    if exported is not None:  # the policies run from the exported files (e.g. ONNX generator, NumPy controller)
+        from lwd.exported import load_exported
 
-        model = ExportedMethod(model, exported, run_dir)
+        model = load_exported(model, exported, run_dir)
     run = read_run_config(run_dir)
     options = model.runtime_options(**runtime)
     suite_name = env or run.data.suite

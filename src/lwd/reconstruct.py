@@ -21,23 +21,28 @@ from tqdm.auto import tqdm
 
 from lwd.checkpoint import load_model
 from lwd.data import Episodes
-from lwd.data.keys import ACTION, ACTIONS, MASK, OBS, STATES, TASK
+from lwd.data.keys import ACTION, OBS, OBS_HISTORY, TASK
+from lwd.methods.base import WeightGenerator, weight_generator_of
+from lwd.methods.target_mlp import fold_affine, numpy_mlp_forward
 from lwd.suites import make_suite
 
 
-def _check_reconstructs(model: Any, run_dir: str | Path) -> None:
-    if getattr(model, "vae", None) is None or getattr(model, "target", None) is None:
-        raise ValueError(f"{run_dir} holds a {model.name} run; reconstruction needs a method with an encoder and a "
-                         "decoded policy (lwd, warpd, lcmlp)")
+def _raw_policies(generator: WeightGenerator, theta: torch.Tensor) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """Decoded weights (N, P) -> N MLPs as NumPy layers on raw observations and actions (the
+    normalisers folded in, as `LWDPolicy` runs them), for `numpy_mlp_forward`."""
+    model, k = generator.method, generator.policy_obs_steps
+    obs_scale, obs_shift = model.normalizer.affine(OBS)
+    act_scale, act_shift = model.normalizer.affine(ACTION, inverse=True)
+    fold = (np.tile(obs_scale, k), np.tile(obs_shift, k), act_scale, act_shift)
+    return [fold_affine([(w[0].numpy(), b[0, 0].numpy()) for w, b in generator.target.unflatten(t[None])], *fold)
+            for t in theta]
 
 
 def reconstruct(run_dir: str | Path, data: str | Path, episodes_per_task: int = 10, env: str | None = None,
                 progress: bool = True) -> dict[str, Any]:
     """Reconstruct up to `episodes_per_task` demonstrations of each task; returns per-episode and per-task figures."""
-    from lwd.methods.lwd.target_mlp import fold_affine, numpy_mlp_forward
-
     model = load_model(run_dir)
-    _check_reconstructs(model, run_dir)
+    generator = weight_generator_of(model)
     episodes = Episodes.load(data)
     seeds = episodes.attrs.get("seeds")
     if not isinstance(seeds, list) or len(seeds) != episodes.num_episodes:
@@ -49,22 +54,15 @@ def reconstruct(run_dir: str | Path, data: str | Path, episodes_per_task: int = 
     chosen: list[int] = []
     for name in dict.fromkeys(names[int(t)] for t in task_ids):
         chosen += [i for i in range(episodes.num_episodes) if names[int(task_ids[i])] == name][:episodes_per_task]
-    dataset = model.segment_dataset(episodes, "pad")
-    horizon, k = model.cfg.horizon, model.cfg.policy_obs_steps
-    obs_scale, obs_shift = model.normalizer.affine(OBS)
-    act_scale, act_shift = model.normalizer.affine(ACTION, inverse=True)
-    fold = (np.tile(obs_scale, k), np.tile(obs_shift, k), act_scale, act_shift)
+    dataset = generator.segments(episodes)
+    horizon, k, target = generator.horizon, generator.policy_obs_steps, generator.target
     rows = []
     for index in tqdm(chosen, desc=f"reconstruct {suite.name}", unit="ep", disable=not progress):
         start, length = int(episodes.episode_starts[index]), int(episodes.lengths[index])
         demo = np.asarray(episodes.data[OBS][start : start + length], np.float32)
         anchors = np.arange(start, start + length, horizon)
-        batch = dataset.sample_batch(anchors)
-        with torch.no_grad():
-            mu, _ = model.vae.encoder(batch[STATES], batch[ACTIONS], batch[MASK], batch.get(TASK))
-            theta = model.vae.decoder(mu)  # (segments, P)
-        policies = [fold_affine([(w[0].numpy(), b[0, 0].numpy()) for w, b in model.target.unflatten(t[None])], *fold)
-                    for t in theta]
+        theta = generator.decode(generator.encode(dataset.sample_batch(anchors)))  # (segments, P)
+        policies = _raw_policies(generator, theta)
         task = names[int(task_ids[index])]
         environment = suite.make_env(task)
         try:
@@ -74,7 +72,7 @@ def reconstruct(run_dir: str | Path, data: str | Path, episodes_per_task: int = 
             visited, success = [np.asarray(obs, np.float32)], False
             for t in range(suite.max_episode_steps):
                 layers = policies[min(t // horizon, len(policies) - 1)]
-                action = numpy_mlp_forward(model.target, layers, np.concatenate(history[-k:]))
+                action = numpy_mlp_forward(target, layers, np.concatenate(history[-k:]))
                 obs, _, terminated, truncated, info = environment.step(action)
                 obs = np.asarray(obs, np.float32)
                 history = [*history[1:], obs]
@@ -114,12 +112,10 @@ def segment_drift(run_dir: str | Path, data: str | Path, episodes: int = 10, lat
     "prior" decodes a latent the prior generates for the segment's observation history (what
     `lwd eval` runs). Replaying needs a deterministic simulator and demos without perturbations;
     segments whose replayed start differs from the recorded one are counted and left out."""
-    from lwd.methods.lwd.target_mlp import fold_affine, numpy_mlp_forward
-
     if latents not in ("posterior", "prior"):
         raise ValueError(f"latents must be 'posterior' or 'prior', got {latents!r}")
     model = load_model(run_dir)
-    _check_reconstructs(model, run_dir)
+    generator = weight_generator_of(model)
     demos = Episodes.load(data)
     seeds = demos.attrs.get("seeds")
     if not isinstance(seeds, list) or len(seeds) != demos.num_episodes:
@@ -127,12 +123,9 @@ def segment_drift(run_dir: str | Path, data: str | Path, episodes: int = 10, lat
     suite = make_suite(env or demos.attrs.get("suite") or model.info.suite)
     names = list(demos.attrs.get("tasks") or suite.tasks)
     task_ids = demos.episode_tasks() if TASK in demos.data else np.zeros(demos.num_episodes, np.int64)
-    dataset = model.segment_dataset(demos, "pad")
-    horizon, k = model.cfg.horizon, model.cfg.policy_obs_steps
-    obs_scale, obs_shift = model.normalizer.affine(OBS)
-    act_scale, act_shift = model.normalizer.affine(ACTION, inverse=True)
-    fold = (np.tile(obs_scale, k), np.tile(obs_shift, k), act_scale, act_shift)
-    generator = torch.Generator().manual_seed(seed)
+    dataset = generator.segments(demos)
+    horizon, k, target = generator.horizon, generator.policy_obs_steps, generator.target
+    noise = torch.Generator().manual_seed(seed)
     curves: list[np.ndarray] = []
     skipped = 0
     for index in tqdm(range(min(episodes, demos.num_episodes)), desc=f"segment drift ({latents})", unit="ep",
@@ -144,14 +137,11 @@ def segment_drift(run_dir: str | Path, data: str | Path, episodes: int = 10, lat
         if not len(offsets):
             continue
         batch = dataset.sample_batch(start + offsets)
-        with torch.no_grad():
-            if latents == "posterior":
-                z, _ = model.vae.encoder(batch[STATES], batch[ACTIONS], batch[MASK], batch.get(TASK))
-            else:
-                from lwd.data.keys import OBS_HISTORY
-
-                z = model.sample_latents(model.condition(batch.get(TASK), batch.get(OBS_HISTORY)), generator)
-            theta = model.vae.decoder(z)
+        if latents == "posterior":
+            z = generator.encode(batch)
+        else:
+            z = generator.sample(batch.get(TASK), batch.get(OBS_HISTORY), noise)
+        theta = generator.decode(z)
         task = names[int(task_ids[index])]
         environment = suite.make_env(task)
         try:
@@ -162,11 +152,11 @@ def segment_drift(run_dir: str | Path, data: str | Path, episodes: int = 10, lat
                 if not np.allclose(np.asarray(obs, np.float32), demo_obs[offset], atol=1e-4):
                     skipped += 1
                     continue
-                layers = fold_affine([(w[0].numpy(), b[0, 0].numpy()) for w, b in model.target.unflatten(theta[j : j + 1])], *fold)
+                layers = _raw_policies(generator, theta[j : j + 1])[0]
                 history = [demo_obs[max(offset - i, 0)] for i in range(k - 1, -1, -1)]
                 visited = []
                 for _ in range(horizon):
-                    action = numpy_mlp_forward(model.target, layers, np.concatenate(history[-k:]))
+                    action = numpy_mlp_forward(target, layers, np.concatenate(history[-k:]))
                     obs, _, terminated, truncated, _ = environment.step(action)
                     obs = np.asarray(obs, np.float32)
                     history = [*history[1:], obs]

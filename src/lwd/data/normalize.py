@@ -148,7 +148,7 @@ class MinMaxNormalizer:
     def affine(self, key: str, inverse: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(scale, shift), float64 (D,), with normalize(x) = x * scale + shift (or unnormalize if inverse).
 
-        Lets a linear layer absorb the normalisation (see ``lwd.methods.lwd.target_mlp.fold_affine``).
+        Lets a linear layer absorb the normalisation (see ``lwd.methods.target_mlp.fold_affine``).
         """
         self._check_key(key)
         if inverse:

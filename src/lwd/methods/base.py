@@ -11,20 +11,28 @@ class attributes, everything the top floors (train, evaluate, bench, cli) need t
         presets = {"default": Preset()}
 
 and implements `stages` (training), `make_policy` (run time) and `cost` (params and FLOPs).
+A method that generates the weights of a small MLP policy (LWD and its variants) also returns a
+`WeightGenerator` from `weight_generator()`: export, latent maps and reconstruction go through it.
 Nothing outside a method's folder names it: a new method is a new folder under `methods/` (or a
 class registered from anywhere, e.g. a test).
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from lwd.config import DataInfo, TrainConfig, from_dict
+from lwd.methods.target_mlp import TargetMLPSpec
+
+if TYPE_CHECKING:
+    from lwd.data import Episodes, SegmentDataset
 
 
 @dataclass
@@ -235,6 +243,74 @@ class Method(nn.Module):
         run, evaluated with the method's runtime options at their defaults."""
         return None
 
+    def weight_generator(self) -> "WeightGenerator | None":
+        """The capability of a method that generates policy weights (see `WeightGenerator`); None for
+        one that does not (it acts with its own network: DP, BC). Tools call `weight_generator_of`."""
+        return None
+
+
+# ------------------------------------------------------------------------------ generating methods
+@dataclass(frozen=True)
+class Exporter:
+    """One export format a generating method adds to the shared ones (`lwd export RUN --format NAME`)."""
+
+    files: tuple[str, ...]
+    """The files it writes into the export folder: an existing one is refused unless --overwrite, and one
+    a later export does not write again is removed (other formats' files may share the folder)."""
+    write: Callable[..., dict[str, Any]]
+    """(run_dir, folder, **options) -> figures worth reporting; writes the files into `folder` (empty)."""
+    summary: Callable[[dict[str, Any], Path], str]
+    """(write's figures, the export folder) -> the line `lwd export` prints."""
+
+
+class WeightGenerator(ABC):
+    """What a method that generates the weights theta of a small MLP policy offers the deployment and
+    analysis tools (export, exported evaluation, latent maps, reconstruction), so that those tools
+    need no knowledge of the method's modules:
+
+        segments -> encode -> z (posterior means)      sample(condition) -> z      decode(z) -> theta
+
+    theta runs as `target` (a plain MLP, `lwd.methods.target_mlp`) on the last `policy_obs_steps`
+    observations, stacked oldest first, normalised with `method.normalizer`; its action is normalised too.
+    A method returns one from `Method.weight_generator()`."""
+
+    def __init__(self, method: Method, target: TargetMLPSpec, policy_obs_steps: int, horizon: int, latent_dim: int) -> None:
+        self.method = method
+        self.target = target
+        self.policy_obs_steps = policy_obs_steps
+        """Observations the generated MLP sees per step (target.obs_dim = policy_obs_steps x obs_dim)."""
+        self.horizon = horizon
+        """H: the steps one segment spans, and how often the policy is regenerated unless told otherwise."""
+        self.latent_dim = latent_dim
+
+    @abstractmethod
+    def segments(self, episodes: "Episodes") -> "SegmentDataset":
+        """The H-step segments of `episodes` as `encode` takes them, one per step (padded at episode
+        ends): `segments(e).sample_batch(steps)` is the batch of the segments starting at those steps."""
+
+    @abstractmethod
+    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """A batch of `segments` -> posterior means (B, Dz) (no gradient)."""
+
+    @abstractmethod
+    def sample(self, task: torch.Tensor | None, obs_history: torch.Tensor | None, generator: torch.Generator | None = None,
+               sampler: str | None = None, steps: int | None = None) -> torch.Tensor:
+        """Latents the prior generates for conditions: task (B,), obs_history (B, To, Do) normalised
+        (either may be None when the method does not use it) -> z (B, Dz)."""
+
+    @abstractmethod
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, Dz) -> theta (B, P), P = target.num_params, laid out as `TargetMLPSpec.unflatten` reads it."""
+
+    def exporters(self) -> Mapping[str, Exporter]:
+        """Export formats of this method beyond the shared ones (npz, c), which need only `target`."""
+        return {}
+
+    def load_exported(self, folder: Path, run_dir: Path | None) -> Any:
+        """The method whose policies run from the files of `folder` (`lwd eval --exported`): an object
+        with the method's interface (make_policy, runtime_options, cost, ...)."""
+        raise ValueError(f"{self.method.name} has no evaluation from exported files")
+
 
 # ------------------------------------------------------------------------------ registry
 _REGISTRY: dict[str, type[Method]] = {}
@@ -275,6 +351,25 @@ def get_method(name: str) -> type[Method]:
     if name not in _REGISTRY:
         raise ValueError(f"unknown method {name!r}; known: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
+
+
+def generating_method_names() -> list[str]:
+    """The registered methods that generate policy weights (override `Method.weight_generator`)."""
+    _discover()
+    return sorted(n for n, c in _REGISTRY.items() if c.weight_generator is not Method.weight_generator)
+
+
+def weight_generator_of(model: Any) -> WeightGenerator:
+    """The model's `WeightGenerator`, or a ValueError that says which methods have one."""
+    generator = model.weight_generator()
+    if generator is None:
+        raise ValueError(f"{model.name} does not generate policy weights; export, latents and reconstruct need "
+                         f"{_either(generating_method_names())}")
+    return generator
+
+
+def _either(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def resolve_preset(method: type[Method], name: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -1,4 +1,7 @@
-"""The small policy whose weights LWD generates: a plain MLP `pi_theta(s) -> a`.
+"""The small policy whose weights a generating method (LWD, WARPD, lcmlp) emits: a plain MLP `pi_theta(s) -> a`.
+
+Shared by every method that generates policy weights and by the tools that run or export such a
+policy (`methods.base.WeightGenerator.target` is one of these specs).
 
 The parameters live in one flat vector theta of length `num_params`, laid out layer by layer as
 (weight (in, out), bias (out,)). Keeping theta flat is what lets a hypernetwork emit it and lets

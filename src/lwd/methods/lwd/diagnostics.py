@@ -36,7 +36,7 @@ import torch
 
 from lwd.data import SegmentDataset
 from lwd.data.keys import ACTIONS, MASK, OBS_HISTORY, STATES, TASK
-from lwd.methods.lwd.target_mlp import TargetMLPSpec, batched_mlp_forward
+from lwd.methods.target_mlp import TargetMLPSpec, batched_mlp_forward
 
 if TYPE_CHECKING:
     from lwd.methods.lwd.model import LWD

@@ -18,7 +18,7 @@ import math
 import torch
 from torch import nn
 
-from lwd.methods.lwd.target_mlp import TargetMLPSpec, batched_mlp_forward
+from lwd.methods.target_mlp import TargetMLPSpec, batched_mlp_forward
 
 
 class ChunkedHypernetwork(nn.Module):

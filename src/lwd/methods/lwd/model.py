@@ -39,7 +39,7 @@ from lwd.methods.lwd.denoiser import LatentDenoiser
 from lwd.methods.lwd.encoder import TrajectoryEncoder
 from lwd.methods.lwd.hypernet import ChunkedHypernetwork
 from lwd.methods.lwd.presets import PRESETS
-from lwd.methods.lwd.target_mlp import TargetMLPSpec, batched_mlp_forward
+from lwd.methods.target_mlp import TargetMLPSpec, batched_mlp_forward
 
 
 class LWDVAE(nn.Module):
@@ -282,6 +282,12 @@ class LWD(Method):
         from lwd.methods.lwd.policy import LWDPolicy
 
         return LWDPolicy(self, runtime or GenerationRuntime())
+
+    def weight_generator(self) -> "LWDWeightGenerator":
+        """Export, latent maps and reconstruction reach this model through it (WARPD and lcmlp inherit it)."""
+        from lwd.methods.lwd.generator import LWDWeightGenerator
+
+        return LWDWeightGenerator(self)
 
     @torch.no_grad()
     def generate_policy(

@@ -10,7 +10,7 @@ import torch
 from lwd.data.keys import ACTION, OBS
 from lwd.methods.base import GenerationRuntime, Policy
 from lwd.methods.history import ObsHistory
-from lwd.methods.lwd.target_mlp import fold_affine, numpy_mlp_forward
+from lwd.methods.target_mlp import fold_affine, numpy_mlp_forward
 
 if TYPE_CHECKING:
     from lwd.methods.lwd.model import LWD

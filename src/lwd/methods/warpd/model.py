@@ -50,7 +50,7 @@ from lwd.data import Episodes, MinMaxNormalizer, SegmentDataset, WindowSpec
 from lwd.data.keys import ACTIONS, DRIVING_ACTIONS, MASK, OBS_HISTORY, STATES, TASK, UNPUSHED
 from lwd.methods.base import Stage, register_method
 from lwd.methods.lwd.model import LWD, kl_penalty, policy_inputs
-from lwd.methods.lwd.target_mlp import batched_mlp_forward
+from lwd.methods.target_mlp import batched_mlp_forward
 from lwd.methods.warpd.config import WARPDConfig
 from lwd.methods.warpd.presets import PRESETS
 from lwd.methods.warpd.world_model import DynamicsEnsemble
