@@ -233,9 +233,12 @@ def test_no_import_cycle_between_folders():
 
 
 def test_top_floors_name_no_method():
-    for name in ("evaluate", "pipeline", "bench", "cli", "train"):
+    for name in ("evaluate", "pipeline", "bench", "cli", "train", "export", "exported", "latents", "reconstruct"):
         tree = ast.parse((SRC / f"{name}.py").read_text())
         program_name = {id(k.value) for k in ast.walk(tree) if isinstance(k, ast.keyword) and k.arg == "prog"}  # `lwd` the command
         literals = {n.value for n in ast.walk(tree)
                     if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in program_name}
-        assert not literals & {"lwd", "dp", "bc", "dp-ddim"}, f"{name}.py names a method"
+        assert not literals & {"lwd", "warpd", "lcmlp", "dp", "bc", "dp-ddim"}, f"{name}.py names a method"
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert not {m for m in imported if m.startswith("lwd.methods.") and m.count(".") >= 3 and not m.endswith(
+            ("methods.base", "methods.target_mlp", "methods.history", "methods.diffusion"))}, f"{name}.py imports a method's folder"

@@ -1,4 +1,5 @@
-"""A method defined in this file alone runs through train -> eval -> info -> bench: the top floors
+"""A method defined in this file alone runs through train -> eval -> info -> bench (and, when it generates
+policy weights, export -> latents -> reconstruct): the top floors
 (pipeline, train, evaluate, bench) know methods only through the registered contract."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lwd.data import SegmentDataset, WindowSpec
-from lwd.data.keys import ACTIONS, OBS, ACTION, OBS_HISTORY
+from lwd.data.keys import ACTION, ACTIONS, OBS, OBS_HISTORY, STATES
 from lwd.flops import count_flops, num_params
 from lwd.methods import base
 from lwd.methods.base import BenchCell, Cost, Method, Policy, Preset, RuntimeOptions, Stage, register_method
@@ -159,3 +160,145 @@ def test_registration_refuses_an_incomplete_method(monkeypatch):
 
     with pytest.raises(ValueError, match="without '-'"):
         register_method(Dashed)
+
+
+# ------------------------------------------------------------------ a toy method that generates policy weights
+@dataclass(frozen=True)
+class ToyGenConfig:
+    steps: int = 10
+    horizon: int = 4
+    latent_dim: int = 2
+    hidden: int = 8
+
+
+class ToyGenPolicy(Policy):
+    """A fresh z ~ N(0, I) per episode (seeded by it), decoded once; the MLP runs every step."""
+
+    def __init__(self, model: "ToyGen") -> None:
+        super().__init__()
+        self.model = model
+        self._layers: list = []
+
+    def reset(self, seed: int, task: int | None = None) -> None:
+        theta = self.model.decoder(torch.randn(1, self.model.cfg.latent_dim, generator=torch.Generator().manual_seed(seed)))
+        self._layers = [(w[0].detach().numpy(), b[0, 0].detach().numpy()) for w, b in self.model.target.unflatten(theta)]
+        self.generations += 1
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        from lwd.methods.target_mlp import numpy_mlp_forward
+
+        self.steps += 1
+        x = self.model.normalizer.normalize(OBS, np.asarray(obs, np.float32)).astype(np.float32)
+        return self.model.normalizer.unnormalize(ACTION, numpy_mlp_forward(self.model.target, self._layers, x)).astype(np.float32)
+
+
+class ToyGenerator(base.WeightGenerator):
+    def segments(self, episodes):
+        spec = WindowSpec(obs_steps=1, action_steps=self.horizon, with_states=True)
+        return SegmentDataset(episodes, spec, self.method.normalizer, short_episodes="pad")
+
+    def encode(self, batch):
+        with torch.no_grad():
+            return self.method.encoder(torch.cat([batch[STATES], batch[ACTIONS]], -1).flatten(1))
+
+    def sample(self, task, obs_history, generator=None, sampler=None, steps=None):
+        count = 1 if obs_history is None else obs_history.shape[0]
+        return torch.randn(count, self.latent_dim, generator=generator)
+
+    def decode(self, z):
+        with torch.no_grad():
+            return self.method.decoder(z)
+
+
+class ToyGen(Method):
+    """z = a linear map of the flattened segment; theta = a linear map of z: the smallest weight generator."""
+
+    name = "toygen"
+    config_class = ToyGenConfig
+    presets = {"default": Preset(train={"batch_size": 8})}
+
+    def __init__(self, cfg: ToyGenConfig, info, normalizer) -> None:
+        from lwd.methods.target_mlp import TargetMLPSpec
+
+        super().__init__(cfg, info, normalizer)
+        self.target = TargetMLPSpec(info.obs_dim, info.action_dim, (cfg.hidden,))
+        self.encoder = nn.Linear(cfg.horizon * (info.obs_dim + info.action_dim), cfg.latent_dim)
+        self.decoder = nn.Linear(cfg.latent_dim, self.target.num_params)
+
+    def stages(self, train_cfg, episodes) -> list[Stage]:
+        from lwd.methods.target_mlp import batched_mlp_forward
+
+        data = self.weight_generator().segments(episodes)
+
+        def sample(rng: np.random.Generator) -> dict[str, torch.Tensor]:
+            return data.sample_batch(rng.integers(len(data), size=train_cfg.batch_size))
+
+        def loss(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+            z = self.encoder(torch.cat([batch[STATES], batch[ACTIONS]], -1).flatten(1))
+            value = F.mse_loss(batched_mlp_forward(self.target, self.decoder(z), batch[STATES]), batch[ACTIONS])
+            return value, {"mse": value.item()}
+
+        return [Stage("vae", self.cfg.steps, self, sample, loss, lr=1e-2)]
+
+    def make_policy(self, runtime: RuntimeOptions | None = None) -> ToyGenPolicy:
+        return ToyGenPolicy(self)
+
+    def cost(self, runtime: RuntimeOptions | None = None, episode_steps: int | None = None) -> Cost:
+        return Cost(num_params(self), self.target.num_params, flops_policy_step=2 * self.target.num_params)
+
+    def weight_generator(self) -> ToyGenerator:
+        return ToyGenerator(self, self.target, policy_obs_steps=1, horizon=self.cfg.horizon, latent_dim=self.cfg.latent_dim)
+
+
+def test_a_generating_method_registered_in_a_test_exports_draws_its_latent_map_and_reconstructs(
+        toy_registered, reach_demos, tmp_path):
+    """The deployment and analysis tools reach a generating method only through its WeightGenerator."""
+    from lwd.checkpoint import load_model
+    from lwd.export import export_run
+    from lwd.export_c import compiler
+    from lwd.latents import latent_map
+    from lwd.methods.target_mlp import numpy_mlp_forward
+    from lwd.numpy_controller import Controller
+    from lwd.pipeline import train_run
+    from lwd.reconstruct import reconstruct
+
+    register_method(ToyGen)
+    assert "toygen" in base.generating_method_names() and "toy" not in base.generating_method_names()
+    run = tmp_path / "run"
+    train_run("toygen", reach_demos, run, progress=False)
+    model = load_model(run)
+
+    figures, line = export_run(run, "npz", tmp_path / "exported")
+    assert "controller.json" in line
+    controller = Controller.load(tmp_path / "exported")
+    theta = model.decoder(torch.zeros(1, 2)).detach()
+    controller.set_weights(theta.numpy().reshape(-1))
+    obs = np.linspace(-1, 1, model.info.obs_dim).astype(np.float32)
+    layers = [(w[0].numpy(), b[0, 0].numpy()) for w, b in model.target.unflatten(theta)]
+    expected = model.normalizer.unnormalize(ACTION, numpy_mlp_forward(model.target, layers, model.normalizer.normalize(OBS, obs)))
+    np.testing.assert_allclose(controller.act(obs), expected, rtol=1e-4, atol=1e-4)
+    if compiler() is not None:
+        export_run(run, "c", tmp_path / "exported")
+        assert (tmp_path / "exported" / "c.json").is_file()
+    with pytest.raises(ValueError, match=r"--format npz\|c .*toygen has no format 'onnx'"):
+        export_run(run, "onnx", tmp_path / "exported")
+
+    info = latent_map(run, reach_demos, tmp_path / "map.png")
+    assert info["points"] > 0 and (tmp_path / "map.png").is_file()
+    result = reconstruct(run, reach_demos, episodes_per_task=1, progress=False)
+    assert result["starts_matched"] and len(result["episodes"]) == 1
+    assert result["episodes"][0]["segments"] == -(-result["episodes"][0]["demo_steps"] // 4)  # one policy per H steps
+
+
+def test_a_method_that_generates_no_weights_is_refused_by_the_contract(toy_registered, reach_demos, tmp_path):
+    from lwd.export import export_run
+    from lwd.latents import latent_map
+    from lwd.pipeline import train_run
+
+    train_run("toy", reach_demos, tmp_path / "run", progress=False)
+    refusal = r"toy does not generate policy weights; export, latents and reconstruct need lcmlp, lwd or warpd"
+    with pytest.raises(ValueError, match=refusal):
+        export_run(tmp_path / "run", "npz", tmp_path / "exported")
+    with pytest.raises(ValueError, match=refusal):
+        latent_map(tmp_path / "run", reach_demos, tmp_path / "map.png")
+    assert not (tmp_path / "exported").exists()
