@@ -31,3 +31,14 @@ torch.set_num_threads(1)
 def _deterministic_torch():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="module")
+def lift_env():
+    """robomimic Lift (robosuite), one per test module: building it takes about a second."""
+    pytest.importorskip("robosuite")
+    from lwd.envs.robomimic import RobomimicEnv
+
+    env = RobomimicEnv("lift")
+    yield env
+    env.close()

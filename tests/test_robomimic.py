@@ -161,16 +161,6 @@ def test_save_checks_widths(tmp_path):
 # ---------------------------------------------------------------------- env and expert
 
 
-@pytest.fixture(scope="module")
-def lift_env():
-    pytest.importorskip("robosuite")
-    from lwd.envs.robomimic import RobomimicEnv
-
-    env = RobomimicEnv("lift")
-    yield env
-    env.close()
-
-
 def test_unknown_task_lists_known():
     from lwd.envs.robomimic import RobomimicEnv, obs_key_dims
 

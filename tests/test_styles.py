@@ -131,16 +131,6 @@ def test_unknown_style_of_a_suite_and_styles_on_a_suite_without_them_are_refused
 LIFT_SEED = 100000
 
 
-@pytest.fixture(scope="module")
-def lift_env():
-    pytest.importorskip("robosuite")
-    from lwd.envs.robomimic import RobomimicEnv
-
-    env = RobomimicEnv("lift")
-    yield env
-    env.close()
-
-
 def _lift_episode(env, style: str, seed: int, steps: int = 400) -> tuple[bool, np.ndarray]:
     from lwd.envs.robomimic import MAX_EPISODE_STEPS
     from lwd.experts.robomimic import RobomimicExpert
