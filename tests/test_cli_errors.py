@@ -213,7 +213,7 @@ def _cases(w: Path) -> list[tuple[str, list[str], str, str | None]]:
          r"--out .*keep.zarr already exists; pass --overwrite to replace it", None),
         ("import-over-dataset", ["import", "dp-pusht", str(w / "dp-layout.zarr"), "--out", str(w / "keep.zarr")],
          r"--out .*keep.zarr already exists; pass --overwrite", None),
-        ("export-lerobot-over-folder", ["export", "lerobot", data, "--out", str(w / "existing-folder")],
+        ("export-lerobot-over-folder", ["export-data", "lerobot", data, "--out", str(w / "existing-folder")],
          r"--out .*existing-folder already exists; pass --overwrite", None),
         ("export-npz-over-files", ["export", lwd, "--format", "npz", "--out", str(w / "ctl-existing")],
          r"ctl-existing already holds controller.json, controller.npz, lwd_controller.py; pass --overwrite", None),
@@ -275,7 +275,7 @@ def _cases(w: Path) -> list[tuple[str, list[str], str, str | None]]:
         ("export-bc-controller", ["export", bc, "--format", "npz", "--out", str(out / "ctl")],
          r"bc does not generate policy weights; export, latents and reconstruct need lcmlp, lwd or warpd", None),
         ("export-no-format", ["export", lwd, "--out", str(out / "ctl2")], r"export a run with: lwd export RUN --format npz\|onnx", str(out / "ctl2")),
-        ("export-no-data", ["export", "lerobot", "--out", str(out / "lr")], r"needs the episode store", str(out / "lr")),
+        ("export-no-data", ["export-data", "lerobot", "--out", str(out / "lr")], r"required: data", str(out / "lr")),
         # importers
         ("robomimic-not-hdf5", ["import", "robomimic", str(w / "notes.txt"), "--out", str(out / "rm.zarr")], r"HDF5", str(out / "rm.zarr")),
         ("dp-pusht-missing", ["import", "dp-pusht", str(w / "nowhere.zarr"), "--out", str(out / "dp.zarr")], r"does not exist", str(out / "dp.zarr")),
@@ -315,6 +315,16 @@ def test_bad_input_gives_one_clear_line(outcomes, name):
     if absent is not None:
         assert not Path(absent).exists(), f"{name}: left {absent} behind"
     assert unchanged, f"{name}: changed its existing target"
+
+
+def test_the_old_spelling_of_export_data_still_works_and_says_it_is_deprecated(work, tmp_path, capsys):
+    from lwd.cli import main
+
+    assert main(["export", "lerobot", str(work / "good.zarr"), "--out", str(tmp_path / "lerobot")]) == 0
+    assert "`lwd export lerobot DATA` is deprecated; use `lwd export-data lerobot DATA`" in capsys.readouterr().err
+    assert (tmp_path / "lerobot" / "meta" / "info.json").is_file()
+    assert main(["export", "lerobot", "--out", str(tmp_path / "lr")]) == 2
+    assert "lwd export-data lerobot needs the episode store" in capsys.readouterr().err
 
 
 def test_eval_refuses_an_unwritable_out_before_evaluating(work):

@@ -181,7 +181,7 @@ def test_malformed_datasets_give_one_line_errors(tmp_path, case, message):
 
 
 def test_pusht_demos_through_lerobot_train_and_evaluate(tmp_path):
-    """Our PushT demos -> lwd export lerobot -> lwd import lerobot -> lwd train lwd -> lwd eval, tiny budget."""
+    """Our PushT demos -> lwd export-data lerobot -> lwd import lerobot -> lwd train lwd -> lwd eval, tiny budget."""
     pytest.importorskip("gym_pusht")
     from lwd.cli import main
     from lwd.data import Episodes
@@ -191,7 +191,7 @@ def test_pusht_demos_through_lerobot_train_and_evaluate(tmp_path):
 
     demos = collect_demos(make_suite("pusht/state"), 2, progress=False)
     demos.save(tmp_path / "demos.zarr")
-    assert main(["export", "lerobot", str(tmp_path / "demos.zarr"), "--out", str(tmp_path / "lerobot")]) == 0
+    assert main(["export-data", "lerobot", str(tmp_path / "demos.zarr"), "--out", str(tmp_path / "lerobot")]) == 0
     assert main(["import", "lerobot", str(tmp_path / "lerobot"), "--out", str(tmp_path / "back.zarr"), "--suite", "pusht/state"]) == 0
     back = Episodes.load(tmp_path / "back.zarr")
     assert _digest(back.data["obs"]) == _digest(np.asarray(demos.data["obs"], np.float32))

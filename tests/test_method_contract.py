@@ -302,3 +302,41 @@ def test_a_method_that_generates_no_weights_is_refused_by_the_contract(toy_regis
     with pytest.raises(ValueError, match=refusal):
         latent_map(tmp_path / "run", reach_demos, tmp_path / "map.png")
     assert not (tmp_path / "exported").exists()
+
+
+def test_a_registered_methods_run_time_option_is_a_flag_of_lwd_eval_and_info(toy_registered, reach_demos, tmp_path, capsys):
+    """ToyRuntime.action_repeat becomes --action-repeat (type and help from the dataclass) with no edit to cli.py."""
+    import json
+
+    from lwd.cli import build_parser, main
+    from lwd.pipeline import train_run
+
+    help_text = build_parser()._subparsers._group_actions[0].choices["eval"].format_help()
+    assert "--action-repeat ACTION_REPEAT" in help_text and "Hold each action for this many steps" in " ".join(help_text.split())
+    train_run("toy", reach_demos, tmp_path / "run", progress=False)
+    out = tmp_path / "result.json"
+    assert main(["eval", str(tmp_path / "run"), "--episodes", "1", "--action-repeat", "3", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["policy_kwargs"] == {"action_repeat": 3}
+    assert result["cost"]["generations"] == -(-result["episodes"][0]["steps"] // 3)
+    assert main(["info", str(tmp_path / "run"), "--action-repeat", "2", "--latency-steps", "0"]) == 0
+    with pytest.raises(SystemExit, match="2"):  # typed from the field: an int
+        main(["eval", str(tmp_path / "run"), "--action-repeat", "two"])
+    assert "--action-repeat: invalid int value: 'two'" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "run"), "--episodes", "1", "--sampler", "ddim"]) == 2  # another method's option
+    assert "toy takes no run-time option sampler" in capsys.readouterr().err
+
+
+def test_lwd_train_help_lists_a_registered_methods_presets_and_info_prints_what_one_sets(toy_registered, capsys):
+    from lwd import __version__
+    from lwd.cli import main
+
+    with pytest.raises(SystemExit, match="0"):
+        main(["train", "--help"])
+    assert "  toy: default, longer" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="0"):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"lwd {__version__}"
+    assert main(["info", "toy:longer", "--preset-only", "--dims", "3,2", "--latency-steps", "0"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("sets ")]
+    assert rows == [["sets", "steps", "30"], ["sets", "train.batch_size", "16"]]  # `longer` and the preset it extends

@@ -22,18 +22,6 @@ from typing import Any
 from lwd.outputs import check_writable, refuse_existing, replacing, write_text_safely
 
 
-def _horizon(value: str) -> int:
-    if value.lower() == "episode":
-        return 0
-    try:
-        h = int(value)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"--action-horizon takes a positive integer or 'episode', got {value!r}") from err
-    if h <= 0:
-        raise argparse.ArgumentTypeError("--action-horizon must be positive (or 'episode')")
-    return h
-
-
 def _int_at_least(minimum: int) -> Any:
     """An argparse type: an integer >= minimum, refused with a message that says so."""
     wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
@@ -119,21 +107,33 @@ def cmd_import(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    """Demos in robomimic's HDF5 layout or as a LeRobot v3.0 dataset; or a trained run's controller."""
+    """A trained run's controller (npz, c, the method's own formats); `lwd export robomimic|lerobot
+    DATA`, the spelling before `lwd export-data`, still works and says so."""
+    if args.target in DATA_FORMATS:
+        print(f"lwd export: `lwd export {args.target} DATA` is deprecated; use `lwd export-data {args.target} DATA`",
+              file=sys.stderr)
+        if args.data is None:
+            raise ValueError(f"lwd export-data {args.target} needs the episode store to export: "
+                             f"lwd export-data {args.target} DATA --out ...")
+        args.format = args.target
+        cmd_export_data(args)
+        return
+    from lwd.export import export_run
+
+    if args.data is not None:
+        raise ValueError("export a run with: lwd export RUN --format FORMAT --out DIR "
+                         "(datasets: lwd export-data robomimic|lerobot DATA --out ...)")
+    check_writable(args.out, folder=True)
+    print(export_run(args.target, args.format or "", args.out, overwrite=args.overwrite)[1])  # lists the run's formats
+
+
+DATA_FORMATS = ("robomimic", "lerobot")
+
+
+def cmd_export_data(args: argparse.Namespace) -> None:
+    """Demos in robomimic's HDF5 layout or as a LeRobot v3.0 dataset."""
     from lwd.data import Episodes
 
-    if args.target not in ("robomimic", "lerobot"):  # a run directory: export its controller
-        from lwd.export import export_run
-
-        if args.data is not None:
-            raise ValueError("export a run with: lwd export RUN --format FORMAT --out DIR "
-                             "(datasets: lwd export robomimic|lerobot DATA --out ...)")
-        check_writable(args.out, folder=True)
-        print(export_run(args.target, args.format or "", args.out, overwrite=args.overwrite)[1])  # the run's formats
-        return
-    if args.data is None:
-        raise ValueError(f"lwd export {args.target} needs the episode store to export: lwd export {args.target} DATA --out ...")
-    args.format = args.target
     refuse_existing(args.out, args.overwrite)
     check_writable(args.out, folder=args.format == "lerobot")
     episodes = Episodes.load(args.data)
@@ -258,8 +258,57 @@ def _eval_shard() -> tuple[int, int]:
 
 def _runtime(args: argparse.Namespace) -> dict[str, Any]:
     """The run-time options given on the command line (the method refuses ones it does not take)."""
-    return {key: getattr(args, key) for key in ("action_horizon", "sampler", "inference_steps", "generation_delay")
-            if getattr(args, key, None) is not None}
+    return {key: getattr(args, key) for key in args.runtime_options if getattr(args, key, None) is not None}
+
+
+def _runtime_flags(parser: Any) -> None:
+    """One flag per run-time option of the registered methods (`--action-horizon` for the runtime
+    class's `action_horizon`), its type, choices and help read from the class (`option_fields`): a
+    method's options reach the command line with no edit here. Which methods take an option is in
+    its help; a run refuses an option its method does not take."""
+    from lwd.methods import get_method, method_names
+    from lwd.methods.base import OptionField, option_fields
+
+    fields: dict[str, OptionField] = {}
+    takers: dict[str, list[str]] = {}
+    for name in method_names():
+        for option in option_fields(get_method(name).runtime_class):
+            known = fields.setdefault(option.name, option)
+            if known.type is not option.type:
+                raise TypeError(f"run-time option {option.name} is {known.type.__name__} for {', '.join(takers[option.name])} "
+                                f"but {option.type.__name__} for {name}; give it one type or another name")
+            takers.setdefault(option.name, []).append(name)
+    for option in fields.values():
+        meta = option.metadata
+        kwargs: dict[str, Any] = {"default": None, "metavar": meta.get("metavar"), "choices": meta.get("choices"),
+                                  "help": f"{option.help} Taken by {', '.join(takers[option.name])}; default: as the run was "
+                                          "trained.".replace("%", "%%").strip()}
+        if option.type is bool:
+            kwargs = {"action": "store_true", "default": None, "help": kwargs["help"]}
+        elif "parse" in meta:
+            kwargs["type"] = _parse_with(meta["parse"])
+        elif option.type is int and "minimum" in meta:
+            kwargs["type"] = _int_at_least(int(meta["minimum"]))
+        else:
+            kwargs["type"] = option.type
+        try:
+            parser.add_argument("--" + option.name.replace("_", "-"), **kwargs)
+        except argparse.ArgumentError as err:
+            raise TypeError(f"run-time option {option.name} of {', '.join(takers[option.name])} collides with a flag "
+                            f"of the command ({err}); rename the option") from err
+    parser.set_defaults(runtime_options=tuple(fields))
+
+
+def _parse_with(parse: Any) -> Any:
+    """An argparse type from a runtime field's parser: its ValueError becomes argparse's one-line error."""
+
+    def convert(value: str) -> Any:
+        try:
+            return parse(value)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from err
+
+    return convert
 
 
 def _print_rows(info: dict[str, Any]) -> None:
@@ -408,10 +457,12 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from lwd import __version__
     from lwd.bench import bench_labels
     from lwd.methods import method_names
 
     p = _Parser(prog="lwd", description="Latent Weight Diffusion: generate the weights of small closed-loop policies.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     q = sub.add_parser("quickstart", help="MT10 demos -> train LWD -> evaluate -> table, JSON and plot (CPU, < 15 min)")
@@ -457,18 +508,29 @@ def build_parser() -> argparse.ArgumentParser:
     _overwrite_flag(im, "dataset")
     im.set_defaults(func=cmd_import)
 
-    ex = sub.add_parser("export", help="demos as a robomimic HDF5 file or a LeRobot v3.0 dataset; a run's controller as NumPy files")
-    ex.add_argument("target", help="robomimic or lerobot (then DATA), or a run directory (with --format npz)")
-    ex.add_argument("data", nargs="?", default=None, help="episode store (robomimic: written by `lwd demos robomimic/<task>`)")
-    ex.add_argument("--format", default=None, help="for a run: npz (the controller for lwd_controller.py, NumPy only) or onnx "
-                                                   "(controller.onnx taking the weights as an input, and generator.onnx) or c "
-                                                   "(lwd_controller.c/.h and a Makefile: C99, no dependencies)")
-    ex.add_argument("--out", required=True, help="robomimic: HDF5 file; lerobot: a new dataset folder; a run: the controller folder")
-    ex.add_argument("--fps", type=_positive, default=10, help="lerobot: frames per second recorded in info.json (default 10)")
-    _overwrite_flag(ex, "dataset, or the exported files of this --format in the folder,")
+    ex = sub.add_parser("export", help="a trained run's controller, for a robot without torch (NumPy, C, ONNX)")
+    ex.add_argument("target", metavar="RUN", help="run directory of a method that generates policy weights "
+                                                  "(robomimic|lerobot DATA: deprecated spelling of lwd export-data)")
+    ex.add_argument("data", nargs="?", default=None, help=argparse.SUPPRESS)
+    ex.add_argument("--format", default=None, help="npz (the controller for lwd_controller.py, NumPy only), c "
+                                                   "(lwd_controller.c/.h and a Makefile: C99, no dependencies), or the "
+                                                   "method's own (LWD: onnx, controller.onnx taking the weights as an "
+                                                   "input, and generator.onnx)")
+    ex.add_argument("--out", required=True, help="the controller folder (other formats' files may share it)")
+    ex.add_argument("--fps", type=_positive, default=10, help=argparse.SUPPRESS)
+    _overwrite_flag(ex, "exported files of this --format in the folder")
     ex.set_defaults(func=cmd_export)
 
-    t = sub.add_parser("train", help="train a method on a dataset")
+    xd = sub.add_parser("export-data", help="demos as a robomimic HDF5 file or a LeRobot v3.0 dataset")
+    xd.add_argument("format", choices=DATA_FORMATS, help="robomimic (HDF5, robomimic's layout) or lerobot (v3.0, no videos)")
+    xd.add_argument("data", help="episode store (robomimic: written by `lwd demos robomimic/<task>`)")
+    xd.add_argument("--out", required=True, help="robomimic: HDF5 file; lerobot: a new dataset folder")
+    xd.add_argument("--fps", type=_positive, default=10, help="lerobot: frames per second recorded in info.json (default 10)")
+    _overwrite_flag(xd, "dataset")
+    xd.set_defaults(func=cmd_export_data)
+
+    t = sub.add_parser("train", help="train a method on a dataset", epilog=_presets_epilog(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("method", choices=method_names())
     t.add_argument("--data", required=True, help="episode store written by `lwd demos` (or an imported dataset)")
     t.add_argument("--out", required=True, help="run directory to create")
@@ -493,15 +555,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run", help="run directory")
     e.add_argument("--env", default=None, help="suite name (default: the one the run was trained on)")
     e.add_argument("--episodes", type=_positive, default=50, help="episodes per task (default 50)")
-    e.add_argument("--action-horizon", type=_horizon, default=None, help="regenerate the policy every H steps, or 'episode' (default: training H)")
     e.add_argument("--n-envs", type=_positive, default=1, help="parallel envs (results do not depend on it)")
     e.add_argument("--vector", choices=["sync", "async"], default="sync", help="gymnasium vector env kind")
     e.add_argument("--perturb", default=None, help="e.g. action-noise:0.1, obs-noise:0.01, block-push:20:0.05 (PushT), object-push:3:0.05 (robomimic); default none")
-    e.add_argument("--sampler", choices=["ddim", "ddpm"], default=None, help="latent sampler (default: the run's)")
-    e.add_argument("--inference-steps", type=_positive, default=None, help="DDIM steps (default: the run's)")
-    e.add_argument("--generation-delay", type=_non_negative, default=None, metavar="K",
-                   help="generations (LWD weights, DP chunks) arrive K steps after the observation they start from "
-                        "(a generator beside the control loop); default 0")
     e.add_argument("--seed-start", type=_non_negative, default=None, help="first test seed (default 100000)")
     e.add_argument("--tasks", default=None, help="comma-separated subset of tasks")
     e.add_argument("--batch-plans", action="store_true",
@@ -515,6 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default=None, help="results JSON (a PNG plot is written next to it); "
                                                "default: RUN/evals/<settings>.json, never over an earlier one")
     _overwrite_flag(e, "results JSON and plot")
+    _runtime_flags(e.add_argument_group("run-time options of the methods", "read from each method's runtime class"))
     e.set_defaults(func=cmd_eval)
 
     b = sub.add_parser("bench", help="methods x action horizons x perturbations, side by side -> JSON, table, plots")
@@ -575,12 +632,26 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("run", help="run directory, or METHOD:PRESET with --preset-only (e.g. dp:paper)")
     i.add_argument("--preset-only", action="store_true", help="cost of an untrained model from a preset (FLOPs need no training)")
     i.add_argument("--dims", default="20,2", help="with --preset-only: OBS_DIM,ACTION_DIM[,NUM_TASKS] (default 20,2: DP's low-dim PushT)")
-    i.add_argument("--action-horizon", type=_horizon, default=None, help="cost at this H, or 'episode' (default: training H)")
     i.add_argument("--env", default=None, help="suite whose episode length costs --action-horizon episode (default: the run's)")
     i.add_argument("--config", action="store_true", help="also print the full config")
     i.add_argument("--latency-steps", type=_non_negative, default=2000, help="control steps timed on one CPU thread (0: skip)")
+    _runtime_flags(i.add_argument_group("run-time options of the methods (the cost at these settings)",
+                                         "read from each method's runtime class"))
     i.set_defaults(func=cmd_info)
     return p
+
+
+def _presets_epilog() -> str:
+    """`lwd train --help`'s list of every method's presets (what `--preset` takes), one line per method."""
+    import textwrap
+
+    from lwd.methods import get_method, method_names
+
+    lines = ["presets (--preset; lwd info METHOD:PRESET --preset-only prints what one sets):"]
+    for name in method_names():
+        lines += textwrap.wrap(", ".join(get_method(name).presets), width=100, initial_indent=f"  {name}: ",
+                               subsequent_indent=" " * (len(name) + 4))
+    return "\n".join(lines)
 
 
 def _overwrite_flag(parser: argparse.ArgumentParser, what: str) -> None:

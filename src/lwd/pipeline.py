@@ -313,14 +313,19 @@ def _trained_with(run_dir: Path) -> str:
 
 def preset_info(method: str, preset: str, obs_dim: int, action_dim: int, num_tasks: int = 0, latency_steps: int = 0,
                 env: str | None = None, **runtime: Any) -> dict[str, Any]:
-    """Cost of an untrained model built from a preset: FLOPs and params need no training."""
+    """What a preset sets (its method and optimiser settings, `extends` chain applied; "sets KEY" rows)
+    and the cost of an untrained model built from it: FLOPs and params need no training."""
     import numpy as np
 
     cfg, _ = build_configs(method, preset)
+    settings, train = resolve_preset(get_method(method), preset)
+    sets = {f"sets {key}": repr(value) for key, value in settings.items()}
+    sets.update({f"sets train.{key}": repr(value) for key, value in train.items()})
     normalizer = MinMaxNormalizer.fit({OBS: np.stack([-np.ones(obs_dim), np.ones(obs_dim)]).astype(np.float32),
                                        ACTION: np.stack([-np.ones(action_dim), np.ones(action_dim)]).astype(np.float32)})
     tasks = tuple(f"task{i}" for i in range(num_tasks))
     model = build_method(method, cfg, DataInfo(obs_dim, action_dim, tasks), normalizer, seed=0)
     episode_steps = make_suite(env).max_episode_steps if env else None
-    return {"method": method, "preset": preset, "obs / action dims": f"{obs_dim} / {action_dim}", "trained": "no (cost only)",
+    return {"method": method, "preset": preset, **(sets or {"sets": "nothing (the config's defaults)"}),
+            "obs / action dims": f"{obs_dim} / {action_dim}", "trained": "no (cost only)",
             **describe(model, runtime, latency_steps, episode_steps)}

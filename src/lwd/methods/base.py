@@ -74,17 +74,84 @@ class RuntimeOptions:
 
 
 @dataclass(frozen=True)
+class OptionField:
+    """One run-time option as the command line offers it (`lwd eval` / `lwd info --FLAG`), read from
+    the runtime class: its name, value type, and the docstring under the field as help.
+
+    A field's metadata may refine it: "parse" (str -> value, raising ValueError with the message to
+    show), "choices", "minimum" (of an int) and "metavar"."""
+
+    name: str
+    type: type
+    help: str
+    metadata: Mapping[str, Any]
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of a dataclass and of its bases (the string right after the
+    field's line), whitespace collapsed; fields without one, or whose source cannot be read, are absent."""
+    import ast
+    import inspect
+    import textwrap
+
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for node, after in zip(body, body[1:]):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr)
+                    and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
+                docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def option_fields(cls: type[RuntimeOptions]) -> list[OptionField]:
+    """The run-time options of a runtime class, in field order (see `OptionField`)."""
+    import dataclasses
+    import types
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        args = [a for a in typing.get_args(hint) if a is not type(None)] if isinstance(hint, types.UnionType) or \
+            typing.get_origin(hint) is typing.Union else [hint]
+        if len(args) != 1 or args[0] not in (int, float, str, bool):
+            raise TypeError(f"{cls.__name__}.{f.name}: a run-time option is an int, float, str or bool (or None), got {hint}")
+        out.append(OptionField(f.name, args[0], docs.get(f.name, ""), f.metadata))
+    return out
+
+
+def parse_horizon(value: str) -> int:
+    """An action horizon on the command line: a positive integer, or 'episode' (0: once per episode)."""
+    if value.lower() == "episode":
+        return 0
+    try:
+        horizon = int(value)
+    except ValueError:
+        raise ValueError(f"--action-horizon takes a positive integer or 'episode', got {value!r}") from None
+    if horizon <= 0:
+        raise ValueError("--action-horizon must be positive (or 'episode')")
+    return horizon
+
+
+@dataclass(frozen=True)
 class GenerationRuntime(RuntimeOptions):
     """Run-time options of a method that generates (a policy or an action chunk) every H steps."""
 
-    action_horizon: int | None = None
+    action_horizon: int | None = field(default=None, metadata={"parse": parse_horizon, "metavar": "H"})
     """Steps between generations (LWD: regenerate the MLP; DP: execute Ta actions per plan);
-    0 means once per episode, where a method supports it."""
-    sampler: str | None = None
+    0 ('episode' on the command line) means once per episode, where a method supports it."""
+    sampler: str | None = field(default=None, metadata={"choices": ("ddim", "ddpm")})
     """'ddim' or 'ddpm'."""
-    inference_steps: int | None = None
+    inference_steps: int | None = field(default=None, metadata={"minimum": 1, "metavar": "N"})
     """Denoising steps of the sampler."""
-    generation_delay: int | None = None
+    generation_delay: int | None = field(default=None, metadata={"minimum": 0, "metavar": "K"})
     """Steps between the observation a generation starts from and the step its result is used
     (a generator that runs beside the control loop); the first generation of an episode is waited for."""
 
