@@ -262,3 +262,16 @@ def test_more_malformed_datasets_name_the_key(tmp_path, case):
     edit(root)
     with pytest.raises(DatasetError, match=message):
         load_lerobot(root, state_features=features)
+
+
+def test_export_names_every_dimension_and_keeps_the_suite_tag(tmp_path):
+    from conftest import make_episodes
+
+    eps = make_episodes(num_episodes=2, num_tasks=1)
+    eps.attrs["suite"] = "pusht"
+    save_lerobot(eps, tmp_path / "ds")
+    features = json.loads((tmp_path / "ds" / "meta" / "info.json").read_text())["features"]
+    width = eps.data["obs"].shape[1]
+    assert features["observation.state"]["names"] == [f"state_{i}" for i in range(width)]
+    assert len(features["action"]["names"]) == eps.data["action"].shape[1]
+    assert load_lerobot(tmp_path / "ds").attrs["suite"] == "pusht"  # imported back as the suite it came from

@@ -202,6 +202,9 @@ def load_lerobot(root: str | os.PathLike[str], state_features: Sequence[str] | N
     attrs = {"source": "lerobot", "lerobot_root": str(root), "codebase_version": info["codebase_version"],
              "fps": info.get("fps"), "robot_type": info.get("robot_type"), "state_features": chosen,
              "action_feature": action_feature, "tasks": [tasks[t] for t in task_ids]}
+    tag = info.get("lwd")
+    if isinstance(tag, dict) and isinstance(tag.get("suite"), str) and tag["suite"]:
+        attrs["suite"] = tag["suite"]  # written by `lwd export-data lerobot`
     return Episodes(data, np.cumsum(ep_length), attrs=attrs)
 
 
@@ -286,16 +289,24 @@ def save_lerobot(episodes: Episodes, root: str | os.PathLike[str], fps: int = 10
         rows["meta/episodes/file_index"] = [0] * len(ends)
         pq.write_table(pa.Table.from_pydict(rows), tmp / "meta" / "episodes" / "chunk-000" / "file-000.parquet")
 
-        feature = lambda width: {"dtype": "float32", "shape": [width], "names": None}  # noqa: E731
+        def feature(name: str, width: int) -> dict[str, Any]:
+            """A float vector feature, each dimension named (LeRobot lists per-dimension names)."""
+            short = name.rsplit(".", 1)[-1]
+            return {"dtype": "float32", "shape": [width], "names": [f"{short}_{i}" for i in range(width)]}
+
         scalar = lambda dtype: {"dtype": dtype, "shape": [1], "names": None}  # noqa: E731
         info = {
             "codebase_version": CODEBASE_VERSION, "robot_type": robot_type, "total_episodes": len(ends),
             "total_frames": len(obs), "total_tasks": len(names), "chunks_size": 1000, "data_files_size_in_mb": 100,
             "video_files_size_in_mb": 200, "fps": int(fps), "splits": {"train": f"0:{len(ends)}"},
             "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet", "video_path": None,
-            "features": {**{name: feature(values.shape[1]) for name, values in states.items()}, "action": feature(action.shape[1]),
+            "features": {**{name: feature(name, values.shape[1]) for name, values in states.items()},
+                         "action": feature("action", action.shape[1]),
                          "timestamp": scalar("float32"), "frame_index": scalar("int64"), "episode_index": scalar("int64"),
                          "index": scalar("int64"), "task_index": scalar("int64")},
+            # lwd's own tag (LeRobot ignores keys it does not know): the benchmark suite the data
+            # came from, so `lwd import lerobot` gives a dataset that trains and evaluates as the original.
+            **({"lwd": {"suite": str(episodes.attrs["suite"])}} if episodes.attrs.get("suite") else {}),
         }
         (tmp / "meta" / "info.json").write_text(json.dumps(info, indent=4, ensure_ascii=False))
         stats = {key: _stats(values) for key, values in (*states.items(), ("action", action))}
