@@ -242,3 +242,18 @@ def test_top_floors_name_no_method():
         imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
         assert not {m for m in imported if m.startswith("lwd.methods.") and m.count(".") >= 3 and not m.endswith(
             ("methods.base", "methods.target_mlp", "methods.history", "methods.diffusion"))}, f"{name}.py imports a method's folder"
+
+
+def test_eval_plot_shows_the_score_beside_success_where_the_suite_scores_episodes():
+    import matplotlib.pyplot as plt
+
+    from lwd.evaluate import success_figure
+
+    result = {"method": "lwd", "suite": "pusht", "episodes_per_task": 50, "mean_success": 0.0,
+              "per_task": {"pusht": {"success_rate": 0.0}}}
+    plain = success_figure(result)
+    scored = success_figure({**result, "mean_score": 0.72, "per_task": {"pusht": {"success_rate": 0.0, "mean_score": 0.72}}})
+    assert len(plain.axes[0].containers) == 1
+    heights = [bar.get_height() for container in scored.axes[0].containers for bar in container]
+    assert len(scored.axes[0].containers) == 2 and heights == [0.0, 0.72]
+    plt.close("all")

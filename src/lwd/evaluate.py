@@ -350,22 +350,36 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def plot_success(result: dict[str, Any], path: str, title: str | None = None) -> None:
+    """Success per task, and where the suite scores episodes (PushT's coverage), the score beside it."""
+    import matplotlib.pyplot as plt
+
+    fig = success_figure(result, title)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def success_figure(result: dict[str, Any], title: str | None = None) -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     tasks = list(result["per_task"])
-    values = [result["per_task"][t]["success_rate"] for t in tasks]
+    scored = "mean_score" in result  # PushT: the coverage score says something even when success is 0
+    width = 0.4 if scored else 0.8
+    x = np.arange(len(tasks))
     fig, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(tasks) + 1.5), 3.6))
-    ax.bar(range(len(tasks)), values, color="#4477aa")
-    ax.axhline(result["mean_success"], color="k", ls="--", lw=1, label=f"mean {result['mean_success']:.3f}")
-    ax.set_xticks(range(len(tasks)))
+    ax.bar(x - (width / 2 if scored else 0), [result["per_task"][t]["success_rate"] for t in tasks], width, color="#4477aa",
+           label=f"success (mean {result['mean_success']:.3f})")
+    if scored:
+        ax.bar(x + width / 2, [result["per_task"][t]["mean_score"] for t in tasks], width, color="#ee7733",
+               label=f"score (mean {result['mean_score']:.3f})")
+    ax.axhline(result["mean_success"], color="k", ls="--", lw=1)
+    ax.set_xticks(x)
     ax.set_xticklabels([t.replace("-v3", "") for t in tasks], rotation=40, ha="right", fontsize=8)
     ax.set_ylim(0, 1.05)
-    ax.set_ylabel("success rate")
+    ax.set_ylabel("success rate and score" if scored else "success rate")
     ax.set_title(title or f"{result['method']} on {result['suite']} ({result['episodes_per_task']} episodes/task)")
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
