@@ -67,22 +67,27 @@ def record_episode(method: Method, suite: Suite, task: str, task_id: int | None,
     policy = method.make_policy(runtime)
     policy.reset(seed, task_id)
     obs, _ = env.reset(seed=seed)
-    frames = [annotate(env.render(), 0, False, False, 0)]
+    # Frame k shows the observation of step k (k = 0 before the first action). A generation at step k
+    # is computed from that observation, so frame k carries its mark: the video's marked steps are
+    # the result's generation_steps.
+    shown: list[tuple[np.ndarray, bool]] = [(env.render(), False)]  # (frame, success so far)
     success, steps, generation_steps = False, 0, []
     try:
         for steps in range(1, suite.max_episode_steps + 1):
             before = policy.generations
             action = policy.act(np.asarray(obs, np.float32))
-            generated = policy.generations > before
-            if generated:
+            if policy.generations > before:
                 generation_steps.append(steps - 1)
             obs, _, terminated, truncated, info = env.step(action)
             success = success or bool(info.get("success", False))
-            frames.append(annotate(env.render(), steps, success, generated, policy.generations))
+            shown.append((env.render(), success))
             if terminated or truncated:
                 break
     finally:
         env.close()
+    marked = set(generation_steps)
+    frames = [annotate(frame, k, done, k in marked, sum(g <= k for g in generation_steps))
+              for k, (frame, done) in enumerate(shown)]
     fps = float(getattr(env, "metadata", {}).get("render_fps") or 10)
     written = write_video(frames, path, fps)
     return {"task": task, "seed": seed, "success": success, "steps": steps, "video": str(written),
@@ -96,8 +101,11 @@ def record_videos(method: Method, suite: Suite, result: dict[str, Any], count: i
 
     folder.mkdir(parents=True, exist_ok=True)
     pass_task = passes_task_id(method, suite)
+    from tqdm.auto import tqdm
+
     videos = []
-    for episode in result["episodes"][:count]:  # in plan order (task, then seed)
+    chosen = result["episodes"][:count]
+    for episode in tqdm(chosen, desc="videos (replay with rendering)", unit="ep", disable=not chosen):  # plan order
         task, seed = episode["task"], episode["seed"]
         name = f"{method.name}-{task.replace('/', '-')}-seed{seed}"
         task_id = suite.task_id(task) if pass_task else None
