@@ -23,7 +23,8 @@ train() {  # name, policy args...
     $BIN/lerobot-eval --policy.path="$OUT/$name/checkpoints/last/pretrained_model" --policy.device=cpu --env.type=pusht \
         --env.obs_type=environment_state_agent_pos --eval.n_episodes="$EPISODES" --eval.batch_size=10 --seed=100000 \
         --output_dir="$OUT/$name.eval" > "$OUT/$name.eval.log" 2>&1
-    $BIN/python lerobot_policy_lwd/benchmarks/latency.py "$OUT/$name/checkpoints/last/pretrained_model" > "$OUT/$name.latency.json"
+    $BIN/python lerobot_policy_lwd/benchmarks/latency.py "$OUT/$name/checkpoints/last/pretrained_model" \
+        --out "$OUT/$name.latency.json" > "$OUT/$name.latency.log" 2>&1
 }
 train lwd --policy.type=lwd --policy.vae_steps="$VAE_STEPS" --policy.prior_steps=$((STEPS - VAE_STEPS))
 train diffusion --policy.type=diffusion --policy.down_dims="$DP_DOWN_DIMS"

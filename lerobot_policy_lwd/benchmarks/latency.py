@@ -2,7 +2,7 @@
 select_action -> postprocessor, one env, one thread, over whole episodes (generation/planning steps
 included). Prints one JSON line: mean, median, p99 in milliseconds.
 
-    python lerobot_policy_lwd/benchmarks/latency.py CHECKPOINT [--episodes 2]
+    python lerobot_policy_lwd/benchmarks/latency.py CHECKPOINT [--episodes 2] [--out FILE.json]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("checkpoint")
     parser.add_argument("--episodes", type=int, default=2)
+    parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -49,8 +50,12 @@ def main() -> None:
             if terminated or truncated:
                 break
     ms = np.array(times) * 1e3
-    print(json.dumps({"policy": cfg.type, "steps": len(ms), "mean_ms": round(float(ms.mean()), 3),
-                      "median_ms": round(float(np.median(ms)), 3), "p99_ms": round(float(np.percentile(ms, 99)), 3)}))
+    result = {"policy": cfg.type, "steps": len(ms), "mean_ms": round(float(ms.mean()), 3),
+              "median_ms": round(float(np.median(ms)), 3), "p99_ms": round(float(np.percentile(ms, 99)), 3)}
+    print(json.dumps(result))
+    if args.out:  # LeRobot's from_pretrained prints to stdout too
+        with open(args.out, "w") as f:
+            json.dump(result, f)
 
 
 if __name__ == "__main__":
