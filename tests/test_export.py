@@ -232,3 +232,24 @@ def test_export_refuses_its_own_files_unless_overwrite_and_a_failed_export_keeps
     monkeypatch.undo()
     export.export_controller(run, folder, overwrite=True)
     assert (folder / "controller.npz").read_bytes() == before["controller.npz"]
+
+
+def test_onnx_export_prints_one_line(tmp_path, capfd):
+    """torch.onnx's progress, its torchvision warnings and torch.export's FutureWarning stay out of
+    the output: a user sees what was written and how closely it matches torch."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from lwd.checkpoint import save_model
+    from lwd.cli import main
+    from lwd.config import DataInfo, RunConfig, TrainConfig
+
+    episodes = make_episodes()
+    cfg = LWDConfig(latent_dim=4, policy_hidden=(8,), chunk_size=64, hyper_hidden=(8,), encoder_dim=8, encoder_heads=2,
+                    denoiser_width=8, denoiser_blocks=1, horizon=4, condition="state", inference_steps=2)
+    model = LWD(cfg, DataInfo(5, 2, ("t0", "t1")), MinMaxNormalizer.fit(episodes.data)).eval()
+    save_model(tmp_path / "run", model, RunConfig("lwd", cfg, TrainConfig(), model.info))
+    capfd.readouterr()
+    assert main(["export", str(tmp_path / "run"), "--format", "onnx", "--out", str(tmp_path / "onnx")]) == 0
+    captured = capfd.readouterr()
+    lines = [line for line in (captured.out + captured.err).splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("wrote "), lines

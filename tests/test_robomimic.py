@@ -277,3 +277,16 @@ def test_cli_demos_export_import_gives_the_same_arrays_and_tags_the_suite(tmp_pa
         np.testing.assert_array_equal(ours.data[key], theirs.data[key])
     assert theirs.attrs["suite"] == "robomimic/lift", "lwd eval finds the env from the imported data"
     assert main(["export", "robomimic", str(tmp_path / "missing.zarr"), "--out", str(tmp_path / "x.hdf5")]) == 2
+
+
+def test_building_a_robomimic_env_prints_nothing():
+    """robosuite's import warns about a missing private macro file and logs at INFO on every command;
+    lwd supplies its settings (errors only), so a command's output is its own."""
+    import subprocess
+    import sys
+
+    code = ("from lwd.suites import make_suite; s = make_suite('robomimic/lift'); e = s.make_env('lift'); "
+            "e.reset(seed=0); e.close()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "robosuite" not in done.stdout + done.stderr

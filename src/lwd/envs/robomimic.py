@@ -30,6 +30,7 @@ true at any step within 400; by default the env terminates at the first success.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -68,7 +69,30 @@ def _check_task(task: str) -> None:
 
 
 def _import_robosuite() -> Any:
+    _quiet_robosuite()
     return require("robosuite", "robomimic")
+
+
+def _quiet_robosuite() -> None:
+    """Keep robosuite's import from printing six lines on every command.
+
+    robosuite reads its settings from an optional module `robosuite.macros_private` and, when there
+    is none, warns three times and logs at INFO. Unless the user has their own (a
+    macros_private.py in robosuite's folder), lwd supplies one that keeps every default and sets
+    robosuite's console log level to ERROR, so errors still show."""
+    import importlib.util
+    import sys
+    import types
+
+    if "robosuite" in sys.modules or "robosuite.macros_private" in sys.modules:
+        return
+    spec = importlib.util.find_spec("robosuite")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    if not folders or any((Path(folder) / "macros_private.py").exists() for folder in folders):
+        return
+    private = types.ModuleType("robosuite.macros_private")
+    private.CONSOLE_LOGGING_LEVEL = "ERROR"  # type: ignore[attr-defined]
+    sys.modules["robosuite.macros_private"] = private
 
 
 class RobomimicEnv(SeededTaskEnv):

@@ -6,9 +6,12 @@ prior and decoder), each checked against torch with ONNX Runtime. `lwd.export` r
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 import torch
@@ -114,10 +117,11 @@ def write_onnx(model: "LWD", run_dir: str | Path, out: Path, inference_steps: in
         theta = generator(*gen_args)
         obs = history[:, -k:].reshape(1, k * dims)
         action = controller(theta, obs)
-        torch.onnx.export(generator, gen_args, out / "generator.onnx", input_names=gen_names,
-                          output_names=["theta"], dynamo=True)
-        torch.onnx.export(controller, (theta, obs), out / "controller.onnx", input_names=["theta", "obs"],
-                          output_names=["action"], dynamo=True)
+        with _quiet_exporter():
+            torch.onnx.export(generator, gen_args, out / "generator.onnx", input_names=gen_names,
+                              output_names=["theta"], dynamo=True, verbose=False)
+            torch.onnx.export(controller, (theta, obs), out / "controller.onnx", input_names=["theta", "obs"],
+                              output_names=["action"], dynamo=True, verbose=False)
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only (ONNX Runtime warns that it cannot constant-fold Mish)
     gen = ort.InferenceSession(str(out / "generator.onnx"), options, providers=["CPUExecutionProvider"])
@@ -137,3 +141,20 @@ def write_onnx(model: "LWD", run_dir: str | Path, out: Path, inference_steps: in
     (out / "onnx.json").write_text(json.dumps({**errors, "generator_inputs": sorted(gen_inputs), "sampler": "ddim",
                                                "run_model_sha256": file_sha256(Path(run_dir) / "model.safetensors"), "sha256": hashes}, indent=2))
     return errors
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """torch.onnx's exporter prints its progress (verbose=False stops that), warns that torchvision's
+    operators are skipped (lwd exports none) and passes on a FutureWarning from torch.export: about
+    twenty lines per export that say nothing about the result. Errors still raise."""
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        registration.setLevel(level)
+
