@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import uuid
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -33,6 +32,7 @@ import zarr
 
 from lwd.data.errors import DatasetError
 from lwd.data.keys import ACTION, OBS, TASK
+from lwd.outputs import remove_path, replace_path
 
 #: Version of the on-disk layout written by :meth:`Episodes.save` (root attribute ``lwd_format``).
 FORMAT_VERSION = 1
@@ -308,9 +308,9 @@ class Episodes:
             else:
                 root = zarr.open_group(str(tmp), mode="w-", zarr_format=2, attributes=root_attrs)
                 self._write_arrays(root)
-            _replace(tmp, path)
+            replace_path(tmp, path)
         except BaseException:
-            _remove(tmp)
+            remove_path(tmp)
             raise
         return path
 
@@ -437,28 +437,6 @@ def _coerce(key: str, value: Any) -> np.ndarray:
 
 def _is_zip_path(path: Path) -> bool:
     return path.name.endswith(".zip")
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
-def _replace(tmp: Path, target: Path) -> None:
-    """Move ``tmp`` to ``target``; an existing target is moved aside first and deleted last."""
-    if not target.exists():
-        os.replace(tmp, target)
-        return
-    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-    os.replace(target, old)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        os.replace(old, target)  # put the previous dataset back
-        raise
-    _remove(old)
 
 
 # ------------------------------------------------------------------------------ validation, in order
