@@ -55,6 +55,12 @@ def _store(path: Path, **changes: object) -> Path:
     return path
 
 
+def _default_sigint() -> None:
+    """A child started from a background job inherits SIGINT ignored (POSIX shells do that); give it
+    the default disposition, so Python installs its own handler as it does in a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _lwd(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([*LWD, *args], capture_output=True, text=True, env=ENV, timeout=timeout)
 
@@ -338,7 +344,7 @@ def test_eval_refuses_an_unwritable_out_before_evaluating(work):
 def test_ctrl_c_during_training_saves_a_state_and_says_how_to_resume(work, tmp_path):
     args = ["train", "bc", "--data", str(work / "good.zarr"), "--out", str(tmp_path / "run"), "--set", "steps=1000000",
             "--train-set", "checkpoint_every=1000000"]
-    proc = subprocess.Popen([*LWD, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
+    proc = subprocess.Popen([*LWD, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV, preexec_fn=_default_sigint)
     deadline = time.time() + 90
     seen = ""
     while time.time() < deadline and "train bc:bc" not in seen and proc.poll() is None:  # the progress bar: training has started
@@ -459,7 +465,8 @@ def test_a_full_disk_ends_in_one_line_and_leaves_the_old_state_or_a_fresh_start(
 
 
 def test_ctrl_c_during_start_up_is_one_line_and_exit_130(work):
-    proc = subprocess.Popen([*LWD, "info", str(work / "runs" / "bc")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
+    proc = subprocess.Popen([*LWD, "info", str(work / "runs" / "bc")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV,
+                            preexec_fn=_default_sigint)
     time.sleep(0.7)  # torch and the simulators are still importing
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)

@@ -663,7 +663,9 @@ def _overwrite_flag(parser: argparse.ArgumentParser, what: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        import lwd.provenance  # noqa: F401  (records the commit this process starts on; results cite it)
+        import lwd.provenance  # records the commit this process starts on; results cite it
+
+        lwd.provenance.record_cli_command(sys.argv[1:] if argv is None else [str(a) for a in argv])
         from safetensors import SafetensorError
 
         from lwd.checkpoint import CheckpointError

@@ -76,8 +76,20 @@ def machine() -> dict[str, Any]:
 _COMMIT_AT_START = git_commit()
 
 
+_cli_command: list[str] | None = None
+
+
+def record_cli_command(args: list[str]) -> None:
+    """The `lwd` command this process runs (`lwd.cli.main` calls this with its arguments), so results
+    cite it also when `main` is called from Python (tests, notebooks) rather than from a shell."""
+    global _cli_command
+    _cli_command = ["lwd", *args]
+
+
 def _default_command() -> list[str]:
     """The command line as typed: `lwd ...` for the CLI, `python SCRIPT ...` for a benchmark script."""
+    if _cli_command is not None:
+        return list(_cli_command)
     script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
     if script is not None and script.suffix == ".py":
         try:
