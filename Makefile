@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 
-# LeRobot's venv (issue 36): lerobot 0.4.4 needs torch < 2.11, torchvision and numpy 2, which lwd's
+# LeRobot's venv: lerobot 0.4.4 needs torch < 2.11, torchvision and numpy 2, which lwd's
 # own venv (torch 2.13.0; numpy < 2 for robosuite) cannot hold. torch and torchvision go first (on
 # x86_64 pip takes both from local disk), then lerobot, then lwd's core and the plugin, editable.
 LEROBOT_VENV ?= .venv-lerobot

@@ -1,4 +1,4 @@
-"""Success against FLOPs per control step: LWD with fewer sampler steps and rarer generations (issue 16).
+"""Success against FLOPs per control step: LWD with fewer sampler steps and rarer generations.
 
     OMP_NUM_THREADS=1 python benchmarks/generation_cost.py runs/mt10-lwd --horizons 8,32,episode \\
         --inference-steps 1,2,5,10 --episodes 50 --n-envs 2 --out benchmarks/results/generation-cost-mt10.json

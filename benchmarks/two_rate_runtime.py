@@ -1,4 +1,4 @@
-"""The two-rate runtime holding a fixed control rate while the generator runs (issue 16).
+"""The two-rate runtime holding a fixed control rate while the generator runs.
 
     OMP_NUM_THREADS=1 python benchmarks/two_rate_runtime.py RUN --rate 1000 --horizons 8,32 --seconds 5 \\
         --out benchmarks/results/two-rate-runtime.json

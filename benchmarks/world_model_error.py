@@ -1,5 +1,5 @@
 """How wrong is WARPD's world model, and does it know when? Open-loop error per rollout length on
-one or more episode stores, with the ensemble's disagreement beside it (issue 15).
+one or more episode stores, with the ensemble's disagreement beside it.
 
     OMP_NUM_THREADS=1 python benchmarks/world_model_error.py runs/studies/warpd-<key> \\
         --data clean=data/studies/robomimic-lift-clean-....zarr,recovery=data/studies/robomimic-lift-recovery-....zarr \\
