@@ -42,3 +42,22 @@ def lift_env():
     env = RobomimicEnv("lift")
     yield env
     env.close()
+
+
+def assert_exported_eval_matches_library(run, folder, episodes: int, tmp_path) -> None:
+    """`lwd eval RUN --exported FOLDER` gives the library's episodes: the same seeds, successes and
+    lengths; summed rewards within 3% (actions agree to float rounding, contact-rich steps drift
+    slightly); the same number of generations, more than 3."""
+    import json
+
+    from lwd.cli import main
+
+    args = ["eval", str(run), "--episodes", str(episodes)]
+    assert main([*args, "--out", str(tmp_path / "library.json")]) == 0
+    assert main([*args, "--exported", str(folder), "--out", str(tmp_path / "exported.json")]) == 0
+    library, exported = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("library", "exported"))
+    assert [(e["seed"], e["success"], e["steps"]) for e in exported["episodes"]] == \
+           [(e["seed"], e["success"], e["steps"]) for e in library["episodes"]]
+    np.testing.assert_allclose([e["total_reward"] for e in exported["episodes"]],
+                               [e["total_reward"] for e in library["episodes"]], rtol=0.03)
+    assert exported["cost"]["generations"] == library["cost"]["generations"] > 3

@@ -16,7 +16,7 @@ from lwd.methods.lwd import LWD, LWDConfig
 from lwd.methods.target_mlp import ACTIVATIONS, TargetMLPSpec, batched_mlp_forward
 from lwd.numpy_controller import Controller
 
-from conftest import make_episodes
+from conftest import assert_exported_eval_matches_library, make_episodes
 
 needs_cc = pytest.mark.skipif(shutil.which("gcc") is None, reason="no gcc on this machine")
 torch.set_num_threads(1)
@@ -206,16 +206,8 @@ def test_lwd_eval_exported_runs_the_c_controller_and_matches_the_library(mt10_ex
     assert exported._controller_class is CController
     assert isinstance(exported.make_policy().controller, CController)
 
+    assert_exported_eval_matches_library(run, folder, 2, tmp_path)
     args = ["eval", str(run), "--episodes", "2"]
-    assert main([*args, "--out", str(tmp_path / "library.json")]) == 0
-    assert main([*args, "--exported", str(folder), "--out", str(tmp_path / "exported.json")]) == 0
-    library, c_run = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("library", "exported"))
-    assert [(e["seed"], e["success"], e["steps"]) for e in c_run["episodes"]] == \
-           [(e["seed"], e["success"], e["steps"]) for e in library["episodes"]]
-    # As the NumPy export's test: actions agree to float rounding, contact-rich steps drift slightly.
-    np.testing.assert_allclose([e["total_reward"] for e in c_run["episodes"]],
-                               [e["total_reward"] for e in library["episodes"]], rtol=0.03)
-    assert c_run["cost"]["generations"] == library["cost"]["generations"] > 3
 
     (folder / "lwd_controller.c").write_text((folder / "lwd_controller.c").read_text() + "\n/* edited */\n")
     assert main([*args, "--exported", str(folder)]) == 2  # a changed C file is refused (its SHA-256 in c.json)
