@@ -13,7 +13,7 @@ import dataclasses
 import json
 import types
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
@@ -196,6 +196,21 @@ class DataInfo:
     suite: str = ""
     dataset: str = ""
     num_episodes: int = 0
+    images: tuple[tuple[str, tuple[int, int, int]], ...] = field(default=(), metadata=ADDED_LATER)
+    """Camera frames the model reads, in the order it encodes them: (image key, (H, W, 3)) each,
+    e.g. (("image", (96, 96, 3)),). Empty for a model that reads only the low-dim "obs" (then
+    config.json has no "images" entry, as before frames existed); evaluation refuses a suite
+    whose frames differ."""
+
+    def __post_init__(self) -> None:
+        for key, shape in self.images:
+            if not key or len(shape) != 3 or shape[2] != 3 or min(shape) < 1:
+                raise ValueError(f"DataInfo.images: ({key!r}, {shape}) must name an image key and its (H, W, 3) frame shape")
+
+    @property
+    def image_shapes(self) -> dict[str, tuple[int, int, int]]:
+        """image key -> (H, W, 3), in the model's order."""
+        return {key: tuple(shape) for key, shape in self.images}  # type: ignore[misc]
 
     @property
     def num_tasks(self) -> int:
@@ -227,7 +242,7 @@ class RunConfig:
 
     def to_json(self) -> dict[str, Any]:
         return {"method": self.method, "method_config": to_dict(self.method_config), "train": to_dict(self.train),
-                "data": to_dict(self.data), "preset": self.preset}
+                "data": key_dict(self.data), "preset": self.preset}
 
     @classmethod
     def from_json(cls, raw: Any, config_class: Callable[[str], type]) -> "RunConfig":

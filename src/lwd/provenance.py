@@ -102,9 +102,9 @@ def _default_command() -> list[str]:
 
 def episodes_hash(episodes: Any) -> str:
     """SHA-256 of an episode store's content: every data array (name, dtype, shape, values, in key
-    order), the episode ends and the attributes. It depends on what the data holds, not on how it
-    is stored (directory or zip, chunking, compression), so a run can tell whether the dataset it
-    was trained on has changed since."""
+    order), the episode ends, the camera frames (if any) and the attributes. It depends on what the
+    data holds, not on how it is stored (directory or zip, chunking, compression), so a run can tell
+    whether the dataset it was trained on has changed since."""
     import hashlib
     import json
 
@@ -117,6 +117,10 @@ def episodes_hash(episodes: Any) -> str:
         values = np.ascontiguousarray(np.asarray(arrays[name]))
         digest.update(f"{name}|{values.dtype.str}|{values.shape}\n".encode())
         digest.update(values.tobytes())
+    for key, frames in sorted(getattr(episodes, "frames", {}).items()):  # camera frames, block by block
+        digest.update(f"frames/{key}|uint8|{frames.shape}\n".encode())
+        for block in frames.blocks():
+            digest.update(np.ascontiguousarray(block).tobytes())
     digest.update(json.dumps(episodes.attrs, sort_keys=True, default=str).encode())
     return digest.hexdigest()
 

@@ -10,6 +10,12 @@ in Diffusion Policy's tools and theirs open here.
     data["obs"]     |e0 e0 e0 e0|e1 e1|e2 e2 e2|      (N, Do), N = total steps
     episode_ends                 4     6        9      (E,) exclusive ends
     episode_starts  0            4     6               (E,)
+    frames["image"] |f  f  f  f |f  f |f  f  f |      (N, H, W, 3) uint8, optional, read on demand
+
+Camera frames (image observations) live beside ``data`` in ``frames``: key -> :class:`Frames`,
+one frame per step, stored as ``data/<key>`` with one frame per chunk and listed in the root
+attribute ``image_keys`` (naming and layout: ``lwd.data.frames``). Loading a store reads no
+frame; windows and batches read the frames they use.
 
 Everything that builds an ``Episodes`` goes through :meth:`Episodes.validate`, so downstream code
 (windows, normaliser, trainers) may assume clean data and need no defensive checks of its own.
@@ -31,6 +37,7 @@ import numpy as np
 import zarr
 
 from lwd.data.errors import DatasetError
+from lwd.data.frames import BLOCK_FRAMES, FRAME_CHUNK, IMAGE_KEYS_ATTR, Frames, as_frames
 from lwd.data.keys import ACTION, OBS, TASK
 from lwd.outputs import remove_path, replace_path
 
@@ -56,6 +63,9 @@ class Episodes:
             keys are carried along untouched (float arrays are stored as float32).
         episode_ends: (E,) int64 cumulative exclusive end index of each episode.
         attrs: JSON-serialisable metadata (env name, task names, source, ...).
+        frames: image key -> :class:`Frames` (N, H, W, 3) uint8, one camera frame per step
+            (optional; an array of frames is accepted and wrapped). Kept apart from ``data`` so
+            that nothing that loads whole arrays ever loads them.
 
     The constructor coerces arrays (float -> float32, integer task -> int64) and validates;
     an invalid dataset raises :class:`DatasetError` here rather than later in training.
@@ -64,11 +74,14 @@ class Episodes:
     data: dict[str, np.ndarray]
     episode_ends: np.ndarray
     attrs: dict[str, Any] = field(default_factory=dict)
+    frames: dict[str, Frames] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.data = {key: _coerce(key, value) for key, value in dict(self.data).items()}
         self.episode_ends = np.asarray(self.episode_ends)
         self.attrs = dict(self.attrs) if self.attrs is not None else {}
+        self.attrs.pop(IMAGE_KEYS_ATTR, None)  # derived from `frames`; save() writes it
+        self.frames = {key: as_frames(key, value) for key, value in dict(self.frames or {}).items()}
         self.validate()
         # Only after validation: the dtype check must see what the caller passed.
         self.episode_ends = self.episode_ends.astype(np.int64, copy=False)
@@ -80,11 +93,13 @@ class Episodes:
         cls,
         episodes: Sequence[Mapping[str, np.ndarray]],
         attrs: Mapping[str, Any] | None = None,
+        image_keys: Sequence[str] = (),
     ) -> Episodes:
         """Build from one dict per episode, each mapping key -> (T_i, ...) array.
 
         A scalar ``"task"`` is broadcast to (T_i,), since a scripted expert runs one task per
-        episode and should not have to repeat the id at every step.
+        episode and should not have to repeat the id at every step. The keys in `image_keys`
+        hold (T_i, H, W, 3) uint8 frames and go to ``frames``.
         """
         if len(episodes) == 0:
             raise DatasetError("cannot build Episodes from an empty list: pass at least one episode")
@@ -117,7 +132,11 @@ class Episodes:
                     value = np.full(length, value, dtype=value.dtype)
                 parts.append(value)
             data[key] = np.concatenate(parts, axis=0)
-        return cls(data=data, episode_ends=np.cumsum(lengths, dtype=np.int64), attrs=dict(attrs or {}))
+        missing = [key for key in image_keys if key not in data]
+        if missing:
+            raise DatasetError(f"image keys {missing} are not keys of the episodes; they have {sorted(keys)}")
+        frames = {key: data.pop(key) for key in image_keys}
+        return cls(data=data, episode_ends=np.cumsum(lengths, dtype=np.int64), attrs=dict(attrs or {}), frames=frames)
 
     @classmethod
     def empty_like(cls, template: Episodes) -> Episodes:
@@ -130,6 +149,7 @@ class Episodes:
         empty.data = {key: value[:0] for key, value in template.data.items()}
         empty.episode_ends = np.zeros(0, dtype=np.int64)
         empty.attrs = dict(template.attrs)
+        empty.frames = {key: value.take(np.zeros(0, np.int64)) for key, value in template.frames.items()}
         return empty
 
     # ------------------------------------------------------------------ shape information
@@ -156,6 +176,15 @@ class Episodes:
     def keys(self) -> list[str]:
         return list(self.data.keys())
 
+    @property
+    def image_keys(self) -> list[str]:
+        """Keys of the camera frames (empty for state-only data)."""
+        return list(self.frames)
+
+    def frame_shapes(self) -> dict[str, tuple[int, int, int]]:
+        """image key -> (H, W, 3) of its frames."""
+        return {key: value.frame_shape for key, value in self.frames.items()}
+
     def episode(self, index: int) -> dict[str, np.ndarray]:
         """Arrays of one episode, as views into ``data`` (no copy; do not modify in place)."""
         if not -self.num_episodes <= index < self.num_episodes:
@@ -176,11 +205,13 @@ class Episodes:
         Checks, in order: non-empty; ``required`` keys present; numeric dtypes; episode_ends
         integer, 1-D, positive and strictly increasing (a repeated end is reported as an empty
         episode); every key has ``episode_ends[-1]`` steps; obs/action 2-D; task a non-negative
-        integer vector; no NaN/inf in float arrays (reported by episode and step).
+        integer vector; no NaN/inf in float arrays (reported by episode and step); image keys
+        (uint8 (N, H, W, 3), checked by ``Frames``) one frame per step and named apart from ``data``.
         """
         _check_keys(self.data, required)
         _check_episode_ends(self.episode_ends)
         _check_shapes(self.data, int(self.episode_ends[-1]))
+        _check_frames(self.frames, self.data, int(self.episode_ends[-1]))
         _check_finite(self.data, self.episode_ends)
 
     def check_min_length(self, min_length: int, what: str) -> None:
@@ -228,6 +259,7 @@ class Episodes:
             data={key: value[steps] for key, value in self.data.items()},
             episode_ends=np.cumsum(ends - starts),
             attrs=dict(self.attrs),
+            frames={key: value.take(steps) for key, value in self.frames.items()},  # views: no frame is read
         )
 
     def episode_tasks(self) -> np.ndarray | None:
@@ -281,14 +313,17 @@ class Episodes:
         """Write a zarr (format 2) store in Diffusion Policy's replay-buffer layout; return the path.
 
         Layout: ``data/<key>`` arrays chunked along time, ``meta/episode_ends``, root attributes =
-        ``attrs`` plus ``"lwd_format": 1``. A path ending in ``.zarr.zip`` (or ``.zip``) is written
+        ``attrs`` plus ``"lwd_format": 1``. Frames go to ``data/<image key>``, one frame per chunk,
+        copied block by block (never all in memory), and the root attribute ``image_keys`` lists them. A path ending in ``.zarr.zip`` (or ``.zip``) is written
         as one zip file, anything else as a directory. The write goes to a temporary sibling first
         and is renamed into place, so an interrupted save never leaves a half-written dataset at
         ``path`` and an existing dataset there is only replaced once the new one is complete.
         """
         self.validate()
+        _refuse_own_frame_store(self.frames, Path(path))
+        extra = {IMAGE_KEYS_ATTR: list(self.frames)} if self.frames else {}
         try:
-            root_attrs = json.loads(json.dumps({**self.attrs, "lwd_format": FORMAT_VERSION}))
+            root_attrs = json.loads(json.dumps({**self.attrs, **extra, "lwd_format": FORMAT_VERSION}))
         except (TypeError, ValueError) as exc:
             raise DatasetError(f"attrs must be JSON-serialisable to be saved: {exc}") from exc
 
@@ -321,6 +356,11 @@ class Episodes:
         for key, value in self.data.items():
             chunks = (min(CHUNK_STEPS, len(value)),) + value.shape[1:]
             data_group.create_array(key, data=value, chunks=chunks, compressors=compressor)
+        for key, frames in self.frames.items():
+            stored = data_group.create_array(key, shape=frames.shape, dtype=np.uint8, chunks=(FRAME_CHUNK, *frames.frame_shape),
+                                             compressors=compressor)
+            for start in range(0, len(frames), BLOCK_FRAMES):  # whole chunks, each written once (zip members cannot be rewritten)
+                stored[start : start + BLOCK_FRAMES] = frames[start : start + BLOCK_FRAMES]
         root.create_group("meta").create_array(
             "episode_ends", data=self.episode_ends, chunks=self.episode_ends.shape, compressors=compressor
         )
@@ -331,6 +371,7 @@ class Episodes:
         path: str | os.PathLike[str],
         keys: Sequence[str] | None = None,
         rename: Mapping[str, str] | None = None,
+        image_keys: Sequence[str] = (),
     ) -> Episodes:
         """Read a store written by :meth:`save` or by Diffusion Policy (directory or ``.zarr.zip``).
 
@@ -339,8 +380,12 @@ class Episodes:
             keys: stored names of the ``data/`` arrays to read (default: all). Reading only what
                 is needed matters for DP files, whose image arrays dwarf the low-dim ones.
             rename: stored name -> our name, applied after reading, e.g. ``{"state": "obs"}``.
+            image_keys: stored names to open as frames besides those the store's ``image_keys``
+                attribute lists (for stores written by others, e.g. DP's ``img``).
 
         Float arrays come back as float32, an integer ``task`` as int64; the result is validated.
+        Frames are not read: ``frames`` holds views that read from the store when indexed (a zip
+        store then stays open as long as they live).
         """
         path = Path(path)
         if not path.exists():
@@ -360,14 +405,19 @@ class Episodes:
                     f"{path} is not a zarr store (expected a directory or .zarr.zip with groups "
                     f"'data' and 'meta'): {exc}"
                 ) from exc
-            return cls._read_group(root, path, keys, rename)
-        finally:
+            episodes = cls._read_group(root, path, keys, rename, image_keys)
+        except BaseException:
             if store is not None:
                 store.close()
+            raise
+        if store is not None and not episodes.frames:
+            store.close()  # else the frames read from it later
+        return episodes
 
     @classmethod
     def _read_group(
-        cls, root: Any, path: Path, keys: Sequence[str] | None, rename: Mapping[str, str] | None
+        cls, root: Any, path: Path, keys: Sequence[str] | None, rename: Mapping[str, str] | None,
+        image_keys: Sequence[str] = (),
     ) -> Episodes:
         groups = set(root.group_keys())
         if "meta" not in groups or "episode_ends" not in set(root["meta"].array_keys()):
@@ -387,10 +437,18 @@ class Episodes:
         missing = [key for key in wanted if key not in available]
         if missing:
             raise DatasetError(f"{path} has no data key(s) {missing}; available keys are {available}")
+        listed = attrs.pop(IMAGE_KEYS_ATTR, [])
+        if not isinstance(listed, list) or not all(isinstance(key, str) for key in listed):
+            raise DatasetError(f"{path}: the attribute '{IMAGE_KEYS_ATTR}' must be a list of key names, got {listed!r}")
+        unknown = [key for key in [*listed, *image_keys] if key not in available]
+        if unknown:
+            raise DatasetError(f"{path} lists image key(s) {unknown} that it does not hold; its data keys are {available}")
+        as_images = set(listed) | set(image_keys)
         rename = dict(rename or {})
-        data = {rename.get(key, key): np.asarray(data_group[key][...]) for key in wanted}
+        data = {rename.get(key, key): np.asarray(data_group[key][...]) for key in wanted if key not in as_images}
+        frames = {rename.get(key, key): as_frames(rename.get(key, key), data_group[key]) for key in wanted if key in as_images}
         episode_ends = np.asarray(root["meta"]["episode_ends"][...])
-        return cls(data=data, episode_ends=episode_ends, attrs=attrs)
+        return cls(data=data, episode_ends=episode_ends, attrs=attrs, frames=frames)
 
 
 def concatenate(parts: Sequence[Episodes]) -> Episodes:
@@ -408,11 +466,15 @@ def concatenate(parts: Sequence[Episodes]) -> Episodes:
                     f"cannot concatenate: '{key}' has per-step shape {part.data[key].shape[1:]} in part {i} "
                     f"but {parts[0].data[key].shape[1:]} in part 0"
                 )
+        if sorted(part.frames) != sorted(parts[0].frames):
+            raise DatasetError(f"cannot concatenate: part {i} has image keys {sorted(part.frames)} "
+                               f"but part 0 has {sorted(parts[0].frames)}")
     offsets = np.cumsum([0] + [part.num_steps for part in parts[:-1]])
     return Episodes(
         data={key: np.concatenate([part.data[key] for part in parts]) for key in keys},
         episode_ends=np.concatenate([part.episode_ends + off for part, off in zip(parts, offsets)]),
         attrs=dict(parts[0].attrs),
+        frames={key: Frames.concat([part.frames[key] for part in parts]) for key in parts[0].frames},
     )
 
 
@@ -515,6 +577,34 @@ def _check_shapes(data: Mapping[str, np.ndarray], num_steps: int) -> None:
         if (task < 0).any():
             step = int(np.argmax(task < 0))
             raise DatasetError(f"'task' ids must be >= 0, found {int(task[step])} at step {step}")
+
+
+def _check_frames(frames: Mapping[str, Frames], data: Mapping[str, np.ndarray], num_steps: int) -> None:
+    """One frame per step; image keys are strings and not also data keys (dtype and shape: `Frames`)."""
+    for key, value in frames.items():
+        if not isinstance(key, str):
+            raise DatasetError(f"image keys must be strings, got {key!r}")
+        if key in data:
+            raise DatasetError(f"'{key}' is both a data key and an image key; rename one of them")
+        if len(value) != num_steps:
+            raise DatasetError(
+                f"image key '{key}' has {len(value)} frames but episode_ends[-1] is {num_steps}; "
+                "every step needs one frame"
+            )
+
+
+def _refuse_own_frame_store(frames: Mapping[str, Frames], target: Path) -> None:
+    """Saving over the store the frames are read from would delete them while they are copied."""
+    target = target.resolve()
+    for key, value in frames.items():
+        for source in value.sources:
+            store = getattr(source, "store", None)
+            where = getattr(store, "root", None) or getattr(store, "path", None)
+            if where is not None and Path(where).resolve() == target:
+                raise DatasetError(
+                    f"cannot save to {target}: the frames of '{key}' are read from that store; "
+                    "save to another path (then move it), or load the frames into memory first"
+                )
 
 
 def _check_finite(data: Mapping[str, np.ndarray], ends: np.ndarray) -> None:

@@ -20,6 +20,14 @@ OBS_HISTORY = "obs_history"  # (B, To, Do) observations ending at the anchor ste
 # Only with WindowSpec(with_dynamics=True): what a world model fits, states[:, j] -> states[:, j + 1].
 DRIVING_ACTIONS = "driving_actions"  # (B, H, Da) the executed action where recorded, else the label
 UNPUSHED = "unpushed"  # (B, H) 1 where step j -> j + 1 was the action's doing alone (no push)
+# Only with WindowSpec(image_keys=...): the camera frames of the observation history, one key per camera.
+HISTORY_SUFFIX = "_history"
+
+
+def image_history_key(image_key: str) -> str:
+    """Batch key of an image key's frame history, e.g. "image" -> "image_history": (B, To, H, W, 3) uint8."""
+    return f"{image_key}{HISTORY_SUFFIX}"
+
 
 __all__ = ["OBS", "ACTION", "TASK", "EXECUTED_ACTION", "PUSHED", "STATES", "ACTIONS", "MASK", "OBS_HISTORY",
-           "DRIVING_ACTIONS", "UNPUSHED"]
+           "DRIVING_ACTIONS", "UNPUSHED", "image_history_key"]

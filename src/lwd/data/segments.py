@@ -14,7 +14,7 @@ import torch
 from lwd.data.episodes import Episodes
 from lwd.data.errors import DatasetError
 from lwd.data.keys import (ACTION, ACTIONS, DRIVING_ACTIONS, EXECUTED_ACTION, MASK, OBS, OBS_HISTORY, PUSHED, STATES,
-                           TASK, UNPUSHED)
+                           TASK, UNPUSHED, image_history_key)
 from lwd.data.normalize import MinMaxNormalizer
 
 
@@ -40,6 +40,9 @@ class WindowSpec:
             else the label) and whether the step's transition was the action's doing alone
             ("unpushed": 0 where `pushed` says a push moved the object too). Labels are what a
             policy should imitate; they are not what moved the state on noise-injected demos.
+        image_keys: camera frames to return for the observation history, one batch key per
+            camera (``image_history_key(key)``: (B, To, H, W, 3) uint8, read from the store for
+            that batch only). Empty: a state-only window, exactly as before frames existed.
     """
 
     obs_steps: int
@@ -47,8 +50,11 @@ class WindowSpec:
     action_offset: int = 0
     with_states: bool = True
     with_dynamics: bool = False
+    image_keys: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if not isinstance(self.image_keys, tuple) or not all(isinstance(k, str) for k in self.image_keys):
+            raise ValueError(f"WindowSpec.image_keys must be a tuple of image key names, got {self.image_keys!r}")
         for name in ("obs_steps", "action_steps", "action_offset"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
@@ -59,9 +65,10 @@ class WindowSpec:
             raise ValueError(f"WindowSpec.action_steps (H) must be >= 1, got {self.action_steps}")
 
     @classmethod
-    def diffusion_policy(cls, obs_steps: int = 2, horizon: int = 16) -> WindowSpec:
+    def diffusion_policy(cls, obs_steps: int = 2, horizon: int = 16, image_keys: tuple[str, ...] = ()) -> WindowSpec:
         """Diffusion Policy's window: the predicted horizon starts at the oldest observed step."""
-        return cls(obs_steps=obs_steps, action_steps=horizon, action_offset=-(obs_steps - 1), with_states=False)
+        return cls(obs_steps=obs_steps, action_steps=horizon, action_offset=-(obs_steps - 1), with_states=False,
+                   image_keys=image_keys)
 
 
 class SegmentDataset(torch.utils.data.Dataset):
@@ -122,9 +129,14 @@ class SegmentDataset(torch.utils.data.Dataset):
                 f"a window of H={spec.action_steps} actions is longer than the longest episode ({longest} steps): "
                 f"every window would be mostly padding; use a horizon of at most {longest}"
             )
+        missing = [key for key in spec.image_keys if key not in episodes.frames]
+        if missing:
+            raise DatasetError(f"the window reads frames {missing} but the episodes have image keys "
+                               f"{episodes.image_keys or 'none (state-only data)'}")
         self.episodes = episodes
         self.spec = spec
         self.normalizer = normalizer
+        self._frames = {key: episodes.frames[key] for key in spec.image_keys}  # read per batch, never whole
 
         obs = episodes.data[OBS]  # (N, Do)
         action = episodes.data[ACTION]  # (N, Da)
@@ -220,9 +232,10 @@ class SegmentDataset(torch.utils.data.Dataset):
         """Gather B windows at once; same content as stacking ``self[i]`` for i in ``indices``.
 
         Returns obs_history (B, To, Do), actions (B, H, Da), states (B, H, Do) when
-        ``spec.with_states``, mask (B, H) float32, task (B,) int64 when present, and with
+        ``spec.with_states``, mask (B, H) float32, task (B,) int64 when present, with
         ``spec.with_dynamics`` driving_actions (B, H, Da) and unpushed (B, H) float32 (padding
-        steps: 0, like the mask).
+        steps: 0, like the mask), and for each of ``spec.image_keys`` its frame history
+        (B, To, H, W, 3) uint8 at the obs_history's steps (read from the store now).
         """
         anchors = np.asarray(indices, dtype=np.int64).reshape(-1)  # (B,)
         if anchors.size and (anchors.min() < 0 or anchors.max() >= len(self)):
@@ -250,4 +263,8 @@ class SegmentDataset(torch.utils.data.Dataset):
         if self._driving is not None:
             batch[DRIVING_ACTIONS] = self._driving[action_idx]  # (B, H, Da)
             batch[UNPUSHED] = self._unpushed[action_idx] * batch[MASK]  # (B, H)
+        if self._frames:
+            steps = obs_idx.cpu().numpy()  # (B, To)
+            for key, frames in self._frames.items():
+                batch[image_history_key(key)] = torch.from_numpy(frames[steps]).to(self.device)  # (B, To, H, W, 3) uint8
         return batch
