@@ -16,6 +16,10 @@ also keeps what a dynamics model (WARPD's world model, `benchmarks/world_model_e
 beyond the labels: `executed_action` (with DART noise: what the env actually executed) and
 `pushed` (with a push perturbation: the object was displaced during that transition).
 
+Image suites (`pusht/image`, `robomimic/<task>/image`): the camera frames the env rendered are
+recorded too, one per step (`Episodes.frames`, under the suite's image keys), beside the low-dim
+"obs"; the expert still acts from the simulator state, as on every suite.
+
 Styles (`styles`, `lwd demos --styles`): where a suite's expert knows several distinct ways to
 solve the task (`Suite.styles`), each episode's way is drawn from the requested mix with an RNG
 seeded by the episode seed alone, so a dataset still regenerates exactly and a seed's style does
@@ -192,7 +196,7 @@ def collect_demos(
             run = rollout_expert(env, expert, seed, suite.max_episode_steps, dart_noise)
             if run.success or keep_failures:
                 episode = {
-                    "obs": np.asarray(run.obs, np.float32),
+                    **_stack_observations(run.obs, suite.image_keys),
                     "action": np.asarray(run.actions, np.float32),
                     "task": np.full(run.steps, task_id, np.int64),
                 }
@@ -229,4 +233,15 @@ def collect_demos(
     }
     if styles is not None:
         attrs.update(styles=list(suite.styles), style_mix=dict(styles), style_counts=style_counts)
-    return Episodes.from_list(kept, attrs=attrs)
+    return Episodes.from_list(kept, attrs=attrs, image_keys=suite.image_keys)
+
+
+def _stack_observations(observations: list[Any], image_keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """An episode's observations as store keys: "obs" (T, Do) float32, and on an image suite (dict
+    observations) each image key's frames (T, H, W, 3) uint8."""
+    if not image_keys:
+        return {"obs": np.asarray(observations, np.float32)}
+    stacked = {"obs": np.asarray([o["obs"] for o in observations], np.float32)}
+    for key in image_keys:
+        stacked[key] = np.asarray([o[key] for o in observations], np.uint8)
+    return stacked

@@ -4,6 +4,11 @@ Each episode is fully defined by (task, seed). Every env slot of the vector env 
 runtime policy object, reset with the episode's seed, so an episode's outcome does not depend on
 how many envs run in parallel or which episodes ran before it (the reference Diffusion Policy
 runner only counted its first n_envs seeds; here every requested episode is counted).
+
+Image suites observe a dict (`{"obs": low-dim, <image key>: frame}`, see `lwd.suites`); the vector
+env batches it per key. A policy gets what its model reads: a model trained with camera frames
+(`DataInfo.images`) gets the dict, any other model the low-dim array alone, so state-only models
+and suites run exactly as before.
 """
 
 from __future__ import annotations
@@ -51,12 +56,12 @@ class _SlotEnv(gym.Env):
         self.index = index
         self.suite = suite
         self.perturb = perturb
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (suite.obs_dim,), np.float32)
+        self.observation_space = _observation_space(suite)
         self.action_space = gym.spaces.Box(-np.inf, np.inf, (suite.action_dim,), np.float32)
         self._task: str | None = None
         self._env: gym.Env | None = None
         self._done = True
-        self._last = np.zeros(suite.obs_dim, np.float32)
+        self._last: Any = _zero_observation(suite)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         task = (options or {}).get("tasks", [self._task] * (self.index + 1))[self.index]
@@ -69,7 +74,7 @@ class _SlotEnv(gym.Env):
             self._task = task
         obs, info = self._env.reset(seed=seed)
         self._done = False
-        self._last = np.asarray(obs, np.float32)
+        self._last = _as_observation(obs)
         return self._last, info
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
@@ -77,13 +82,41 @@ class _SlotEnv(gym.Env):
             return self._last, 0.0, False, False, {}
         obs, reward, terminated, truncated, info = self._env.step(action)
         self._done = bool(terminated or truncated)
-        self._last = np.asarray(obs, np.float32)
+        self._last = _as_observation(obs)
         info = {"slot_done": self._done, "success": bool(info.get("success", False)), "score": float(info.get("score", np.nan))}
         return self._last, float(reward), False, False, info
 
     def close(self) -> None:
         if self._env is not None:
             self._env.close()
+
+
+def _observation_space(suite: Suite) -> gym.Space:
+    """A slot's observation space: the low-dim Box, and on an image suite a Dict with its frames."""
+    low_dim = gym.spaces.Box(-np.inf, np.inf, (suite.obs_dim,), np.float32)
+    if not suite.images:
+        return low_dim
+    return gym.spaces.Dict({"obs": low_dim, **{key: gym.spaces.Box(0, 255, shape, np.uint8) for key, shape in suite.images}})
+
+
+def _zero_observation(suite: Suite) -> Any:
+    low_dim = np.zeros(suite.obs_dim, np.float32)
+    return {"obs": low_dim, **{key: np.zeros(shape, np.uint8) for key, shape in suite.images}} if suite.images else low_dim
+
+
+def _as_observation(obs: Any) -> Any:
+    """float32 low-dim, uint8 frames (a dict on image suites)."""
+    if isinstance(obs, dict):
+        return {key: np.asarray(value, np.float32 if key == "obs" else np.uint8) for key, value in obs.items()}
+    return np.asarray(obs, np.float32)
+
+
+def _rows(obs: Any, index: Any, frames: bool) -> Any:
+    """The observations of some slots (`index`: an int or a list) as a policy takes them: the low-dim
+    rows, or with `frames` (a model that reads camera frames) the dict of all keys' rows."""
+    if not isinstance(obs, dict):
+        return obs[index]
+    return {key: value[index] for key, value in obs.items()} if frames else obs["obs"][index]
 
 
 def episode_plan(suite: Suite, episodes_per_task: int, seed_start: int | None = None, tasks: list[str] | None = None) -> list[tuple[str, int, int]]:
@@ -161,6 +194,14 @@ def check_compatible(method: Method, suite: Suite) -> None:
         raise ValueError(f"the model expects {method.info.obs_dim}-d observations but {suite.name} gives {suite.obs_dim}-d")
     if method.info.action_dim != suite.action_dim:
         raise ValueError(f"the model outputs {method.info.action_dim}-d actions but {suite.name} takes {suite.action_dim}-d")
+    given = dict(suite.images)
+    for key, shape in method.info.images:
+        if key not in given:
+            raise ValueError(f"the model reads camera frames '{key}' but {suite.name} gives "
+                             f"{'only ' + ', '.join(repr(k) for k in given) if given else 'none'}; "
+                             "evaluate it on the image suite its data came from (e.g. pusht/image)")
+        if tuple(given[key]) != tuple(shape):
+            raise ValueError(f"the model reads '{key}' frames of {tuple(shape)} but {suite.name} gives {tuple(given[key])}")
 
 
 def evaluate(
@@ -211,7 +252,10 @@ def evaluate(
 
     results: list[EpisodeResult] = []
     schedule = SlotSchedule(plan, n_envs)
-    obs = np.zeros((n_envs, suite.obs_dim), np.float32)
+    frames = bool(method.info.images)  # the policies get the dict observation
+    obs: Any = np.zeros((n_envs, suite.obs_dim), np.float32)
+    if suite.images:
+        obs = {"obs": obs, **{key: np.zeros((n_envs, *shape), np.uint8) for key, shape in suite.images}}
     started = time.perf_counter()
     bar = tqdm(total=len(plan), desc=f"eval {suite.name}", unit="ep", disable=not progress)
 
@@ -227,7 +271,11 @@ def evaluate(
             mask[i], seeds[i], tasks_now[i] = True, seed, task
             policies[i].reset(seed, task_id if pass_task else None)
         new_obs, _ = envs.reset(seed=seeds, options={"reset_mask": mask, "tasks": tasks_now})
-        obs[mask] = np.asarray(new_obs, np.float32)[mask]
+        if isinstance(obs, dict):
+            for key in obs:
+                obs[key][mask] = np.asarray(new_obs[key])[mask]
+        else:
+            obs[mask] = np.asarray(new_obs, np.float32)[mask]
 
     try:
         start_next(list(range(n_envs)))
@@ -235,12 +283,12 @@ def evaluate(
             actions = np.zeros((n_envs, suite.action_dim), np.float32)
             active = schedule.active()
             if batched:
-                actions[active] = type(policies[0]).act_batch([policies[i] for i in active], obs[active])
+                actions[active] = type(policies[0]).act_batch([policies[i] for i in active], _rows(obs, active, frames))
             else:
                 for i in active:
-                    actions[i] = policies[i].act(obs[i])
+                    actions[i] = policies[i].act(_rows(obs, i, frames))
             obs, rewards, _, _, infos = envs.step(actions)
-            obs = np.array(obs, np.float32)
+            obs = {key: np.array(value) for key, value in obs.items()} if isinstance(obs, dict) else np.array(obs, np.float32)
             success = infos.get("success", np.zeros(n_envs, bool))
             done = infos.get("slot_done", np.zeros(n_envs, bool))
             scores = infos.get("score", np.full(n_envs, np.nan))

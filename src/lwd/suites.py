@@ -1,7 +1,10 @@
 """Benchmarks by name: which tasks, how to make each env and expert, and the test protocol.
 
 A `Suite` is one benchmark: `metaworld/mt10` (10 tasks, task-id = index in `tasks`) or a single
-task such as `metaworld/push-v3`. Every command takes these names, so one string fixes the
+task such as `metaworld/push-v3`. An image suite (`pusht/image`, `robomimic/<task>/image`) observes
+a dict with the keys of one episode-store step, `{"obs": low-dim (obs_dim,), <image key>: (H, W, 3)
+uint8}`, and lists its cameras in `images`; every other suite observes the low-dim array alone.
+Every command takes these names, so one string fixes the
 environment, the demonstrator and the evaluation protocol. This module sits above `lwd.envs` and
 `lwd.experts` and joins them; neither of those imports the other.
 """
@@ -32,6 +35,13 @@ class Suite:
     """Names of the expert's styles (distinct ways to solve the task), in the order a dataset's
     integer `style` ids index; empty when the suite's expert has only its one way."""
     make_task_style_expert: Callable[[str, str], Expert] | None = field(default=None, repr=False)
+    images: tuple[tuple[str, tuple[int, int, int]], ...] = ()
+    """Camera frames beside the low-dim observation: (image key, (H, W, 3)) each, as
+    `DataInfo.images` records them; empty for a state-only suite."""
+
+    @property
+    def image_keys(self) -> tuple[str, ...]:
+        return tuple(key for key, _ in self.images)
 
     @property
     def multitask(self) -> bool:
@@ -77,24 +87,31 @@ def _pusht_suite(obs_type: str) -> Suite:
         return pusht.PushTEnv(obs_type=obs_type, **kwargs)
 
     name = "pusht" if obs_type == pusht.DEFAULT_OBS_TYPE else f"pusht/{obs_type}"
-    return Suite(name, ("pusht",), pusht.OBS_TYPES[obs_type], pusht.ACTION_DIM, pusht.MAX_EPISODE_STEPS,
+    images = ((pusht.IMAGE_KEY, (pusht.IMAGE_SIZE, pusht.IMAGE_SIZE, 3)),) if obs_type == pusht.IMAGE_OBS_TYPE else ()
+    return Suite(name, ("pusht",), pusht.LOW_DIMS[obs_type], pusht.ACTION_DIM, pusht.MAX_EPISODE_STEPS,
                  make_env, lambda task: PushTExpert(), styles=STYLES,
-                 make_task_style_expert=lambda task, style: PushTExpert(style=style))
+                 make_task_style_expert=lambda task, style: PushTExpert(style=style), images=images)
 
 
-def _robomimic_suite(task_name: str) -> Suite:
+def _robomimic_suite(task_name: str, image: bool = False) -> Suite:
+    """robomimic/<task> (low-dim obs) or robomimic/<task>/image (proprioception + the agentview camera)."""
     from lwd.envs import robomimic
     from lwd.experts.robomimic import LIFT_STYLES, RobomimicExpert
 
+    cameras = robomimic.IMAGE_CAMERAS if image else ()
+
     def make_env(task: str, **kwargs: Any) -> gym.Env:
-        return robomimic.RobomimicEnv(task, **kwargs)
+        return robomimic.RobomimicEnv(task, cameras=cameras, **kwargs) if cameras else robomimic.RobomimicEnv(task, **kwargs)
 
-    return Suite(f"robomimic/{task_name}", (task_name,), robomimic.OBS_DIMS[task_name], robomimic.ACTION_DIM,
+    side = robomimic.IMAGE_SIZE
+    images = tuple((robomimic.image_key(camera), (side, side, 3)) for camera in cameras)
+    obs_dim = robomimic.PROPRIO_DIM if image else robomimic.OBS_DIMS[task_name]
+    return Suite(f"robomimic/{task_name}" + ("/image" if image else ""), (task_name,), obs_dim, robomimic.ACTION_DIM,
                  robomimic.MAX_EPISODE_STEPS, make_env, RobomimicExpert, styles=LIFT_STYLES if task_name == "lift" else (),
-                 make_task_style_expert=lambda task, style: RobomimicExpert(task, style=style))
+                 make_task_style_expert=lambda task, style: RobomimicExpert(task, style=style), images=images)
 
 
-PUSHT_OBS_TYPES = ("keypoints", "state")
+PUSHT_OBS_TYPES = ("keypoints", "state", "image")
 ROBOMIMIC_TASKS = ("lift", "can", "square")
 
 
@@ -102,26 +119,28 @@ def available_suites() -> list[str]:
     from lwd.envs.metaworld import MT10_TASKS
 
     return [
-        "pusht (= pusht/keypoints)", "pusht/state",
-        *[f"robomimic/{t}" for t in ROBOMIMIC_TASKS],
+        "pusht (= pusht/keypoints)", "pusht/state", "pusht/image",
+        *[f"robomimic/{t}" for t in ROBOMIMIC_TASKS], *[f"robomimic/{t}/image" for t in ROBOMIMIC_TASKS],
         "metaworld/mt10", *[f"metaworld/{t}" for t in MT10_TASKS], "metaworld/<any v3 task>",
     ]
 
 
 def make_suite(name: str) -> Suite:
-    """`pusht[/keypoints|/state]`, `robomimic/<lift|can|square>`, `metaworld/mt10` or `metaworld/<task>-v3`.
+    """`pusht[/keypoints|/state|/image]`, `robomimic/<lift|can|square>[/image]`, `metaworld/mt10` or `metaworld/<task>-v3`.
 
     Unknown names raise with the list of known ones. Simulators are imported only when their
     suite is asked for, so a Metaworld-only install never needs gym-pusht or robosuite.
     """
     key = name.strip().lower()
-    if key in ("pusht", "pusht/keypoints", "pusht/state"):
+    if key in ("pusht", "pusht/keypoints", "pusht/state", "pusht/image"):
         return _pusht_suite(key.partition("/")[2] or "keypoints")
     if key.startswith("robomimic/"):
-        task = key.split("/", 1)[1]
+        task, _, variant = key.split("/", 1)[1].partition("/")
         if task not in ROBOMIMIC_TASKS:
             raise ValueError(f"unknown robomimic task {task!r} in {name!r}; known: {', '.join(ROBOMIMIC_TASKS)}")
-        return _robomimic_suite(task)
+        if variant not in ("", "image"):
+            raise ValueError(f"unknown robomimic observation {variant!r} in {name!r}; use robomimic/{task} or robomimic/{task}/image")
+        return _robomimic_suite(task, image=variant == "image")
     if key in ("metaworld/mt10", "mt10"):
         from lwd.envs.metaworld import MT10_TASKS
 

@@ -43,14 +43,19 @@ class ActionNoise(_SeededWrapper):
 
 
 class ObservationNoise(_SeededWrapper):
-    """Gaussian noise of std `scale` (in observation units) added to every observation the policy sees."""
+    """Gaussian noise of std `scale` (in observation units) added to every observation the policy sees.
+
+    On an image suite (a dict observation) the noise goes to the low-dim part ("obs") only: a
+    std in observation units says nothing about pixels, and the frames pass unchanged."""
 
     def __init__(self, env: gym.Env, scale: float) -> None:
         super().__init__(env)
         self.scale = scale
         self._rng = np.random.default_rng(0)
 
-    def _noisy(self, obs: np.ndarray) -> np.ndarray:
+    def _noisy(self, obs: Any) -> Any:
+        if isinstance(obs, dict):
+            return {**obs, "obs": self._noisy(obs["obs"])}
         return (obs + self._rng.normal(0.0, self.scale, size=obs.shape)).astype(obs.dtype)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:

@@ -6,7 +6,7 @@ The task: a disc agent (radius 15 px) driven by a PD controller towards an absol
 T's area (gym-pusht's own flag); Diffusion Policy reports the per-episode max of
 clip(coverage / 0.95, 0, 1) as its "mean_score", so `info` carries both.
 
-Observation types (`OBS_TYPES`, obs type -> dim):
+Observation types (`LOW_DIMS`, obs type -> dim of the low-dim observation):
 - "keypoints" (default, 20-d): Diffusion Policy's low-dim PushT observation, 9 block keypoints
   (x, y) flattened, then the agent (x, y), all in pixels. The keypoints are a fixed rigid set in
   the block's own frame (`BLOCK_KEYPOINTS_LOCAL`), so a model trained on DP's recorded
@@ -14,6 +14,13 @@ Observation types (`OBS_TYPES`, obs type -> dim):
 - "state" (5-d): gym-pusht's state, agent x, y, block x, y, block angle (mod 2 pi). The block
   position is the origin of its local frame (the middle of the top edge of the T's bar), not its
   centre of mass, which is at (0, 45) in that frame.
+- "image": Diffusion Policy's PushT image observation, a dict ``{"obs": agent x, y (2-d, px),
+  "image": (96, 96, 3) uint8}``: gym-pusht's own ``obs_type="pixels_agent_pos"`` frame, rendered
+  at ``observation_width = observation_height = 96`` (its default; the 680 px
+  ``visualization_*`` size is only for ``render()``): the 512 x 512 arena drawn by pygame, then
+  resized with OpenCV, no action marker. The keys are the episode store's (``obs`` and the image
+  key ``image``, see ``lwd.data.frames``), so a recorded step is the observation as it was seen.
+  Rendering costs every step (gym-pusht draws the frame inside ``step``).
 
 Every episode is identified by its seed: `reset` requires one, and the same seed with the same
 actions gives the same episode bit for bit.
@@ -32,7 +39,14 @@ from lwd.optional import require
 ACTION_DIM = 2
 MAX_EPISODE_STEPS = 300
 OBS_TYPES: dict[str, int] = {"keypoints": 20, "state": 5}
+"""Obs types whose observation is one array -> its dim."""
+IMAGE_OBS_TYPE = "image"
+LOW_DIMS: dict[str, int] = {**OBS_TYPES, IMAGE_OBS_TYPE: 2}
+"""Every obs type -> dim of its low-dim observation ("image": the agent position beside the frame)."""
 DEFAULT_OBS_TYPE = "keypoints"
+IMAGE_KEY = "image"
+IMAGE_SIZE = 96
+"""Frame side in pixels: Diffusion Policy's PushT image task (`shape_meta.obs.image: [3, 96, 96]`)."""
 SUCCESS_COVERAGE = 0.95
 ARENA_SIZE = 512.0
 GOAL_POSE = np.array([256.0, 256.0, np.pi / 4])
@@ -111,20 +125,32 @@ class PushTEnv(SeededTaskEnv):
         max_episode_steps: int = MAX_EPISODE_STEPS,
         render_mode: str | None = None,
     ) -> None:
-        if obs_type not in OBS_TYPES:
-            raise ValueError(f"unknown PushT obs_type {obs_type!r}; known: {', '.join(OBS_TYPES)}")
+        if obs_type not in LOW_DIMS:
+            raise ValueError(f"unknown PushT obs_type {obs_type!r}; known: {', '.join(LOW_DIMS)}")
         _import_gym_pusht()
-        super().__init__(OBS_TYPES[obs_type], 0.0, ARENA_SIZE, ACTION_DIM, terminate_on_success, max_episode_steps, render_mode)
+        super().__init__(LOW_DIMS[obs_type], 0.0, ARENA_SIZE, ACTION_DIM, terminate_on_success, max_episode_steps, render_mode)
         # The unwrapped env: gym.make's TimeLimit/OrderEnforcing would duplicate what we do here.
-        # gym-pusht renders only on request, so an rgb_array renderer costs nothing until used.
-        self._env = gym.make("gym_pusht/PushT-v0", obs_type="state", render_mode="rgb_array").unwrapped
+        # gym-pusht renders only on request (or, for pixel observations, once per step), so an
+        # rgb_array renderer costs nothing until used.
+        if obs_type == IMAGE_OBS_TYPE:
+            self._env = gym.make("gym_pusht/PushT-v0", obs_type="pixels_agent_pos", render_mode="rgb_array",
+                                 observation_width=IMAGE_SIZE, observation_height=IMAGE_SIZE).unwrapped
+            self.observation_space = gym.spaces.Dict({
+                "obs": self.observation_space,
+                IMAGE_KEY: gym.spaces.Box(0, 255, (IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8),
+            })
+        else:
+            self._env = gym.make("gym_pusht/PushT-v0", obs_type="state", render_mode="rgb_array").unwrapped
         self.obs_type = obs_type
 
     # --- observation and info -------------------------------------------------------------
     def _state5(self) -> np.ndarray:
         return np.asarray(self._env.get_obs(), dtype=np.float64)
 
-    def _obs(self) -> np.ndarray:
+    def _obs(self, inner: Any = None) -> np.ndarray | dict[str, np.ndarray]:
+        """The observation; `inner` is gym-pusht's own (used for "image": its frame, drawn once)."""
+        if self.obs_type == IMAGE_OBS_TYPE:
+            return {"obs": np.asarray(inner["agent_pos"], dtype=np.float32), IMAGE_KEY: np.asarray(inner["pixels"], np.uint8)}
         state5 = self._state5()
         obs = state5 if self.obs_type == "state" else keypoint_obs(state5)
         return obs.astype(np.float32)
@@ -146,14 +172,14 @@ class PushTEnv(SeededTaskEnv):
         }
 
     # --- gymnasium API ----------------------------------------------------------------------
-    def _reset(self, seed: int, options: dict | None) -> tuple[np.ndarray, dict]:
-        self._env.reset(seed=seed, options=options)
-        return self._obs(), self._info(self._env._get_coverage())
+    def _reset(self, seed: int, options: dict | None) -> tuple[Any, dict]:
+        inner_obs, _ = self._env.reset(seed=seed, options=options)
+        return self._obs(inner_obs), self._info(self._env._get_coverage())
 
-    def _advance(self, action: np.ndarray) -> tuple[np.ndarray, float, dict]:
-        _, _, _, _, inner = self._env.step(action)
+    def _advance(self, action: np.ndarray) -> tuple[Any, float, dict]:
+        inner_obs, _, _, _, inner = self._env.step(action)
         info = self._info(inner["coverage"])
-        return self._obs(), info["score"], info
+        return self._obs(inner_obs), info["score"], info
 
     PUSH_NAME = "block-push"
     PUSH_UNIT = "pixels"

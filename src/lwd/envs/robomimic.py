@@ -24,6 +24,16 @@ model itself is built from a fixed seed: Lift's cube size is drawn at build time
 (``hard_reset=False``): robosuite keeps the compiled model, so a reset costs milliseconds instead
 of ~0.75 s.
 
+Image observations (``cameras``, the suites ``robomimic/<task>/image``): robomimic's image
+datasets pair camera frames with proprioception only, so the observation is a dict with the keys
+of one episode-store step, ``{"obs": robot0_eef_pos, robot0_eef_quat, robot0_gripper_qpos (9-d),
+"agentview_image": (84, 84, 3) uint8}`` (robosuite names a camera's frames ``<camera>_image``;
+84 x 84 is robomimic's and Diffusion Policy's size). Frames are flipped to row 0 at the top, as
+robomimic's ``EnvRobosuite`` flips MuJoCo's bottom-up images. Rendering is offscreen: robosuite
+needs an OpenGL backend, ``MUJOCO_GL=egl`` (its default on Linux) or ``osmesa``; any other
+setting, or a backend that fails to start, is refused with a message that says so. It is slow in
+software: ~0.1 s a frame on one CPU core here, so an image step costs ~10x a low-dim one.
+
 Success protocol (as Metaworld's): an episode succeeds if the env's own ``_check_success()`` is
 true at any step within 400; by default the env terminates at the first success.
 """
@@ -33,6 +43,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from lwd.envs.base import SeededTaskEnv
@@ -44,6 +55,14 @@ ROBOSUITE_ENVS: dict[str, str] = {"lift": "Lift", "can": "PickPlaceCan", "square
 #: robomimic's low-dim observation keys, in the order they are concatenated.
 OBS_KEYS: tuple[str, ...] = ("object", "robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos")
 OBS_DIMS: dict[str, int] = {"lift": 19, "can": 23, "square": 23}
+#: Proprioception beside camera frames (robomimic's image datasets): the robot keys of OBS_KEYS.
+PROPRIO_KEYS: tuple[str, ...] = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos")
+PROPRIO_DIM = 9
+#: Cameras of the image suites, and their frame side in pixels.
+IMAGE_CAMERAS: tuple[str, ...] = ("agentview",)
+IMAGE_SIZE = 84
+#: MUJOCO_GL values that render offscreen without a display.
+OFFSCREEN_GL = ("egl", "osmesa")
 ACTION_DIM = 7
 MAX_EPISODE_STEPS = 400
 CONTROL_FREQ = 20
@@ -61,6 +80,21 @@ def obs_key_dims(task: str) -> dict[str, int]:
     """robomimic obs key -> its width for `task`, in ``OBS_KEYS`` order (sums to ``OBS_DIMS[task]``)."""
     _check_task(task)
     return {"object": _OBJECT_DIMS[task], "robot0_eef_pos": 3, "robot0_eef_quat": 4, "robot0_gripper_qpos": 2}
+
+
+def image_key(camera: str) -> str:
+    """The image key of a robosuite camera's frames (robosuite's and robomimic's name), e.g. "agentview_image"."""
+    return f"{camera}_image"
+
+
+def _check_offscreen_gl() -> None:
+    """Refuse a MUJOCO_GL that cannot render without a display, before robosuite tries it."""
+    import os
+
+    value = os.environ.get("MUJOCO_GL")
+    if value is not None and value.strip().lower() not in OFFSCREEN_GL:
+        raise RuntimeError(f"robomimic image observations render offscreen, which needs MUJOCO_GL=egl (or osmesa), "
+                           f"but MUJOCO_GL={value!r}; start lwd with MUJOCO_GL=egl")
 
 
 def _check_task(task: str) -> None:
@@ -123,15 +157,35 @@ class RobomimicEnv(SeededTaskEnv):
         terminate_on_success: bool = True,
         max_episode_steps: int = MAX_EPISODE_STEPS,
         render_mode: str | None = None,
+        cameras: tuple[str, ...] = (),
     ) -> None:
+        """cameras: robosuite cameras whose frames join the observation (then a dict, see the module
+        docstring); empty: robomimic's low-dim observation array."""
         _check_task(task)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        super().__init__(OBS_DIMS[task], -1.0, 1.0, ACTION_DIM, terminate_on_success, max_episode_steps, render_mode)
+        self.cameras = tuple(cameras)
+        if self.cameras:
+            _check_offscreen_gl()
+        super().__init__(PROPRIO_DIM if self.cameras else OBS_DIMS[task], -1.0, 1.0, ACTION_DIM, terminate_on_success,
+                         max_episode_steps, render_mode)
         self.task = task
-        self._env_kwargs = self._make_kwargs(render_mode)
-        suite = _import_robosuite()
-        self._env = suite.make(ROBOSUITE_ENVS[task], **self._env_kwargs)
+        try:  # with MUJOCO_GL=osmesa and no OSMesa, even importing robosuite fails (in PyOpenGL)
+            self._env_kwargs = self._make_kwargs(render_mode, self.cameras)
+            self._env = _import_robosuite().make(ROBOSUITE_ENVS[task], **self._env_kwargs)
+        except Exception as err:
+            if not self.cameras or isinstance(err, ImportError):  # ImportError: robosuite itself is missing
+                raise
+            import os
+
+            raise RuntimeError(f"robosuite could not start offscreen rendering for camera frames "
+                               f"(MUJOCO_GL={os.environ.get('MUJOCO_GL')!r}): {type(err).__name__}: {err}; "
+                               "install EGL (e.g. libegl1) or OSMesa and start lwd with MUJOCO_GL=egl or osmesa") from err
+        if self.cameras:
+            self.observation_space = gym.spaces.Dict({
+                "obs": self.observation_space,
+                **{image_key(c): gym.spaces.Box(0, 255, (IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8) for c in self.cameras},
+            })
         sim = self._env.sim
         self._object_body = sim.model.body_name2id(_OBJECT_BODY[task])
         self._object_qpos = sim.model.get_joint_qpos_addr(_OBJECT_JOINT[task])[0]
@@ -142,17 +196,22 @@ class RobomimicEnv(SeededTaskEnv):
     # ------------------------------------------------------------------ construction
 
     @staticmethod
-    def _make_kwargs(render_mode: str | None) -> dict[str, Any]:
+    def _make_kwargs(render_mode: str | None, cameras: tuple[str, ...] = ()) -> dict[str, Any]:
         """robosuite.make keyword arguments; JSON-serialisable, so `env_args()` can record them."""
         suite = _import_robosuite()
         controller = suite.load_composite_controller_config(robot="Panda")
-        offscreen = render_mode == "rgb_array"
+        offscreen = render_mode == "rgb_array" or bool(cameras)
+        camera_kwargs: dict[str, Any] = {}
+        if cameras:
+            camera_kwargs = {"camera_names": list(cameras), "camera_heights": IMAGE_SIZE, "camera_widths": IMAGE_SIZE,
+                             "camera_depths": False}
         return {
             "robots": ["Panda"],
             "controller_configs": controller,
             "has_renderer": False,
             "has_offscreen_renderer": offscreen,
-            "use_camera_obs": False,
+            "use_camera_obs": bool(cameras),
+            **camera_kwargs,
             "use_object_obs": True,
             "control_freq": CONTROL_FREQ,
             "horizon": MAX_EPISODE_STEPS,  # unused: ignore_done=True, this class cuts the episode
@@ -197,9 +256,13 @@ class RobomimicEnv(SeededTaskEnv):
         info = self._info()
         return self._obs(), float(info["success"]), info
 
-    def _obs(self) -> np.ndarray:
-        parts = [np.asarray(self._raw[_ROBOSUITE_KEY.get(k, k)], np.float32).ravel() for k in OBS_KEYS]
-        return np.concatenate(parts)
+    def _obs(self) -> np.ndarray | dict[str, np.ndarray]:
+        keys = PROPRIO_KEYS if self.cameras else OBS_KEYS
+        parts = [np.asarray(self._raw[_ROBOSUITE_KEY.get(k, k)], np.float32).ravel() for k in keys]
+        if not self.cameras:
+            return np.concatenate(parts)
+        frames = {image_key(c): np.ascontiguousarray(self._raw[image_key(c)][::-1], dtype=np.uint8) for c in self.cameras}
+        return {"obs": np.concatenate(parts), **frames}
 
     def _info(self) -> dict[str, Any]:
         success = bool(self._env._check_success())

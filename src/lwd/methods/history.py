@@ -11,7 +11,9 @@ import numpy as np
 
 
 class ObsHistory:
-    """The last `length` observations of an episode, oldest first, padded with the first one."""
+    """The last `length` observations of an episode, oldest first, padded with the first one.
+
+    An observation is an array, or a dict of arrays (an image suite's {"obs": ..., <image key>: frame})."""
 
     def __init__(self, length: int) -> None:
         if length < 1:
@@ -30,6 +32,9 @@ class ObsHistory:
         """The newest k observations, oldest first."""
         return self.items[-k:]
 
-    def stacked(self) -> np.ndarray:
-        """(length, Do)"""
+    def stacked(self) -> np.ndarray | dict[str, np.ndarray]:
+        """(length, Do); for dict observations (image suites) one stack per key, e.g.
+        {"obs": (length, Do), "image": (length, H, W, 3)}."""
+        if isinstance(self.items[0], dict):
+            return {key: np.stack([item[key] for item in self.items]) for key in self.items[0]}
         return np.stack(self.items)
