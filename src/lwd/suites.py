@@ -69,14 +69,18 @@ class Suite:
 
 def _metaworld_suite(name: str, tasks: tuple[str, ...]) -> Suite:
     from lwd.envs import metaworld as mw
-    from lwd.experts.metaworld import MetaworldExpert
+    from lwd.experts.metaworld import MetaworldExpert, styles_for
 
     suite_kind = "mt10" if len(tasks) > 1 else "mt1"
 
     def make_env(task: str, **kwargs: Any) -> gym.Env:
         return mw.MetaworldTaskEnv(task, suite=suite_kind, **kwargs)
 
-    return Suite(name, tasks, mw.OBS_DIM, mw.ACTION_DIM, mw.MAX_EPISODE_STEPS, make_env, MetaworldExpert)
+    # styles only where every task's expert has them (the MT10 tasks: see lwd.experts.metaworld)
+    styles = min((styles_for(task) for task in tasks), key=len)
+    return Suite(name, tasks, mw.OBS_DIM, mw.ACTION_DIM, mw.MAX_EPISODE_STEPS, make_env, MetaworldExpert,
+                 styles=styles if len(styles) > 1 else (),
+                 make_task_style_expert=lambda task, style: MetaworldExpert(task, style=style))
 
 
 def _pusht_suite(obs_type: str) -> Suite:
