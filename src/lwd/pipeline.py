@@ -36,7 +36,9 @@ def build_configs(method: str, preset: str = "default", overrides: list[str] | t
     return cfg, train_cfg
 
 
-def data_info(episodes: Episodes, dataset: str) -> DataInfo:
+def data_info(episodes: Episodes, dataset: str, images: bool = False) -> DataInfo:
+    """What a model trained on `episodes` records of them; `images`: the method reads camera frames,
+    so their keys and shapes are recorded (`DataInfo.images`)."""
     tasks = tuple(str(t) for t in episodes.attrs.get("tasks", ()))
     if TASK in episodes.data:
         n = int(episodes.data[TASK].max()) + 1
@@ -52,6 +54,7 @@ def data_info(episodes: Episodes, dataset: str) -> DataInfo:
         suite=str(episodes.attrs.get("suite", "")),
         dataset=str(dataset),
         num_episodes=episodes.num_episodes,
+        images=tuple((key, shape) for key, shape in episodes.frame_shapes().items()) if images else (),
     )
 
 
@@ -99,7 +102,7 @@ def train_run(
                                f"(condition={getattr(cfg, 'condition', 'task')!r}); use --set condition=state for single-task data")
         train_eps, _val_eps = episodes.split(train_cfg.val_fraction, train_cfg.seed)
         normalizer = MinMaxNormalizer.fit(train_eps.data)
-        info = data_info(episodes, str(data))
+        info = data_info(episodes, str(data), images=get_method(method).reads_images)
         model = build_method(method, cfg, info, normalizer, seed=train_cfg.seed)
         run = RunConfig(method, cfg, train_cfg, info, preset=preset)
 
@@ -314,7 +317,8 @@ def _trained_with(run_dir: Path) -> str:
 def preset_info(method: str, preset: str, obs_dim: int, action_dim: int, num_tasks: int = 0, latency_steps: int = 0,
                 env: str | None = None, **runtime: Any) -> dict[str, Any]:
     """What a preset sets (its method and optimiser settings, `extends` chain applied; "sets KEY" rows)
-    and the cost of an untrained model built from it: FLOPs and params need no training."""
+    and the cost of an untrained model built from it: FLOPs and params need no training. With an image
+    suite as `env`, a method that reads frames is costed with its image encoders."""
     import numpy as np
 
     cfg, _ = build_configs(method, preset)
@@ -324,7 +328,9 @@ def preset_info(method: str, preset: str, obs_dim: int, action_dim: int, num_tas
     normalizer = MinMaxNormalizer.fit({OBS: np.stack([-np.ones(obs_dim), np.ones(obs_dim)]).astype(np.float32),
                                        ACTION: np.stack([-np.ones(action_dim), np.ones(action_dim)]).astype(np.float32)})
     tasks = tuple(f"task{i}" for i in range(num_tasks))
-    model = build_method(method, cfg, DataInfo(obs_dim, action_dim, tasks), normalizer, seed=0)
+    # an image suite's frames, for a method that reads them (its encoders are part of the cost)
+    images = make_suite(env).images if env and get_method(method).reads_images else ()
+    model = build_method(method, cfg, DataInfo(obs_dim, action_dim, tasks, images=images), normalizer, seed=0)
     episode_steps = make_suite(env).max_episode_steps if env else None
     return {"method": method, "preset": preset, **(sets or {"sets": "nothing (the config's defaults)"}),
             "obs / action dims": f"{obs_dim} / {action_dim}", "trained": "no (cost only)",

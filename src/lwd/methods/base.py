@@ -267,6 +267,9 @@ class Method(nn.Module):
     presets: ClassVar[Mapping[str, Preset]] = {"default": Preset()}
     bench_variants: ClassVar[tuple[str, ...]] = ("",)
     """Suffixes `lwd bench` accepts after the name (e.g. "ddim" for `dp-ddim`); "" is the plain method."""
+    reads_images: ClassVar[bool] = False
+    """True for a method that reads camera frames when its data has them (`DataInfo.images` then lists
+    them, and its policies get image suites' dict observations); others train on the low-dim "obs"."""
 
     def __init__(self, cfg: Any, info: DataInfo, normalizer: Any) -> None:
         super().__init__()

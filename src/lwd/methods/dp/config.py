@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from lwd.config import ADDED_LATER
 from lwd.methods.diffusion import SAMPLERS
 from lwd.methods.dp.unet1d import min_horizon_multiple, round_up_horizon
 
@@ -51,6 +52,16 @@ class DPConfig:
     with it are reported under their own sampler/steps, never as the ddpm baseline."""
     steps: int = 20000
     """Training steps (the learning rate is TrainConfig.lr, as for every method)."""
+    # Image observations (used only when the data has camera frames; see model.py):
+    crop_shape: tuple[int, int] = field(default=(84, 84), metadata=ADDED_LATER)
+    """Crop of every frame before the encoder (random in training, central in evaluation): the
+    reference's 84 x 84 for PushT's 96 px frames; robomimic's 84 px frames take 76 x 76."""
+    image_width: int = field(default=64, metadata=ADDED_LATER)
+    """Channels of the ResNet-18's first stage (64: the reference; later stages double it)."""
+    image_keypoints: int = field(default=32, metadata=ADDED_LATER)
+    """Spatial-softmax keypoints per camera."""
+    image_features: int = field(default=64, metadata=ADDED_LATER)
+    """Features per camera and step after the encoder's linear layer."""
 
     def __post_init__(self) -> None:
         for name in ("horizon", "obs_steps", "action_steps", "kernel_size", "diffusion_step_embed_dim", "n_groups",
@@ -99,3 +110,10 @@ class DPConfig:
             raise ValueError(f"DPConfig.prediction_type must be one of {PREDICTION_TYPES}, got {self.prediction_type!r}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"DPConfig.sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if len(self.crop_shape) != 2 or min(self.crop_shape) < 1:
+            raise ValueError(f"DPConfig.crop_shape must be [height, width] in pixels, e.g. [84, 84]; got {self.crop_shape!r}")
+        if self.image_width < 16 or self.image_width % 16:
+            raise ValueError(f"DPConfig.image_width must be a multiple of 16 (GroupNorm groups of 16 channels), got {self.image_width}")
+        for name in ("image_keypoints", "image_features"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"DPConfig.{name} must be >= 1, got {getattr(self, name)}")

@@ -13,6 +13,15 @@ task/*_lowdim` + `train_diffusion_unet_lowdim_workspace.yaml`, `obs_as_global_co
 optimiser settings (AdamW lr 1e-4, betas (0.95, 0.999), wd 1e-6, 500 warm-up steps, batch 256,
 EMA power 0.75) live in the "train" part of the presets (presets.py), because they are
 :class:`lwd.config.TrainConfig` fields shared by every method.
+
+Image observations (the reference's hybrid image policy, `diffusion_unet_hybrid_image_policy.py`):
+when the training data has camera frames (`Episodes.frames`; `DataInfo.images` then records them),
+each camera gets its own encoder (:class:`lwd.methods.vision.ImageEncoder`: crop, ResNet-18 with
+GroupNorm, spatial softmax, 64 features), and the condition of each observed step is
+[features of every camera, low-dim obs] (B, To, n_cams * 64 + Do), flattened over the To steps as
+before. The encoders train with the U-Net (and are EMA-averaged with it); they run once per plan.
+The "image-paper" preset is the reference PushT image config (U-Net (512, 1024, 2048), step
+embedding 128, 84 x 84 crops, batch 64); "image-cpu" a narrow one for this machine.
 """
 
 from __future__ import annotations
@@ -26,13 +35,14 @@ from torch import nn
 
 from lwd.config import DataInfo, TrainConfig
 from lwd.data import Episodes, MinMaxNormalizer, SegmentDataset, WindowSpec
-from lwd.data.keys import ACTIONS, OBS_HISTORY, TASK
+from lwd.data.keys import ACTIONS, OBS_HISTORY, TASK, image_history_key
 from lwd.flops import count_flops, num_params
 from lwd.methods.base import BenchCell, Cost, GenerationRuntime, Method, Stage, register_method
 from lwd.methods.diffusion import SAMPLERS, SamplerCache, Scheduler, make_scheduler
 from lwd.methods.dp.config import DPConfig
 from lwd.methods.dp.presets import PRESETS
 from lwd.methods.dp.unet1d import ConditionalUnet1D, round_up_horizon
+from lwd.methods.vision import ImageEncoder
 
 if TYPE_CHECKING:
     from lwd.methods.dp.policy import DPPolicy
@@ -59,13 +69,23 @@ class DiffusionPolicy(Method):
     runtime_class = GenerationRuntime
     presets = PRESETS
     bench_variants = ("", "ddim")
+    reads_images = True
     cfg: DPConfig
 
     def __init__(self, cfg: DPConfig, info: DataInfo, normalizer: MinMaxNormalizer) -> None:
         super().__init__(cfg, info, normalizer)
         self.num_tasks = info.task_inputs
         self.task_embedding = nn.Embedding(self.num_tasks, cfg.task_embed_dim) if self.num_tasks else None
-        self.global_cond_dim = cfg.obs_steps * info.obs_dim + (cfg.task_embed_dim if self.num_tasks else 0)
+        self.image_keys = tuple(key for key, _ in info.images)
+        self.encoders: nn.ModuleDict | None = None  # one image encoder per camera; None for low-dim data
+        if self.image_keys:
+            self.encoders = nn.ModuleDict({
+                key: ImageEncoder(tuple(shape), cfg.crop_shape, cfg.image_width, cfg.image_keypoints, cfg.image_features)
+                for key, shape in info.images
+            })
+        self.step_dim = info.obs_dim + len(self.image_keys) * cfg.image_features
+        """Condition features per observed step: the cameras' features, then the low-dim obs."""
+        self.global_cond_dim = cfg.obs_steps * self.step_dim + (cfg.task_embed_dim if self.num_tasks else 0)
         self.unet = ConditionalUnet1D(
             input_dim=info.action_dim,
             global_cond_dim=self.global_cond_dim,
@@ -91,13 +111,22 @@ class DiffusionPolicy(Method):
             raise ValueError(f"inference_steps must be in [1, {self.cfg.num_train_timesteps}] (num_train_timesteps), got {n_steps}")
         return self.samplers.get(kind, n_steps), kind, n_steps
 
-    def global_condition(self, obs_history: torch.Tensor, task: torch.Tensor | None) -> torch.Tensor:
-        """obs_history (B, To, Do) normalised, task (B,) -> FiLM condition (B, To*Do [+ E_task])."""
+    def global_condition(self, obs_history: torch.Tensor, task: torch.Tensor | None,
+                         images: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """obs_history (B, To, Do) normalised, task (B,), images {key: (B, To, H, W, 3) uint8} (image
+        models) -> FiLM condition (B, To*(F_img*n_cams + Do) [+ E_task])."""
         if obs_history.ndim != 3 or obs_history.shape[1:] != (self.cfg.obs_steps, self.info.obs_dim):
             raise ValueError(
                 f"obs_history must be (B, To={self.cfg.obs_steps}, Do={self.info.obs_dim}), got {tuple(obs_history.shape)}"
             )
-        cond = obs_history.flatten(1)  # (B, To*Do)
+        if self.encoders is None:
+            cond = obs_history.flatten(1)  # (B, To*Do)
+        else:
+            missing = [key for key in self.image_keys if images is None or key not in images]
+            if missing:
+                raise ValueError(f"this Diffusion Policy reads camera frames {list(self.image_keys)}: pass images {missing}")
+            features = [self.encoders[key](images[key]) for key in self.image_keys]  # (B, To, F) each
+            cond = torch.cat([*features, obs_history], dim=-1).flatten(1)  # (B, To*(n_cams*F + Do))
         if self.task_embedding is not None:
             if task is None:
                 raise ValueError(f"this Diffusion Policy is multitask ({self.num_tasks} tasks): pass task ids")
@@ -112,15 +141,18 @@ class DiffusionPolicy(Method):
         generator: torch.Generator | list[torch.Generator] | None = None,
         sampler: str | None = None,
         inference_steps: int | None = None,
+        images: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Reverse diffusion from N(0, I): obs_history (B, To, Do) normalised -> actions (B, T, Da) normalised.
+
+        An image model also takes `images` {key: (B, To, H, W, 3) uint8}; they are encoded once per call.
 
         `generator` may be a list of B generators, one per sample: each sample then draws exactly
         the noise it would draw alone at batch 1 (diffusers' schedulers accept such lists too), which
         is what lets the evaluator batch several episodes' replans into one network call.
         """
         scheduler, _, _ = self.sampler(sampler, inference_steps)
-        cond = self.global_condition(obs_history, task)  # (B, Dg)
+        cond = self.global_condition(obs_history, task, images)  # (B, Dg)
         batch = obs_history.shape[0]
         shape = (batch, self.cfg.horizon, self.info.action_dim)
         if isinstance(generator, list):
@@ -144,7 +176,8 @@ class DiffusionPolicy(Method):
         the first / last action, i.e. to hold still.
         """
         actions = batch[ACTIONS]  # (B, T, Da)
-        cond = self.global_condition(batch[OBS_HISTORY], batch.get(TASK))  # (B, Dg)
+        images = {key: batch[image_history_key(key)] for key in self.image_keys} or None  # (B, To, H, W, 3) each
+        cond = self.global_condition(batch[OBS_HISTORY], batch.get(TASK), images)  # (B, Dg)
         noise = torch.randn_like(actions)  # (B, T, Da)
         k = torch.randint(0, self.cfg.num_train_timesteps, (actions.shape[0],), device=actions.device)
         noisy = self.noise_scheduler.add_noise(actions, noise, k)  # (B, T, Da)
@@ -154,7 +187,7 @@ class DiffusionPolicy(Method):
         return value, {f"{self.cfg.prediction_type}_mse": value.detach()}
 
     def stages(self, train_cfg: TrainConfig, episodes: Episodes) -> list[Stage]:
-        spec = WindowSpec.diffusion_policy(obs_steps=self.cfg.obs_steps, horizon=self.cfg.horizon)
+        spec = WindowSpec.diffusion_policy(obs_steps=self.cfg.obs_steps, horizon=self.cfg.horizon, image_keys=self.image_keys)
         dataset = SegmentDataset(episodes, spec, self.normalizer, short_episodes=train_cfg.short_episodes).to(self.device)
 
         def sample(rng: np.random.Generator) -> dict[str, torch.Tensor]:
@@ -191,10 +224,22 @@ class DiffusionPolicy(Method):
         _, kind, n_steps = self.sampler(runtime.sampler, runtime.inference_steps)
         hist = torch.zeros(1, self.cfg.obs_steps, self.info.obs_dim)  # (1, To, Do)
         task = torch.zeros(1, dtype=torch.long) if self.num_tasks else None
-        cond = self.global_condition(hist, task)  # (1, Dg)
-        x = torch.zeros(1, self.cfg.horizon, self.info.action_dim)  # (1, T, Da)
-        call_flops = count_flops(lambda: self.unet(x, torch.tensor([0]), cond))
-        gen_flops = count_flops(lambda: self.sample_actions(hist, task, torch.Generator().manual_seed(0), kind, n_steps))
+        images = {key: torch.zeros(1, self.cfg.obs_steps, *shape, dtype=torch.uint8)
+                  for key, shape in self.info.images} or None  # (1, To, H, W, 3) each
+        training = self.training
+        self.eval()  # the evaluation crop, and no draw from the global RNG for a random one
+        try:
+            cond = self.global_condition(hist, task, images)  # (1, Dg)
+            x = torch.zeros(1, self.cfg.horizon, self.info.action_dim)  # (1, T, Da)
+            call_flops = count_flops(lambda: self.unet(x, torch.tensor([0]), cond))
+            gen_flops = count_flops(lambda: self.sample_actions(hist, task, torch.Generator().manual_seed(0), kind, n_steps,
+                                                                images=images))
+            details: dict[str, Any] = {"sampler": kind, "inference_steps": n_steps, "flops_denoiser_call": call_flops}
+            if self.encoders is not None:  # the encoders run once per plan, on To frames of each camera
+                details["params_image_encoders"] = num_params(self.encoders)
+                details["flops_image_encoders"] = count_flops(lambda: self.global_condition(hist, task, images))
+        finally:
+            self.train(training)
         params = num_params(self)
         return Cost(
             params_total=params,
@@ -202,7 +247,7 @@ class DiffusionPolicy(Method):
             flops_policy_step=0,  # queued actions are replayed; no network runs between plans
             flops_generation=gen_flops,
             generation_every=ta,
-            details={"sampler": kind, "inference_steps": n_steps, "flops_denoiser_call": call_flops},
+            details=details,
         )
 
     @classmethod

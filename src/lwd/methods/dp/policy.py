@@ -20,7 +20,8 @@ class DPPolicy(Policy):
 
     Keeps the last To normalised observations (the first observation repeated until there are
     To), and whenever its action queue is empty samples a full horizon of T actions and queues
-    the Ta actions [To-1, To-1+Ta). The sampling noise comes from a generator seeded by the
+    the Ta actions [To-1, To-1+Ta). An image model observes dicts ({"obs": low-dim, <image key>:
+    (H, W, 3) uint8}) and keeps their frames in the history beside the normalised low-dim part. The sampling noise comes from a generator seeded by the
     episode seed, so an episode's actions never depend on other episodes or on parallel envs.
     """
 
@@ -72,12 +73,14 @@ class DPPolicy(Policy):
         self.generations += 1
 
     @classmethod
-    def act_batch(cls, policies: Sequence[Policy], obs: np.ndarray) -> np.ndarray:
-        """One step of several episodes: the ones whose queue is empty replan in one batched call."""
+    def act_batch(cls, policies: Sequence[Policy], obs: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
+        """One step of several episodes (obs (N, Do), or an image model's dict of (N, ...) arrays):
+        the ones whose queue is empty replan in one batched call."""
         dp = [p for p in policies if isinstance(p, DPPolicy)]
         if len(dp) != len(policies):
             raise ValueError("DPPolicy.act_batch steps Diffusion Policy runtimes only")
-        cls.plan_together([p for p, o in zip(dp, obs) if p.observe(o)])
+        rows = [{key: value[i] for key, value in obs.items()} for i in range(len(dp))] if isinstance(obs, dict) else obs
+        cls.plan_together([p for p, o in zip(dp, rows) if p.observe(o)])
         return np.stack([p.next_action() for p in dp])
 
     @staticmethod
@@ -93,21 +96,31 @@ class DPPolicy(Policy):
         if any(p.model is not first.model or (p.sampler, p.inference_steps, p.action_horizon, p.delay)
                != (first.sampler, first.inference_steps, first.action_horizon, first.delay) for p in policies):
             raise ValueError("plan_together needs policies of one model with the same runtime settings")
-        hist = torch.from_numpy(np.stack([p._history.stacked() for p in policies]))  # (B, To, Do)
+        hist, images = _batched([p._history.stacked() for p in policies])  # (B, To, Do), {key: (B, To, H, W, 3)}
         task = torch.cat([p._task for p in policies]) if first._task is not None else None  # (B,)
-        sample = first.model.sample_actions(hist, task, [p._generator for p in policies], first.sampler, first.inference_steps)  # (B, T, Da)
+        sample = first.model.sample_actions(hist, task, [p._generator for p in policies], first.sampler, first.inference_steps,
+                                            images=images)  # (B, T, Da)
         for policy, plan in zip(policies, sample.cpu().numpy()):
             policy._install(plan)
 
     def _plan(self) -> None:
-        hist = torch.from_numpy(self._history.stacked())[None]  # (1, To, Do)
-        sample = self.model.sample_actions(hist, self._task, self._generator, self.sampler, self.inference_steps)  # (1, T, Da)
+        hist, images = _batched([self._history.stacked()])  # (1, To, Do), {key: (1, To, H, W, 3)} or None
+        sample = self.model.sample_actions(hist, self._task, self._generator, self.sampler, self.inference_steps,
+                                           images=images)  # (1, T, Da)
         self._install(sample[0].cpu().numpy())
 
-    def observe(self, obs: np.ndarray) -> bool:
-        """Record obs (Do,) raw in the history; True if a plan is needed before `next_action`."""
-        obs_n = self.model.normalizer.normalize(OBS, np.asarray(obs, np.float32)).astype(np.float32)  # (Do,)
-        self._history.push(obs_n)
+    def observe(self, obs: np.ndarray | dict[str, np.ndarray]) -> bool:
+        """Record obs (Do,) raw (an image model: {"obs": (Do,), <image key>: (H, W, 3) uint8}) in the
+        history; True if a plan is needed before `next_action`."""
+        low_dim = obs[OBS] if isinstance(obs, dict) else obs
+        obs_n = self.model.normalizer.normalize(OBS, np.asarray(low_dim, np.float32)).astype(np.float32)  # (Do,)
+        if self.model.image_keys:
+            if not isinstance(obs, dict):
+                raise ValueError(f"this Diffusion Policy reads camera frames {list(self.model.image_keys)}: "
+                                 "act() takes {'obs': low-dim, <image key>: frame} observations")
+            self._history.push({OBS: obs_n, **{key: np.array(obs[key], np.uint8) for key in self.model.image_keys}})
+        else:
+            self._history.push(obs_n)
         return not self._queue
 
     def next_action(self) -> np.ndarray:
@@ -117,7 +130,17 @@ class DPPolicy(Policy):
         self.steps += 1
         return self._queue.pop(0)
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        """obs (Do,) raw -> action (Da,) raw."""
+    def act(self, obs: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
+        """obs (Do,) raw (or an image model's dict, see `observe`) -> action (Da,) raw."""
         self.observe(obs)
         return self.next_action()
+
+
+def _batched(histories: list) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+    """Stacked histories of B policies -> obs history (B, To, Do) and, for an image model's dict
+    histories, the frames {key: (B, To, H, W, 3) uint8} (else None)."""
+    if not isinstance(histories[0], dict):
+        return torch.from_numpy(np.stack(histories)), None
+    hist = torch.from_numpy(np.stack([h[OBS] for h in histories]))
+    images = {key: torch.from_numpy(np.stack([h[key] for h in histories])) for key in histories[0] if key != OBS}
+    return hist, images
