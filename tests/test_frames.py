@@ -169,3 +169,24 @@ def test_the_dataset_hash_covers_frames():
     assert episodes_hash(episodes) != episodes_hash(changed)
     plain = Episodes(data=episodes.data, episode_ends=episodes.episode_ends, attrs=episodes.attrs)
     assert episodes_hash(plain) != episodes_hash(episodes)
+
+
+def test_diffusion_policys_pusht_zarr_imports_its_frames_as_the_image_key(tmp_path):
+    from lwd.data.formats.dp_zarr import load_dp_pusht
+
+    rng = np.random.default_rng(0)
+    n, lengths = 7, [3, 4]
+    img = rng.integers(0, 256, (n, 96, 96, 3), dtype=np.uint8)
+    state = rng.uniform(50, 450, (n, 5)).astype(np.float32)
+    action = rng.uniform(0, 512, (n, 2)).astype(np.float32)
+    store = zarr.storage.ZipStore(str(tmp_path / "pusht.zarr.zip"), mode="w")
+    root = zarr.open_group(store=store, mode="w", zarr_format=2)  # DP's layout: no image_keys attribute
+    for key, value in {"state": state, "action": action, "img": img}.items():
+        root.require_group("data").create_array(key, shape=value.shape, dtype=value.dtype, chunks=(4, *value.shape[1:]))[...] = value
+    root.create_group("meta").create_array("episode_ends", shape=(2,), dtype=np.int64)[...] = np.cumsum(lengths)
+    store.close()
+    episodes = load_dp_pusht(tmp_path / "pusht.zarr.zip", obs_type="image")
+    assert episodes.attrs["suite"] == "pusht/image" and episodes.image_keys == ["image"]
+    assert not episodes.frames["image"].in_memory
+    np.testing.assert_array_equal(episodes.data["obs"], state[:, :2])
+    np.testing.assert_array_equal(episodes.frames["image"][np.array([6, 0])], img[[6, 0]])
