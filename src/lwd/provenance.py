@@ -100,6 +100,12 @@ def _default_command() -> list[str]:
     return ["lwd", *sys.argv[1:]]
 
 
+def command_line() -> list[str]:
+    """The command this process runs, as results cite it; passed to work done on its behalf in
+    processes that have their own command line (a study's tasks on Ray workers)."""
+    return _default_command()
+
+
 def episodes_hash(episodes: Any) -> str:
     """SHA-256 of an episode store's content: every data array (name, dtype, shape, values, in key
     order), the episode ends, the camera frames (if any) and the attributes. It depends on what the

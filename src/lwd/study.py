@@ -29,7 +29,8 @@ finished cell is one small JSON file under `benchmarks/results/studies/<name>/` 
 so a study resumes on any machine: only cells without a matching file run, a changed setting
 changes the key and reruns that cell, and training runs (under `runs/studies/`, named by their
 own key, so studies share them) are reused or resumed when present. Cells that share a training run form one job; jobs run in
-parallel one-thread processes (`--jobs`). The study writes `<name>.json` (every figure),
+parallel one-thread processes (`--jobs`), or as tasks on a Ray cluster (`--engine ray --address HOST:PORT`,
+`lwd.cluster`) that write the same cell files. The study writes `<name>.json` (every figure),
 `<name>.md` (a table with 95% intervals: Wilson over episodes for one seed; for several, the wider of
 Student-t over the seeds and Wilson over all their episodes) and `<name>.png` (success against H
 with error bars).
@@ -56,6 +57,8 @@ else:  # pragma: no cover
 RESULTS_ROOT = Path("benchmarks/results/studies")
 RUNS_ROOT = Path("runs/studies")
 DATA_ROOT = Path("data/studies")
+ENGINES = ("local", "ray")
+"""Where a study's jobs run: "local" (processes on this machine, `--jobs`), "ray" (tasks on a Ray cluster)."""
 _SPEC_KEYS = {"name", "suite", "episodes", "seeds", "horizons", "perturbations", "data", "methods", "n_envs",
               "batch_plans", "ddim_steps", "seed_start", "about"}
 
@@ -325,7 +328,8 @@ def missing_cells(spec: StudySpec, cells: list[StudyCell], root: Path) -> list[S
 
 def run_study(spec_path: str | Path, jobs: int = 1, root: str | Path | None = None, progress: bool = True,
               dry_run: bool = False, only: list[str] | None = None, only_seeds: list[int] | None = None,
-              only_data: list[str] | None = None, only_horizons: list[int] | None = None) -> dict[str, Any]:
+              only_data: list[str] | None = None, only_horizons: list[int] | None = None, engine: str = "local",
+              address: str | None = None) -> dict[str, Any]:
     """Run the study's missing cells (training what they need), then write its JSON, table and plot.
 
     `only`, `only_seeds`, `only_data`, `only_horizons`: run just the cells of these method labels,
@@ -334,15 +338,31 @@ def run_study(spec_path: str | Path, jobs: int = 1, root: str | Path | None = No
     every step) pass the horizon filter. The summary covers every finished cell.
 
     `root` holds the study's data, runs and results (`benchmarks/results/studies/...`); by default
-    the repository of the spec file (`spec_root`), whatever the working directory."""
+    the repository of the spec file (`spec_root`), whatever the working directory.
+
+    `engine` "ray" runs each job as a task on the Ray cluster at `address` (HOST:PORT of its head;
+    default RAY_ADDRESS), whose nodes share this root's filesystem (`lwd.cluster`): the same cell
+    files, so either engine resumes what the other started."""
     from lwd.hardware import barrier, join_launch
     from lwd.outputs import check_writable
 
+    if engine not in ENGINES:
+        raise ValueError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if address is not None and engine != "ray":
+        raise ValueError("--address is a Ray cluster's; give it with --engine ray")
+    if engine == "ray" and jobs > 1:
+        raise ValueError("--jobs is the local engine's; on a Ray cluster its CPUs decide how many training runs go at a time")
     root = Path(root) if root is not None else spec_root(spec_path)
     spec = StudySpec.load(spec_path)
     rank, world = join_launch()  # under torchrun: every rank runs each job together (DDP training, sharded evaluation)
     if world > 1 and jobs > 1:
         raise ValueError("under torchrun / accelerate launch the processes share each job; use --jobs 1")
+    if world > 1 and engine != "local":
+        raise ValueError("under torchrun / accelerate launch the processes share each job; use the local engine")
+    if engine == "ray" and not dry_run:
+        from lwd.optional import require
+
+        require("ray", "cluster", "Ray (lwd study --engine ray)")  # before any work, in one line
     progress = progress and rank == 0
     cells = plan_study(spec)
     _check_slice("--only", only, [m.label for m in spec.methods], "methods", spec.name)
@@ -366,29 +386,40 @@ def run_study(spec_path: str | Path, jobs: int = 1, root: str | Path | None = No
         groups.setdefault(cell.run_key, []).append(cell)
     if progress:
         later = f", {len(missing) - len(todo)} left for a later run" if len(missing) > len(todo) else ""
+        where = (f"{min(jobs, max(len(groups), 1))} at a time" if engine == "local"
+                 else f"as tasks on the Ray cluster at {address or os.environ.get('RAY_ADDRESS', '(no address)')}")
         print(f"study {spec.name}: {len(cells)} cells, {len(cells) - len(missing)} done, {len(todo)} to run now "
-              f"in {len(groups)} training run(s), {min(jobs, max(len(groups), 1))} at a time{later}", flush=True)
+              f"in {len(groups)} training run(s), {where}{later}", flush=True)
     if dry_run:
         return {"cells": len(cells), "done": len(cells) - len(todo), "todo": [asdict(c) for c in todo]}
     check_writable(_results_dir(spec, root), what="results folder", folder=True)
     if groups:
-        if rank == 0:
-            _make_data(spec, {c.data for c in todo}, root, progress)
-        barrier()
-        os.environ.setdefault("OMP_NUM_THREADS", "1")  # each worker one thread (inherited by spawned processes)
-        work = [(str(Path(spec_path).resolve()), str(root.resolve()), group, progress) for group in groups.values()]
-        if jobs <= 1:
-            for item in work:
-                _run_group(*item)
-        else:
-            import multiprocessing
+        from contextlib import nullcontext
 
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = [pool.submit(_run_group, *item) for item in work]
-                for done, future in enumerate(as_completed(futures), 1):
-                    future.result()
-                    if progress:
-                        print(f"study {spec.name}: {done}/{len(futures)} training run(s) finished", flush=True)
+        from lwd.cluster import connected, run_groups
+
+        # On Ray: connect first, so a wrong address is said before the data takes minutes to make.
+        with connected(address, progress) if engine == "ray" else nullcontext() as ray:
+            if rank == 0:
+                _make_data(spec, {c.data for c in todo}, root, progress)
+            barrier()
+            os.environ.setdefault("OMP_NUM_THREADS", "1")  # each worker one thread (inherited by spawned processes)
+            work = [(str(Path(spec_path).resolve()), str(root.resolve()), group, progress) for group in groups.values()]
+            if ray is not None:
+                run_groups(ray, spec.name, work, [_job_name(group) for group in groups.values()], root.resolve() / RUNS_ROOT,
+                           progress)
+            elif jobs <= 1:
+                for item in work:
+                    _run_group(*item)
+            else:
+                import multiprocessing
+
+                with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+                    futures = [pool.submit(_run_group, *item) for item in work]
+                    for done, future in enumerate(as_completed(futures), 1):
+                        future.result()
+                        if progress:
+                            print(f"study {spec.name}: {done}/{len(futures)} training run(s) finished", flush=True)
     if rank > 0:
         return {"name": spec.name, "rank": rank}  # rank 0 writes the summary
     return write_summary(spec, cells, root)
@@ -418,8 +449,18 @@ def _make_data(spec: StudySpec, names: set[str], root: Path, progress: bool) -> 
                       perturb=data.perturb, progress=progress).save(path)
 
 
-def _run_group(spec_path: str, root_text: str, cells: list[StudyCell], progress: bool = True) -> None:
-    """One job: train (or reuse, or resume) the cells' shared run, then evaluate each cell."""
+def _job_name(cells: list[StudyCell]) -> str:
+    """A job as progress lines and errors name it: its cells' method, data and seed, and its run folder."""
+    first = cells[0]
+    return f"{first.label} {first.data} seed {first.seed} (run {first.method}-{first.run_key})"
+
+
+def _run_group(spec_path: str, root_text: str, cells: list[StudyCell], progress: bool = True,
+               command: list[str] | None = None) -> None:
+    """One job: train (or reuse, or resume) the cells' shared run, then evaluate each cell.
+
+    `command`: the command the cells' provenance cites (default: this process's own), given when
+    the job runs in a process started for it elsewhere (a Ray worker)."""
     import torch
 
     from lwd.bench import check_reuse
@@ -468,7 +509,7 @@ def _run_group(spec_path: str, root_text: str, cells: list[StudyCell], progress:
                          **({"reports": log["reports"]} if log.get("reports") else {})},
             "episodes": [[e["task"], e["seed"], int(e["success"]), e["steps"], e["max_score"], e["final_score"]] for e in result["episodes"]],
             "seconds": round(time.perf_counter() - t0, 1),
-            "provenance": provenance(),
+            "provenance": provenance(command),
         }
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".{cell.file_name}.tmp"
