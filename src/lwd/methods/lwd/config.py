@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lwd.config import ADDED_LATER, added_with_new_default, check_positive
+from lwd.methods.frozen_vision import check_image_settings
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,27 @@ class LWDConfig:
     describes a whole demonstration (with horizon >= episode length: a policy for the episode)."""
     latent_stride: int = 1
     """Use every k-th segment start when encoding latents for the prior (speed on big datasets)."""
+    # Camera frames (used only when the training data has them; lwd.methods.frozen_vision): a frozen
+    # encoder turns each frame into features, and the step vector [obs, features] replaces obs.
+    encoder_from: str = field(default="", metadata=ADDED_LATER)
+    """Where the frozen image encoder comes from: "" trains it in this run first, by behaviour cloning
+    on the same demos (stage "encoder"); a run directory (a trained image run, e.g. dp --preset
+    image-cpu) lends its camera encoders; a .safetensors file holds your own (ImageEncoder's layout)."""
+    encoder_steps: int = field(default=2000, metadata=ADDED_LATER)
+    """Steps of the "encoder" stage (only when encoder_from is "")."""
+    encoder_batch_size: int = field(default=32, metadata=ADDED_LATER)
+    """Frames per step of the "encoder" stage."""
+    encoder_lr: float = field(default=3e-4, metadata=ADDED_LATER)
+    """Peak learning rate of the "encoder" stage."""
+    crop_shape: tuple[int, int] = field(default=(84, 84), metadata=ADDED_LATER)
+    """Crop of every frame before the encoder (random while the encoder trains, central after): as
+    Diffusion Policy's, 84 x 84 of PushT's 96 px frames."""
+    image_width: int = field(default=64, metadata=ADDED_LATER)
+    """Channels of the encoder's first ResNet-18 stage (64: Diffusion Policy's; later stages double it)."""
+    image_keypoints: int = field(default=32, metadata=ADDED_LATER)
+    """Spatial-softmax keypoints per camera."""
+    image_features: int = field(default=64, metadata=ADDED_LATER)
+    """Features per camera and step (the step vector grows by this per camera)."""
 
     def __post_init__(self) -> None:
         check_positive("LWDConfig", horizon=self.horizon, obs_steps=self.obs_steps, latent_dim=self.latent_dim,
@@ -108,6 +130,7 @@ class LWDConfig:
             raise ValueError(f"LWDConfig.kl_warmup_steps and free_bits must be >= 0, got {self.kl_warmup_steps} and {self.free_bits}")
         if self.encoder_dim % self.encoder_heads:
             raise ValueError(f"LWDConfig.encoder_dim ({self.encoder_dim}) must be divisible by encoder_heads ({self.encoder_heads})")
+        check_image_settings("LWDConfig", self)
         if self.sampler == "ddpm" and self.inference_steps != self.diffusion_train_steps:
             raise ValueError("LWDConfig: the ddpm sampler runs all diffusion_train_steps; set inference_steps equal to it or use ddim")
 

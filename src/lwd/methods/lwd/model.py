@@ -16,6 +16,14 @@ condition. Joint fine-tuning gave no reason to add it yet; see the README.
 At run time (`LWDPolicy`, policy.py) the prior is sampled once every H steps (or once per episode), the
 sample is decoded into theta once, and the tiny MLP then runs closed-loop at every control step
 in plain NumPy.
+
+Camera frames (the paper's vision variant, with a frozen encoder; `lwd.methods.frozen_vision`):
+when the training data has frames, each step's input is the step vector [obs, features of every
+camera] wherever state data has the observation alone: the segments the VAE encodes, the history
+the prior conditions on, what the generated MLP acts on. The encoder is loaded (`encoder_from`) or
+trained first by behaviour cloning (stage "encoder"), then frozen; every training frame is embedded
+once and the VAE and prior train on feature vectors. At run time the encoder runs every step
+(a new frame each step) before the MLP, so its FLOPs are part of every step's cost.
 """
 
 from __future__ import annotations
@@ -30,10 +38,11 @@ from torch import nn
 
 from lwd.config import DataInfo, TrainConfig
 from lwd.data import Episodes, MinMaxNormalizer, SegmentDataset, WindowSpec
-from lwd.data.keys import ACTIONS, MASK, OBS_HISTORY, STATES, TASK
+from lwd.data.keys import ACTIONS, MASK, OBS, OBS_HISTORY, STATES, TASK
 from lwd.flops import count_flops, num_params
 from lwd.methods.base import BenchCell, Cost, GenerationRuntime, Method, Stage, register_method
 from lwd.methods.diffusion import SamplerCache, make_scheduler
+from lwd.methods.frozen_vision import FrozenVision, lazy
 from lwd.methods.lwd.config import LWDConfig
 from lwd.methods.lwd.denoiser import LatentDenoiser
 from lwd.methods.lwd.encoder import TrajectoryEncoder
@@ -45,10 +54,11 @@ from lwd.methods.target_mlp import TargetMLPSpec, batched_mlp_forward
 class LWDVAE(nn.Module):
     """Encoder q(z | segment) and hypernetwork decoder z -> theta."""
 
-    def __init__(self, cfg: LWDConfig, info: DataInfo, target: TargetMLPSpec) -> None:
+    def __init__(self, cfg: LWDConfig, info: DataInfo, target: TargetMLPSpec, step_dim: int | None = None) -> None:
+        """step_dim: size of a segment's states (the step vector with image features; default obs_dim)."""
         super().__init__()
         self.encoder = TrajectoryEncoder(
-            info.obs_dim, info.action_dim, cfg.horizon, cfg.latent_dim,
+            step_dim or info.obs_dim, info.action_dim, cfg.horizon, cfg.latent_dim,
             d_model=cfg.encoder_dim, n_layers=cfg.encoder_layers, n_heads=cfg.encoder_heads,
             num_tasks=info.task_inputs,
         )
@@ -108,18 +118,22 @@ class LWD(Method):
     config_class = LWDConfig
     runtime_class = GenerationRuntime
     presets = PRESETS
+    reads_images = True
     cfg: LWDConfig
 
     def __init__(self, cfg: LWDConfig, info: DataInfo, normalizer: MinMaxNormalizer) -> None:
         if cfg.uses_task and info.num_tasks < 1:
             raise ValueError("condition='task' needs a dataset with task ids; use condition='state' for single-task data")
         super().__init__(cfg, info, normalizer)
-        self.target = TargetMLPSpec(cfg.policy_obs_steps * info.obs_dim, info.action_dim, cfg.policy_hidden, cfg.policy_activation)
-        self.vae = LWDVAE(cfg, info, self.target)
+        # Image data: a frozen encoder per camera (built last, so state models keep their initial weights).
+        self.step_dim = info.obs_dim + (len(info.images) * cfg.image_features if info.images else 0)
+        """Size of a step vector: the observation, plus the cameras' features on image data."""
+        self.target = TargetMLPSpec(cfg.policy_obs_steps * self.step_dim, info.action_dim, cfg.policy_hidden, cfg.policy_activation)
+        self.vae = LWDVAE(cfg, info, self.target, self.step_dim)
         self.prior = LatentDenoiser(
             cfg.latent_dim,
             num_tasks=info.num_tasks if cfg.uses_task else 0,
-            obs_cond_dim=cfg.obs_steps * info.obs_dim if cfg.uses_state else 0,
+            obs_cond_dim=cfg.obs_steps * self.step_dim if cfg.uses_state else 0,
             width=cfg.denoiser_width,
             n_blocks=cfg.denoiser_blocks,
         )
@@ -137,9 +151,16 @@ class LWD(Method):
             clip_sample=cfg.clip_sample_range > 0, clip_sample_range=cfg.clip_sample_range if cfg.clip_sample_range > 0 else 1.0,
         )
         self.noise_scheduler = make_scheduler("ddpm", **self.samplers.settings)  # training only adds noise
+        self.vision = FrozenVision(info.images, cfg, info.obs_dim, info.action_dim) if info.images else None
+
+    @property
+    def step_normalizer(self) -> MinMaxNormalizer:
+        """The normaliser of step vectors: `normalizer` itself on state data; with frames, its "obs" also
+        covers the features (their range over the training set)."""
+        return self.normalizer if self.vision is None else self.vision.step_normalizer(self.normalizer)
 
     def condition(self, task: torch.Tensor | None, obs_history: torch.Tensor | None) -> torch.Tensor:
-        """task (B,), obs_history (B, To, Do) normalised -> denoiser condition (B, C)."""
+        """task (B,), obs_history (B, To, Ds) normalised step vectors -> denoiser condition (B, C)."""
         obs_cond = obs_history.flatten(1) if (self.cfg.uses_state and obs_history is not None) else None
         return self.prior.condition(task if self.cfg.uses_task else None, obs_cond)
 
@@ -161,13 +182,19 @@ class LWD(Method):
     # ----------------------------------------------------------------- training
     def segment_dataset(self, episodes: Episodes, short_episodes: str = "error",
                         with_dynamics: bool = False) -> SegmentDataset:
-        """Windows of To observations ending at each anchor and the H steps from it (see WindowSpec)."""
+        """Windows of To observations ending at each anchor and the H steps from it (see WindowSpec).
+
+        On image data the windows hold step vectors [obs, features]: the frames are embedded once
+        by the frozen encoder (`FrozenVision.feature_episodes`)."""
         spec = WindowSpec(obs_steps=self.cfg.obs_steps, action_steps=self.cfg.horizon, action_offset=0,
                           with_states=True, with_dynamics=with_dynamics)
         # Whole-episode segments may be shorter than H (the rest is masked).
         if self.cfg.segment_starts == "episode":
             short_episodes = "pad"
-        return SegmentDataset(episodes, spec, self.normalizer, short_episodes=short_episodes)
+        if self.vision is not None:
+            self.vision.freeze()
+            episodes = self.vision.feature_episodes(episodes)
+        return SegmentDataset(episodes, spec, self.step_normalizer, short_episodes=short_episodes)
 
     def segment_starts(self, episodes: Episodes, dataset: SegmentDataset) -> np.ndarray:
         """Indices of the segments used for training (anchors are one per step, in order)."""
@@ -176,6 +203,8 @@ class LWD(Method):
         return np.arange(len(dataset), dtype=np.int64)
 
     def stages(self, train_cfg: TrainConfig, episodes: Episodes) -> list[Stage]:
+        if self.vision is not None:
+            return self.image_stages(train_cfg, episodes)
         dataset = self.segment_dataset(episodes, train_cfg.short_episodes).to(self.device)
         starts = self.segment_starts(episodes, dataset)
         cfg = self.cfg
@@ -190,6 +219,45 @@ class LWD(Method):
             Stage("vae", cfg.vae_steps, self.vae, vae_batch, vae_loss, lr=train_cfg.lr, batch_size=train_cfg.batch_size,
                   on_step=self.kl_warmup, report=lambda: self.latent_report("vae", dataset, starts)),
             self.prior_stage(dataset, starts),
+        ]
+
+    def image_stages(self, train_cfg: TrainConfig, episodes: Episodes) -> list[Stage]:
+        """The stages on image data: the encoder's (loaded, or its "encoder" stage), then the VAE and
+        the prior on step vectors. Their windows are built when the VAE (or, resumed, the prior) stage
+        starts, from features of the frozen encoder, which the "encoder" stage has trained by then;
+        the windows are checked on the low-dim data now, before anything trains."""
+        assert self.vision is not None
+        cfg = self.cfg
+        SegmentDataset(episodes, WindowSpec(cfg.obs_steps, cfg.horizon), self.normalizer,
+                       short_episodes="pad" if cfg.segment_starts == "episode" else train_cfg.short_episodes)
+        encoder = self.vision.stages(train_cfg, episodes, self.normalizer)
+
+        def build() -> tuple[SegmentDataset, np.ndarray]:
+            self.vision.freeze()
+            embedded = self.vision.feature_episodes(episodes)
+            self.vision.fit_feature_stats(embedded.data[OBS])  # the training set's feature range
+            dataset = self.segment_dataset(episodes, train_cfg.short_episodes).to(self.device)
+            return dataset, self.segment_starts(episodes, dataset)
+
+        data = lazy(build)
+
+        def build_now() -> None:
+            data()
+
+        def vae_batch(rng: np.random.Generator) -> dict[str, torch.Tensor]:
+            dataset, starts = data()
+            return dataset.sample_batch(starts[rng.integers(len(starts), size=train_cfg.batch_size)])
+
+        def vae_loss(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            return self.vae.loss(batch, self.kl_weight_now, cfg.policy_obs_steps, cfg.free_bits)
+
+        prior = self.latent_prior_stage(lambda: self.encode_latents(*data()))
+        return [
+            *encoder,
+            Stage("vae", cfg.vae_steps, self.vae, vae_batch, vae_loss, lr=train_cfg.lr, batch_size=train_cfg.batch_size,
+                  prepare=build_now, on_step=self.kl_warmup,
+                  report=lambda: self.latent_report("vae", *data())),
+            replace(prior, report=lambda: self.latent_report("prior", *data())),
         ]
 
     def kl_warmup(self, step: int) -> None:
@@ -294,7 +362,8 @@ class LWD(Method):
         self, task: int | None, obs_history: np.ndarray | None, generator: torch.Generator | None = None,
         sampler: str | None = None, steps: int | None = None,
     ) -> torch.Tensor:
-        """One fresh policy: sample z for the condition, decode theta (1, P). obs_history normalised (To, Do)."""
+        """One fresh policy: sample z for the condition, decode theta (1, P). obs_history: normalised step
+        vectors (To, Ds) (the observations on state data)."""
         task_t = torch.tensor([task], dtype=torch.long) if (self.cfg.uses_task and task is not None) else None
         hist_t = torch.from_numpy(np.asarray(obs_history, np.float32))[None] if obs_history is not None else None
         cond = self.condition(task_t, hist_t)
@@ -316,7 +385,8 @@ class LWD(Method):
         return sampler, steps
 
     def cost(self, runtime: GenerationRuntime | None = None, episode_steps: int | None = None) -> Cost:
-        """Params and FLOPs per control step at batch 1: generation / H + one step of the generated MLP.
+        """Params and FLOPs per control step at batch 1: generation / H + one step of the generated MLP
+        (on image data, + the frozen encoder on that step's frames: it runs every step).
 
         Generating once per episode (action_horizon 0) is costed over `episode_steps`, the longest
         an episode runs; episodes that end early spend more per step (the evaluation measures it)."""
@@ -330,14 +400,20 @@ class LWD(Method):
             horizon = episode_steps
             details["generation"] = "once per episode"
         sampler, steps = self.sampling(runtime)
-        hist = np.zeros((self.cfg.obs_steps, self.info.obs_dim), np.float32)
+        hist = np.zeros((self.cfg.obs_steps, self.step_dim), np.float32)
         task = 0 if self.cfg.uses_task else None
         gen_flops = count_flops(lambda: self.generate_policy(task, hist, torch.Generator().manual_seed(0), sampler, steps))
         theta = self.generate_policy(task, hist, torch.Generator().manual_seed(0), sampler, steps)
         step_flops = count_flops(lambda: batched_mlp_forward(self.target, theta, torch.zeros(1, 1, self.target.obs_dim)))
+        per_step_params = self.target.num_params
+        if self.vision is not None:  # the frozen encoder runs every step, before the generated MLP
+            details.update(flops_generated_mlp=step_flops, flops_image_encoders=self.vision.step_flops(),
+                           params_image_encoders=self.vision.encoder_params(), params_generated_mlp=self.target.num_params)
+            step_flops += details["flops_image_encoders"]
+            per_step_params += self.vision.encoder_params()
         return Cost(
             params_total=num_params(self),
-            params_per_step=self.target.num_params,
+            params_per_step=per_step_params,
             flops_policy_step=step_flops,
             flops_generation=gen_flops,
             generation_every=horizon,

@@ -25,6 +25,10 @@ class LWDPolicy(Policy):
 
     Each generated MLP gets the normalisers folded into its first and last layers, so a plain
     control step is only the MLP on raw observations (the prior still sees normalised ones).
+
+    A model trained on camera frames observes dicts ({"obs": low-dim, <image key>: (H, W, 3) uint8})
+    and turns each into its raw step vector [obs, features] with the frozen encoder first (every
+    step); from there on everything above holds for step vectors in place of observations.
     """
 
     def __init__(self, model: "LWD", runtime: GenerationRuntime) -> None:
@@ -43,8 +47,9 @@ class LWDPolicy(Policy):
         self._raw_layers: list[tuple[np.ndarray, np.ndarray]] = []  # raw obs in, raw action out
         k = model.cfg.policy_obs_steps
         self._policy_obs_steps, self._obs_shape = k, (model.info.obs_dim,)  # read every step
-        obs_scale, obs_shift = model.normalizer.affine(OBS)
-        act_scale, act_shift = model.normalizer.affine(ACTION, inverse=True)
+        self._normalizer = model.step_normalizer  # of step vectors: the observation's alone on state data
+        obs_scale, obs_shift = self._normalizer.affine(OBS)
+        act_scale, act_shift = self._normalizer.affine(ACTION, inverse=True)
         self._fold = (np.tile(obs_scale, k), np.tile(obs_shift, k), act_scale, act_shift)
         self._generator = torch.Generator().manual_seed(0)
         self._task: int | None = None
@@ -62,16 +67,28 @@ class LWDPolicy(Policy):
 
     def _generate(self) -> tuple[list, list]:
         """A new policy from the current history: (layers as generated, layers on raw obs/actions)."""
-        hist = self.model.normalizer.normalize(OBS, self._history.stacked())  # (To, Do)
+        hist = self._normalizer.normalize(OBS, self._history.stacked())  # (To, Ds)
         theta = self.model.generate_policy(self._task, hist, self._generator, self.sampler, self.inference_steps)
         layers = [(w[0].numpy().copy(), b[0, 0].numpy().copy()) for w, b in self.model.target.unflatten(theta)]
         self.generations += 1
         return layers, fold_affine(layers, *self._fold)
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        obs = np.array(obs, np.float32)  # a copy: the history must not alias a buffer the caller reuses
-        if obs.shape != self._obs_shape:
-            raise ValueError(f"expected one observation of shape {self._obs_shape}, got {obs.shape}")
+    def step_vector(self, obs: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
+        """One raw observation -> what the history keeps and the MLP reads: the observation itself, or
+        for an image model [obs, features of its frames] (the frozen encoder runs here)."""
+        vision = self.model.vision
+        if vision is not None and not isinstance(obs, dict):
+            raise ValueError(f"this LWD model reads camera frames {list(vision.image_keys)}: act() takes "
+                             "{'obs': low-dim, <image key>: frame} observations")
+        low_dim = np.array(obs[OBS] if isinstance(obs, dict) else obs, np.float32)  # a copy: never alias the caller's buffer
+        if low_dim.shape != self._obs_shape:
+            raise ValueError(f"expected one observation of shape {self._obs_shape}, got {low_dim.shape}")
+        if vision is None:
+            return low_dim
+        return np.concatenate([low_dim, vision.features(obs)])  # (Do + n_cams * F,)
+
+    def act(self, obs: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
+        obs = self.step_vector(obs)
         self._history.push(obs)
         if self._t == 0 or (self.horizon > 0 and self._t % self.horizon == 0):
             if self._t == 0 or not self.delay:

@@ -17,4 +17,8 @@ PRESETS: dict[str, Preset] = {
     "pusht": Preset(method={"horizon": 16, "policy_obs_steps": 2, "condition": "state", "vae_steps": 20000, "prior_steps": 6000},
                     train={"batch_size": 64, "lr": 1e-3}),
     "robomimic": Preset(extends="pusht"),
+    # PushT from camera frames (lwd demos pusht/image): pusht's LWD on step vectors [agent x, y, 64
+    # features] of a frozen encoder of Diffusion Policy's image-cpu size (width 16), trained first
+    # by behaviour cloning on the same demos (2000 steps of 32 frames; lwd.methods.frozen_vision).
+    "pusht-image": Preset(method={"image_width": 16}, extends="pusht"),
 }

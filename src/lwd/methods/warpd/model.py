@@ -64,6 +64,9 @@ class WARPD(LWD):
     name = "warpd"
     config_class = WARPDConfig
     presets = PRESETS
+    reads_images = False
+    """Its world model predicts observations; with camera frames it would have to predict features of
+    a frozen encoder, which nothing here measures yet, so on image data WARPD reads the low-dim part."""
     cfg: WARPDConfig
 
     def __init__(self, cfg: WARPDConfig, info: DataInfo, normalizer: MinMaxNormalizer) -> None:

@@ -1,0 +1,163 @@
+"""LWD and BC on camera frames with a frozen encoder (lwd.methods.frozen_vision): the encoder is trained
+(or loaded), then frozen; both train on step vectors [obs, features], evaluate on pusht/image, and cost
+the encoder at every step. State-only configs and study keys stay as they were."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+from test_dp_image import tiny_image_demos
+
+from lwd.flops import count_flops
+from lwd.methods.vision import ImageEncoder
+
+IMAGE = ["encoder_steps=3", "encoder_batch_size=4", "image_width=16", "image_keypoints=4", "image_features=8",
+         "crop_shape=[88,88]"]
+TINY_LWD = ["horizon=4", "vae_steps=3", "prior_steps=3", "condition=state", "latent_dim=4", "policy_hidden=[16]",
+            "hyper_hidden=[16]", "denoiser_width=16", "denoiser_blocks=1", "encoder_dim=16", "chunk_size=64",
+            "inference_steps=2", "policy_obs_steps=2", *IMAGE]
+FEATURES = 8
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Tiny pusht/image demos, and LWD trained on them."""
+    from lwd.pipeline import train_run
+
+    root = tmp_path_factory.mktemp("image-runs")
+    data = tiny_image_demos(root)
+    train_run("lwd", data, root / "lwd", overrides=TINY_LWD, train_overrides=["batch_size=4"], progress=False)
+    return root, data
+
+
+def short_pusht_image(steps: int = 6):
+    from lwd.envs.pusht import PushTEnv
+    from lwd.suites import make_suite
+
+    suite = make_suite("pusht/image")
+    return dataclasses.replace(suite, make_task_env=lambda task, **kw: PushTEnv("image", **{"max_episode_steps": steps, **kw}))
+
+
+def test_lwd_on_frames_trains_on_frozen_features_reloads_and_evaluates_end_to_end(runs):
+    from lwd.checkpoint import load_model
+    from lwd.evaluate import evaluate
+
+    root, _ = runs
+    saved = json.loads((root / "lwd" / "config.json").read_text())
+    assert saved["data"]["images"] == [["image", [96, 96, 3]]]
+    log = json.loads((root / "lwd" / "train_log.json").read_text())
+    assert list(log["seconds"]) == ["encoder", "vae", "prior"]
+    model = load_model(root / "lwd")
+    # the step vector [agent x, y, 8 features] everywhere the low-dim obs is on state data
+    assert model.step_dim == 2 + FEATURES and model.target.obs_dim == 2 * (2 + FEATURES)
+    assert not any(p.requires_grad for p in model.vision.parameters())
+    low, high = model.vision.feature_min, model.vision.feature_max
+    assert bool((high > low).all())  # the features' normaliser was fitted on the training frames
+
+    cost = model.cost()
+    one_frame = ImageEncoder((96, 96, 3), (88, 88), 16, 4, FEATURES).eval()
+    encoder_flops = count_flops(lambda: one_frame(torch.zeros(1, 96, 96, 3, dtype=torch.uint8)))
+    assert cost.details["flops_image_encoders"] == encoder_flops > 100 * cost.details["flops_generated_mlp"]
+    assert cost.flops_policy_step == encoder_flops + cost.details["flops_generated_mlp"]
+    assert cost.params_per_step == cost.details["params_image_encoders"] + model.target.num_params
+
+    short = short_pusht_image()
+    result = evaluate(model, short, episodes_per_task=2, n_envs=2, progress=False)
+    assert [e["steps"] for e in result["episodes"]] == [6, 6]
+    assert result["cost"]["generations"] == 4  # H = 4: steps 0 and 4 of each episode
+    again = evaluate(load_model(root / "lwd"), short, episodes_per_task=2, n_envs=1, progress=False)
+    assert [e["total_reward"] for e in again["episodes"]] == [e["total_reward"] for e in result["episodes"]]
+
+    # the frames reach the policy: the same agent position with another frame gives another action
+    policy = model.make_policy()
+    obs, _ = short.make_env("pusht").reset(seed=3)
+    policy.reset(3)
+    a = policy.act(obs)
+    policy.reset(3)
+    b = policy.act({**obs, "image": 255 - obs["image"]})
+    assert not np.allclose(a, b)
+    with pytest.raises(ValueError, match=r"reads camera frames \['image'\]"):
+        policy.act(obs["obs"])
+
+
+def test_the_encoder_does_not_change_once_its_stage_has_ended(tmp_path):
+    from lwd.config import RunConfig
+    from lwd.data import Episodes, MinMaxNormalizer
+    from lwd.methods.base import build_method
+    from lwd.pipeline import build_configs, data_info
+    from lwd.train import train
+
+    episodes = Episodes.load(tiny_image_demos(tmp_path))
+    cfg, train_cfg = build_configs("lwd", overrides=TINY_LWD, train_overrides=["batch_size=4"])
+    info = data_info(episodes, "tiny", images=True)
+    model = build_method("lwd", cfg, info, MinMaxNormalizer.fit(episodes.data), seed=0)
+    seen: dict[str, list[dict[str, torch.Tensor]]] = {}
+
+    def snapshot(method, stage, step):
+        seen.setdefault(stage, []).append({k: v.clone() for k, v in method.vision.encoders.state_dict().items()})
+        return {}
+
+    train(model, episodes, train_cfg, RunConfig("lwd", cfg, train_cfg, info), tmp_path / "run", progress=False,
+          eval_hook=snapshot, eval_every=1)
+    final = model.vision.encoders.state_dict()
+    assert set(seen) == {"encoder", "vae", "prior"}
+    for stage in ("vae", "prior"):  # bit for bit the encoder its own stage left
+        assert all(torch.equal(state[k], final[k]) for state in seen[stage] for k in final)
+    assert not all(torch.equal(seen["encoder"][0][k], final[k]) for k in final)  # which did train it
+
+
+def test_encoder_from_weights_or_a_run_is_used_unchanged_and_a_mismatch_says_what_to_set(runs, tmp_path):
+    from lwd.checkpoint import load_model
+    from lwd.pipeline import train_run
+
+    root, data = runs
+    torch.manual_seed(5)
+    own = ImageEncoder((96, 96, 3), (88, 88), 16, 4, FEATURES)
+    save_file({f"image.{k}": v.contiguous() for k, v in own.state_dict().items()}, tmp_path / "mine.safetensors")
+    no_stage = [s for s in TINY_LWD if not s.startswith("encoder_")]
+    train_run("lwd", data, tmp_path / "lwd", overrides=[*no_stage, f"encoder_from={tmp_path / 'mine.safetensors'}"],
+              train_overrides=["batch_size=4"], progress=False)
+    model = load_model(tmp_path / "lwd")
+    assert list(json.loads((tmp_path / "lwd" / "train_log.json").read_text())["seconds"]) == ["vae", "prior"]
+    assert all(torch.equal(v, own.state_dict()[k]) for k, v in model.vision.encoders["image"].state_dict().items())
+
+    # another run's encoder: the same tensors
+    train_run("lwd", data, tmp_path / "lent", overrides=[*no_stage, f"encoder_from={root / 'lwd'}"],
+              train_overrides=["batch_size=4"], progress=False)
+    lent = load_model(root / "lwd").vision.encoders.state_dict()
+    assert all(torch.equal(v, lent[k]) for k, v in load_model(tmp_path / "lent").vision.encoders.state_dict().items())
+
+    wider = [*no_stage, "image_width=32", f"encoder_from={tmp_path / 'mine.safetensors'}"]
+    with pytest.raises(ValueError, match=r"add --set image_width=16$"):
+        train_run("lwd", data, tmp_path / "x", overrides=wider, progress=False)
+    with pytest.raises(ValueError, match=r"add --set image_features=8$"):
+        train_run("lwd", data, tmp_path / "y", overrides=[*no_stage, "image_features=4", f"encoder_from={root / 'lwd'}"],
+                  progress=False)
+    with pytest.raises(ValueError, match="neither a run directory nor a .safetensors file"):
+        train_run("lwd", data, tmp_path / "z", overrides=[*no_stage, f"encoder_from={tmp_path / 'nothing'}"], progress=False)
+
+
+def test_state_only_lwd_and_bc_keep_their_configs_weights_and_study_keys():
+    from lwd.config import DataInfo, key_dict
+    from lwd.data import MinMaxNormalizer
+    from lwd.methods.base import build_method
+    from lwd.pipeline import build_configs
+    from lwd.study import StudySpec, missing_cells, plan_study
+
+    image_fields = {"encoder_from", "encoder_steps", "encoder_batch_size", "encoder_lr", "crop_shape", "image_width",
+                    "image_keypoints", "image_features"}
+    assert not image_fields & set(key_dict(build_configs("lwd", "pusht")[0]))
+    normalizer = MinMaxNormalizer({"obs": -np.ones(5), "action": -np.ones(2)}, {"obs": np.ones(5), "action": np.ones(2)})
+    model = build_method("lwd", build_configs("lwd", "pusht")[0], DataInfo(5, 2), normalizer, seed=0)
+    assert model.vision is None and not any(k.startswith("vision.") for k in model.state_dict())
+    # committed results of lwd, bc and dp cells are still found under their keys
+    root = Path(__file__).resolve().parents[1]
+    spec = StudySpec.load(root / "benchmarks/studies/robomimic-lift.toml")
+    cells = plan_study(spec)
+    assert {c.method for c in cells} == {"lwd", "bc", "dp"} and missing_cells(spec, cells, root) == []
