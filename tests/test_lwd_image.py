@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from test_dp_image import tiny_image_demos
 
 from lwd.flops import count_flops
@@ -22,17 +22,19 @@ IMAGE = ["encoder_steps=3", "encoder_batch_size=4", "image_width=16", "image_key
 TINY_LWD = ["horizon=4", "vae_steps=3", "prior_steps=3", "condition=state", "latent_dim=4", "policy_hidden=[16]",
             "hyper_hidden=[16]", "denoiser_width=16", "denoiser_blocks=1", "encoder_dim=16", "chunk_size=64",
             "inference_steps=2", "policy_obs_steps=2", *IMAGE]
+TINY_BC = ["steps=3", "hidden=[16]", *IMAGE]
 FEATURES = 8
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Tiny pusht/image demos, and LWD trained on them."""
+    """Tiny pusht/image demos, and LWD and BC trained on them with the same encoder settings and seed."""
     from lwd.pipeline import train_run
 
     root = tmp_path_factory.mktemp("image-runs")
     data = tiny_image_demos(root)
     train_run("lwd", data, root / "lwd", overrides=TINY_LWD, train_overrides=["batch_size=4"], progress=False)
+    train_run("bc", data, root / "bc", overrides=TINY_BC, train_overrides=["batch_size=4"], progress=False)
     return root, data
 
 
@@ -112,6 +114,41 @@ def test_the_encoder_does_not_change_once_its_stage_has_ended(tmp_path):
     assert not all(torch.equal(seen["encoder"][0][k], final[k]) for k in final)  # which did train it
 
 
+def test_lwd_and_bc_freeze_the_same_encoder_from_the_same_settings_and_seed(runs):
+    root, _ = runs
+    lwd, bc = load_file(str(root / "lwd" / "model.safetensors")), load_file(str(root / "bc" / "model.safetensors"))
+    names = sorted(k for k in lwd if k.startswith("vision.encoders."))
+    assert names and names == sorted(k for k in bc if k.startswith("vision.encoders."))
+    assert all(torch.equal(lwd[k], bc[k]) for k in names)
+    assert torch.equal(lwd["vision.feature_max"], bc["vision.feature_max"])  # so are the features they train on
+
+
+def test_the_pusht_image_presets_of_lwd_and_bc_train_the_same_encoder():
+    from lwd.methods.frozen_vision import IMAGE_SETTINGS
+    from lwd.pipeline import build_configs
+
+    (lwd, lwd_train), (bc, bc_train) = build_configs("lwd", "pusht-image"), build_configs("bc", "pusht-image")
+    same = (*IMAGE_SETTINGS, "encoder_from", "encoder_steps", "encoder_batch_size", "encoder_lr")
+    assert {n: getattr(lwd, n) for n in same} == {n: getattr(bc, n) for n in same}
+    # the encoder stage's optimiser and averaging come from these shared settings
+    shared = ("seed", "betas", "weight_decay", "warmup_steps", "ema_power", "ema_max_decay", "val_fraction")
+    assert {n: getattr(lwd_train, n) for n in shared} == {n: getattr(bc_train, n) for n in shared}
+    assert lwd.policy_obs_steps == bc.obs_steps == 2 and lwd.image_width == 16
+
+
+def test_bc_on_features_reloads_evaluates_and_costs_the_encoder(runs):
+    from lwd.checkpoint import load_model
+    from lwd.evaluate import evaluate
+
+    root, _ = runs
+    model = load_model(root / "bc")
+    cost = model.cost()
+    assert cost.flops_policy_step == cost.details["flops_image_encoders"] + cost.details["flops_mlp"]
+    assert model.net[0].in_features == 2 + FEATURES
+    result = evaluate(model, short_pusht_image(4), episodes_per_task=1, progress=False)
+    assert result["episodes"][0]["steps"] == 4 and result["cost"]["flops_image_encoders"] > 0
+
+
 def test_encoder_from_weights_or_a_run_is_used_unchanged_and_a_mismatch_says_what_to_set(runs, tmp_path):
     from lwd.checkpoint import load_model
     from lwd.pipeline import train_run
@@ -127,11 +164,11 @@ def test_encoder_from_weights_or_a_run_is_used_unchanged_and_a_mismatch_says_wha
     assert list(json.loads((tmp_path / "lwd" / "train_log.json").read_text())["seconds"]) == ["vae", "prior"]
     assert all(torch.equal(v, own.state_dict()[k]) for k, v in model.vision.encoders["image"].state_dict().items())
 
-    # another run's encoder: the same tensors
-    train_run("lwd", data, tmp_path / "lent", overrides=[*no_stage, f"encoder_from={root / 'lwd'}"],
+    # another run's encoder (here BC's): the same tensors
+    train_run("bc", data, tmp_path / "bc", overrides=["steps=2", "hidden=[16]", *IMAGE[2:], f"encoder_from={root / 'lwd'}"],
               train_overrides=["batch_size=4"], progress=False)
     lent = load_model(root / "lwd").vision.encoders.state_dict()
-    assert all(torch.equal(v, lent[k]) for k, v in load_model(tmp_path / "lent").vision.encoders.state_dict().items())
+    assert all(torch.equal(v, lent[k]) for k, v in load_model(tmp_path / "bc").vision.encoders.state_dict().items())
 
     wider = [*no_stage, "image_width=32", f"encoder_from={tmp_path / 'mine.safetensors'}"]
     with pytest.raises(ValueError, match=r"add --set image_width=16$"):
@@ -152,7 +189,8 @@ def test_state_only_lwd_and_bc_keep_their_configs_weights_and_study_keys():
 
     image_fields = {"encoder_from", "encoder_steps", "encoder_batch_size", "encoder_lr", "crop_shape", "image_width",
                     "image_keypoints", "image_features"}
-    assert not image_fields & set(key_dict(build_configs("lwd", "pusht")[0]))
+    for method, preset in (("lwd", "pusht"), ("bc", "default")):
+        assert not image_fields & set(key_dict(build_configs(method, preset)[0]))
     normalizer = MinMaxNormalizer({"obs": -np.ones(5), "action": -np.ones(2)}, {"obs": np.ones(5), "action": np.ones(2)})
     model = build_method("lwd", build_configs("lwd", "pusht")[0], DataInfo(5, 2), normalizer, seed=0)
     assert model.vision is None and not any(k.startswith("vision.") for k in model.state_dict())

@@ -30,9 +30,19 @@ class BCPolicy(Policy):
         self._history.clear()
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        obs_n = self.model.normalizer.normalize(OBS, np.asarray(obs, np.float32)).astype(np.float32)
+    def act(self, obs: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
+        """obs (Do,) raw, or for a model trained on frames {"obs": (Do,), <image key>: (H, W, 3) uint8}
+        (the frozen encoder turns it into the step vector [obs, features]) -> action (Da,) raw."""
+        vision = self.model.vision
+        if vision is not None and not isinstance(obs, dict):
+            raise ValueError(f"this BC model reads camera frames {list(vision.image_keys)}: act() takes "
+                             "{'obs': low-dim, <image key>: frame} observations")
+        step = np.asarray(obs[OBS] if isinstance(obs, dict) else obs, np.float32)
+        if vision is not None:
+            step = np.concatenate([step, vision.features(obs)])  # (Do + n_cams * F,)
+        normalizer = self.model.step_normalizer
+        obs_n = normalizer.normalize(OBS, step).astype(np.float32)
         self._history.push(obs_n)
         self.steps += 1
         action = self.model(torch.from_numpy(np.concatenate(self._history.items))[None], self._task)[0].numpy()
-        return self.model.normalizer.unnormalize(ACTION, action).astype(np.float32)
+        return normalizer.unnormalize(ACTION, action).astype(np.float32)
