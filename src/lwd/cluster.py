@@ -40,7 +40,7 @@ import socket
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 #: What every task's process gets in its environment before it imports torch.
 TASK_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -122,20 +122,19 @@ def check_shared(root: str, check_file: str, token: str, spec_path: str, spec_di
                                     "keep the spec on the shared filesystem")
 
 
-def _group_task(spec_path: str, root: str, cells: list[Any], progress: bool, check: tuple[str, str, str],
-                command: list[str]) -> str:
-    """One Ray task: the local job (`_run_group`) once the node is known to share the study's files."""
-    from lwd.study import _run_group
-
+def _group_task(job: Callable[..., None], spec_path: str, root: str, cells: list[Any], progress: bool,
+                check: tuple[str, str, str], command: list[str]) -> str:
+    """One Ray task: the local job once the node is known to share the study's files."""
     check_file, token, spec_digest = check
     check_shared(root, check_file, token, spec_path, spec_digest)
-    _run_group(spec_path, root, cells, progress, command=command)
+    job(spec_path, root, cells, progress, command=command)
     return socket.gethostname()
 
 
-def run_groups(ray: Any, study: str, work: list[tuple[str, str, list[Any], bool]], names: list[str], check_folder: Path,
-               progress: bool = True) -> None:
-    """Run each job of `work` (the arguments of `_run_group`, named by `names`) as one Ray task and
+def run_groups(ray: Any, study: str, job: Callable[..., None], work: list[tuple[str, str, list[Any], bool]], names: list[str],
+               check_folder: Path, progress: bool = True) -> None:
+    """Run `job` (`lwd.study._run_group`, given rather than imported: the study imports this module)
+    on each item of `work` (spec path, root, cells, progress; named by `names`) as one Ray task, and
     wait for all. A failed job does not stop the others (their cells are kept); then one error names
     every failed job and the first one's cause."""
     from lwd.provenance import command_line
@@ -148,7 +147,7 @@ def run_groups(ray: Any, study: str, work: list[tuple[str, str, list[Any], bool]
     failures: list[tuple[str, BaseException]] = []
     try:
         command = command_line()  # cells cite the driver's command, not the worker process's
-        pending = {task.remote(spec_path, root, cells, show, (str(check_file), token, _digest(Path(spec_path))), command): name
+        pending = {task.remote(job, spec_path, root, cells, show, (str(check_file), token, _digest(Path(spec_path))), command): name
                    for (spec_path, root, cells, show), name in zip(work, names)}
         done = 0
         while pending:

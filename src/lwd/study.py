@@ -406,8 +406,8 @@ def run_study(spec_path: str | Path, jobs: int = 1, root: str | Path | None = No
             os.environ.setdefault("OMP_NUM_THREADS", "1")  # each worker one thread (inherited by spawned processes)
             work = [(str(Path(spec_path).resolve()), str(root.resolve()), group, progress) for group in groups.values()]
             if ray is not None:
-                run_groups(ray, spec.name, work, [_job_name(group) for group in groups.values()], root.resolve() / RUNS_ROOT,
-                           progress)
+                run_groups(ray, spec.name, _run_group, work, [_job_name(group) for group in groups.values()],
+                           root.resolve() / RUNS_ROOT, progress)
             elif jobs <= 1:
                 for item in work:
                     _run_group(*item)
