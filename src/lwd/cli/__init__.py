@@ -1,0 +1,97 @@
+"""The `lwd` command. Every subcommand has --help; long work shows progress and ends with a table.
+
+    lwd quickstart
+    lwd demos metaworld/mt10 --episodes 50 --out data/mt10.zarr
+    lwd demos pusht --episodes 200 --out data/pusht.zarr
+    lwd import dp-pusht pusht_cchi_v7_replay.zarr.zip --out data/pusht-human.zarr
+    lwd train lwd --data data/mt10.zarr --out runs/mt10-lwd --preset mt10
+    lwd eval runs/mt10-lwd --episodes 50 --out results.json
+    lwd info runs/mt10-lwd
+
+One module per subcommand (named after it; `import` is `import_data`, a keyword otherwise), each
+with `add_parser(subcommands)`, which adds the subcommand and its flags, and `run(args)`, which does
+the work; it may define `interrupted_hint(saved)`, the advice printed after Ctrl-C. A new command is
+one new module and one entry in COMMANDS. What the commands share (argument types, --overwrite,
+the methods' run-time flags, printing) is in `common`. This file turns every failure into one
+line and an exit status: 0 done, 2 refused or failed, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from types import ModuleType
+from typing import Callable
+
+from lwd.cli import (bench, calibrate, demos, eval, export, export_data, import_data, info, latents, quickstart, reconstruct,
+                     study, train)
+from lwd.cli.common import OneLineErrorParser
+
+COMMANDS: tuple[ModuleType, ...] = (quickstart, demos, import_data, export, export_data, train, eval, bench, calibrate, study,
+                                    reconstruct, latents, info)
+"""The subcommands in the order `lwd --help` lists them."""
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+
+def _nothing_more_written(saved: str) -> str:
+    """After Ctrl-C, for a command that keeps nothing to resume from."""
+    return "nothing more was written"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """`lwd`'s parser: every module of COMMANDS adds its subcommand; its `run` and `interrupted_hint`
+    ride on the parsed arguments, so `main` needs no table of commands."""
+    from lwd import __version__
+
+    p = OneLineErrorParser(prog="lwd", description="Latent Weight Diffusion: generate the weights of small closed-loop policies.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        hint: Callable[[str], str] = getattr(command, "interrupted_hint", _nothing_more_written)
+        command.add_parser(sub).set_defaults(func=command.run, interrupted_hint=hint)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one `lwd` command; every failure is one line on stderr and an exit status, never a traceback."""
+    try:
+        import lwd.provenance  # records the commit this process starts on; results cite it
+
+        lwd.provenance.record_cli_command(sys.argv[1:] if argv is None else [str(a) for a in argv])
+        from safetensors import SafetensorError
+
+        from lwd.checkpoint import CheckpointError
+        from lwd.data import DatasetError
+
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:  # Ctrl-C while torch and the simulators import: nothing started yet
+        print("lwd: interrupted during start-up; nothing was written", file=sys.stderr)
+        return 130
+    try:
+        args.func(args)
+    except (DatasetError, CheckpointError, FileExistsError, FileNotFoundError, ValueError, ImportError) as err:
+        print(f"lwd {args.command}: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    except (OSError, SafetensorError) as err:  # a full disk, a vanished folder: said in one line, never a traceback
+        print(f"lwd {args.command}: error: {_os_error(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as err:  # the command's message (e.g. where training saved its state) feeds its hint
+        print(f"lwd {args.command}: interrupted; {args.interrupted_hint(str(err))}", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _os_error(err: BaseException) -> str:
+    """One line for an operating-system failure: what failed, on which file, and the system's reason."""
+    import errno
+
+    if isinstance(err, OSError):
+        where = f" ({err.filename})" if err.filename else ""
+        reason = err.strerror or str(err)
+        hint = "; free some space and run the command again (what existed before is unchanged)" if err.errno == errno.ENOSPC else ""
+        return " ".join(f"{reason}{where}{hint}".split())
+    text = " ".join(str(err).split())
+    if "No space left" in text or "os error 28" in text:
+        return f"{text}; free some space and run the command again (what existed before is unchanged)"
+    return text
