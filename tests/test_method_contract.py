@@ -305,7 +305,7 @@ def test_a_method_that_generates_no_weights_is_refused_by_the_contract(toy_regis
 
 
 def test_a_registered_methods_run_time_option_is_a_flag_of_lwd_eval_and_info(toy_registered, reach_demos, tmp_path, capsys):
-    """ToyRuntime.action_repeat becomes --action-repeat (type and help from the dataclass) with no edit to cli.py."""
+    """ToyRuntime.action_repeat becomes --action-repeat (type and help from the dataclass) with no edit to lwd.cli."""
     import json
 
     from lwd.cli import build_parser, main
