@@ -148,7 +148,7 @@ def _cells(root: Path) -> dict[str, Path]:
 
 def test_a_study_on_a_ray_cluster_writes_the_local_cells_and_resumes(tmp_path, ray_cluster, counted, capsys):
     pytest.importorskip("metaworld")
-    from lwd.cluster import connected
+    from lwd.cluster import ClusterJobError, connected
     from lwd.study import run_study
 
     local, on_ray = tmp_path / "local", tmp_path / "ray"
@@ -180,7 +180,7 @@ def test_a_study_on_a_ray_cluster_writes_the_local_cells_and_resumes(tmp_path, r
         bc_log.write_text("{")
         for name in records:
             cells[name].unlink()
-        with pytest.raises(RuntimeError, match=r"study tiny: training run 'bc clean seed 0 \(run bc-\w+\)' failed on the "
+        with pytest.raises(ClusterJobError, match=r"study tiny: training run 'bc clean seed 0 \(run bc-\w+\)' failed on the "
                                                r"Ray cluster: JSONDecodeError"):
             run_study(on_ray / "tiny.toml", root=on_ray, progress=False, engine="ray", address=ray_cluster)
         assert cells[lwd_lost].exists() and not cells[bc_lost].exists()
@@ -237,3 +237,14 @@ def test_engine_options_are_checked_before_any_work(tmp_path, monkeypatch):
     with pytest.raises(ConnectionError, match="no Ray cluster answers at 127.0.0.1:"):  # nothing listens there
         check_address(f"127.0.0.1:{_free_port()}", timeout=2)
     assert not (tmp_path / "benchmarks").exists()  # nothing was written
+
+
+def test_the_cli_takes_the_engine_and_its_address(tmp_path, capsys):
+    from lwd.cli import main
+
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(SPEC)
+    assert main(["study", str(spec), "--root", str(tmp_path), "--engine", "ray", "--address", "head:6379", "--dry-run"]) == 0
+    assert "3 to run now in 2 training run(s), as tasks on the Ray cluster at head:6379" in capsys.readouterr().out
+    assert main(["study", str(spec), "--root", str(tmp_path), "--address", "head:6379"]) == 2
+    assert capsys.readouterr().err.strip() == "lwd study: error: --address is a Ray cluster's; give it with --engine ray"

@@ -37,6 +37,7 @@ import hashlib
 import logging
 import os
 import socket
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -50,6 +51,11 @@ MAX_RETRIES = 3
 
 class SharedFilesystemError(FileNotFoundError):
     """A task's node does not see the study's files as the driver wrote them."""
+
+
+class ClusterJobError(ChildProcessError):
+    """A study's job failed in its Ray task: an OSError, so `lwd` says it in one line (the task's
+    traceback is printed when it fails)."""
 
 
 def check_address(address: str | None, timeout: float = 10.0) -> str:
@@ -158,6 +164,7 @@ def run_groups(ray: Any, study: str, job: Callable[..., None], work: list[tuple[
                 host = ray.get(ready[0])
             except ray.exceptions.RayError as err:
                 failures.append((name, getattr(err, "cause", None) or err))
+                print(f"study {study}: training run '{name}' failed on the Ray cluster:\n{err}", file=sys.stderr, flush=True)
                 _say(progress, f"study {study}: {done}/{len(names)} training run(s) finished ({name}: FAILED, {_short(failures[-1][1])})")
                 continue
             _say(progress, f"study {study}: {done}/{len(names)} training run(s) finished ({name}, on {host})")
@@ -169,7 +176,7 @@ def run_groups(ray: Any, study: str, job: Callable[..., None], work: list[tuple[
         message = f"study {study}: training run '{name}' failed on the Ray cluster: {_short(cause)}{others}"
         if all(isinstance(c, SharedFilesystemError) for _, c in failures):
             raise SharedFilesystemError(message) from cause
-        raise RuntimeError(message) from cause
+        raise ClusterJobError(message) from cause
 
 
 def _short(err: BaseException) -> str:
