@@ -199,3 +199,95 @@ def test_state_only_lwd_and_bc_keep_their_configs_weights_and_study_keys():
     spec = StudySpec.load(root / "benchmarks/studies/robomimic-lift.toml")
     cells = plan_study(spec)
     assert {c.method for c in cells} == {"lwd", "bc", "dp"} and missing_cells(spec, cells, root) == []
+
+
+def test_eval_video_of_an_image_run_shows_the_envs_render_and_replays_the_episode(runs, tmp_path):
+    imageio = pytest.importorskip("imageio.v2")
+    from lwd.checkpoint import load_model
+    from lwd.evaluate import evaluate
+    from lwd.video import record_videos
+
+    root, _ = runs
+    model, short = load_model(root / "lwd"), short_pusht_image()
+    result = evaluate(model, short, episodes_per_task=1, progress=False)
+    videos = record_videos(model, short, result, 1, model.runtime_options(), None, tmp_path)
+    assert videos[0]["matches_evaluation"] and videos[0]["generation_steps"] == [0, 4]
+    frames = [f for f in imageio.get_reader(videos[0]["video"])]  # (its len() is inf: iterate)
+    assert len(frames) == 7 and frames[0].shape[1] > 96  # the env's render, not the 96 px frame the policy reads
+
+
+def test_lwd_info_of_an_image_run_costs_the_encoder_and_times_steps_with_frames(runs):
+    from lwd.pipeline import preset_info, run_info
+
+    root, _ = runs
+    info = run_info(root / "lwd", latency_steps=3)
+    assert info["flops_image_encoders"] > 0 and info["latency_steps"] == 3
+    assert info["flops_policy_step"] == info["flops_image_encoders"] + info["flops_generated_mlp"]
+    preset = preset_info("lwd", "pusht-image", 2, 2, env="pusht/image")
+    encoder = ImageEncoder((96, 96, 3), (84, 84), 16, 32, 64).eval()
+    assert preset["flops_image_encoders"] == count_flops(lambda: encoder(torch.zeros(1, 96, 96, 3, dtype=torch.uint8)))
+    assert preset["params_image_encoders"] == sum(p.numel() for p in encoder.parameters())
+
+
+def test_an_exported_image_run_takes_step_vectors_and_evaluates_as_the_library_does(runs, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from lwd.checkpoint import load_model
+    from lwd.evaluate import evaluate
+    from lwd.export import export_run
+    from lwd.exported import load_exported
+
+    root, _ = runs
+    out = tmp_path / "export"
+    _, line = export_run(root / "lwd", "npz", out)
+    assert "image features (8)" in line and "--format encoder" in line
+    export_run(root / "lwd", "onnx", out)
+    with pytest.raises(FileNotFoundError, match="lwd export RUN --format encoder"):
+        load_exported(load_model(root / "lwd"), out, root / "lwd")
+    record, line = export_run(root / "lwd", "encoder", out)
+    assert record["inputs"] == {"image": [96, 96, 3]} and record["features"] == FEATURES and record["max_abs_error"] < 1e-4
+    spec = json.loads((out / "controller.json").read_text())
+    assert spec["obs_dim"] == 2 + FEATURES and spec["layer_sizes"][0] == 2 * (2 + FEATURES) and "image features" in spec["obs"]
+
+    short = short_pusht_image()
+    model = load_model(root / "lwd")
+    library = evaluate(model, short, episodes_per_task=2, progress=False)
+    exported = evaluate(load_exported(model, out, root / "lwd"), short, episodes_per_task=2, progress=False)
+    assert np.allclose([e["total_reward"] for e in exported["episodes"]], [e["total_reward"] for e in library["episodes"]],
+                       rtol=1e-4, atol=1e-4)
+
+
+def test_a_pusht_image_study_trains_and_evaluates_lwd_bc_and_dp_on_frames(runs, tmp_path, monkeypatch):
+    import lwd.pipeline
+    from lwd.study import run_study
+
+    _, data = runs
+    make_suite = lwd.pipeline.make_suite  # the study's evaluations run 6-step episodes (the suite's are 300)
+    monkeypatch.setattr(lwd.pipeline, "make_suite", lambda name: short_pusht_image() if name == "pusht/image" else make_suite(name))
+    quoted = lambda items: ", ".join(f'"{s}"' for s in items)  # noqa: E731
+    dp = ["steps=2", "down_dims=[16,32]", "diffusion_step_embed_dim=16", "horizon=8", "action_steps=4", "image_width=16",
+          "image_keypoints=4", "image_features=8", "crop_shape=[88,88]", "sampler=ddim", "num_inference_steps=2"]
+    (tmp_path / "image.toml").write_text(f"""
+name = "image"
+suite = "pusht/image"
+episodes = 1
+seeds = [0]
+horizons = [4]
+[data.tiny]
+path = "{data}"
+[methods.lwd]
+set = [{quoted(TINY_LWD)}]
+train_set = ["batch_size=4"]
+[methods.bc]
+set = [{quoted(TINY_BC)}]
+train_set = ["batch_size=4"]
+[methods.dp]
+preset = "image-cpu"
+set = [{quoted(dp)}]
+train_set = ["batch_size=4"]
+""")
+    summary = run_study(tmp_path / "image.toml", root=tmp_path, progress=False)
+    assert summary["cells_done"] == summary["cells_planned"] == 3
+    cells = [json.loads(p.read_text()) for p in (tmp_path / "benchmarks/results/studies/image/cells").glob("*.json")]
+    assert sorted(c["cell"]["method"] for c in cells) == ["bc", "dp", "lwd"]
+    for cell in cells:  # every arm read the frames: its encoder is in its cost
+        assert cell["cost"]["flops_image_encoders"] > 0 and cell["episodes_run"] == 1

@@ -111,6 +111,15 @@ def _as_observation(obs: Any) -> Any:
     return np.asarray(obs, np.float32)
 
 
+def policy_observation(method: Method, obs: Any) -> Any:
+    """One env observation as `method`'s policies take it: an image suite's dict (float32 low-dim,
+    uint8 frames) for a model that reads camera frames, else the low-dim array alone."""
+    obs = _as_observation(obs)
+    if isinstance(obs, dict) and not method.info.images:
+        return obs["obs"]
+    return obs
+
+
 def _rows(obs: Any, index: Any, frames: bool) -> Any:
     """The observations of some slots (`index`: an int or a list) as a policy takes them: the low-dim
     rows, or with `frames` (a model that reads camera frames) the dict of all keys' rows."""

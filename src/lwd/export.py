@@ -38,11 +38,19 @@ FILES = {"npz": ("controller.json", "controller.npz", "lwd_controller.py"),
 
 
 def formats(generator: WeightGenerator) -> dict[str, Exporter]:
-    """The export formats of a run: npz, the method's own (`WeightGenerator.exporters`), c."""
+    """The export formats of a run: npz, the method's own (`WeightGenerator.exporters`), c.
+
+    A run that reads camera frames exports controllers that take step vectors [obs, image features]:
+    their summaries say so and name the format that exports the encoder making the features."""
+    frames = ""
+    if generator.frame_encoder is not None:
+        obs_dim = generator.method.info.obs_dim
+        frames = (f"; it takes [obs ({obs_dim}), image features ({generator.input_dim - obs_dim})] per step: "
+                  "the features come from the image encoder, exported by --format encoder")
     npz = Exporter(FILES["npz"], lambda run_dir, folder: _write_controller(generator, run_dir, folder) or {},
-                   lambda _, out: f"wrote {out}/controller.json, controller.npz and lwd_controller.py (NumPy only)")
+                   lambda _, out: f"wrote {out}/controller.json, controller.npz and lwd_controller.py (NumPy only){frames}")
     c = Exporter(FILES["c"], lambda run_dir, folder: write_c(generator, run_dir, folder),
-                 lambda _, out: f"wrote {out}/lwd_controller.h, lwd_controller.c, Makefile and c.json (C99; build: make -C {out})")
+                 lambda _, out: f"wrote {out}/lwd_controller.h, lwd_controller.c, Makefile and c.json (C99; build: make -C {out}){frames}")
     own = {name: exporter for name, exporter in generator.exporters().items() if name not in FILES}
     return {"npz": npz, **own, "c": c}
 
@@ -113,6 +121,14 @@ def _write_export(out: str | Path, files: tuple[str, ...], overwrite: bool, writ
             out.rmdir()
 
 
+def step_vector_layout(generator: WeightGenerator) -> str:
+    """What a controller's "obs" holds for a run that reads camera frames, in words."""
+    obs_dim = generator.method.info.obs_dim
+    cameras = ", ".join(f"'{key}'" for key, _ in generator.method.info.images)
+    return (f"[obs ({obs_dim}), image features ({generator.input_dim - obs_dim}: cameras {cameras}, from encoder.onnx, "
+            "lwd export RUN --format encoder)], raw")
+
+
 def _run_identity(run_dir: str | Path) -> str:
     """The content hash of a run's weights: an exported file records it, and loading compares it."""
     return file_sha256(Path(run_dir) / "model.safetensors")
@@ -120,13 +136,15 @@ def _run_identity(run_dir: str | Path) -> str:
 
 def _write_controller(generator: WeightGenerator, run_dir: str | Path, out: Path) -> None:
     model, target = generator.method, generator.target
-    obs_scale, obs_shift = model.normalizer.affine(OBS)
-    action_scale, action_shift = model.normalizer.affine(ACTION, inverse=True)
+    obs_scale, obs_shift = generator.input_normalizer.affine(OBS)
+    action_scale, action_shift = generator.input_normalizer.affine(ACTION, inverse=True)
     spec = {"format": numpy_controller.FORMAT, "version": numpy_controller.VERSION, "method": model.name,
-            "obs_dim": model.info.obs_dim, "action_dim": model.info.action_dim, "policy_obs_steps": generator.policy_obs_steps,
+            "obs_dim": generator.input_dim, "action_dim": model.info.action_dim, "policy_obs_steps": generator.policy_obs_steps,
             "layer_sizes": target.layer_sizes, "activation": target.activation, "num_params": target.num_params,
             "layout": "layer by layer: weight (in, out) row-major, then bias (out,); normalised obs in, normalised action out",
             "trained_on": model.info.suite or model.info.dataset}
+    if generator.frame_encoder is not None:  # "obs" is the step vector
+        spec["obs"] = step_vector_layout(generator)
     np.savez(out / "controller.npz", obs_scale=np.asarray(obs_scale, np.float64), obs_shift=np.asarray(obs_shift, np.float64),
              action_scale=np.asarray(action_scale, np.float64), action_shift=np.asarray(action_shift, np.float64))
     shutil.copyfile(numpy_controller.__file__, out / "lwd_controller.py")

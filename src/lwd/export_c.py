@@ -114,15 +114,15 @@ def write_c(generator: Any, run_dir: str | Path, tmp: Path) -> dict[str, Any]:
     from lwd.data.keys import ACTION, OBS
 
     model, target = generator.method, generator.target
-    obs_scale, obs_shift = model.normalizer.affine(OBS)
-    action_scale, action_shift = model.normalizer.affine(ACTION, inverse=True)
+    obs_scale, obs_shift = generator.input_normalizer.affine(OBS)  # of step vectors for a run that reads frames
+    action_scale, action_shift = generator.input_normalizer.affine(ACTION, inverse=True)
     sources = c_sources(target.layer_sizes, target.activation, generator.policy_obs_steps, obs_scale, obs_shift,
                         action_scale, action_shift)
     for name, text in sources.items():
         (tmp / name).write_text(text)
     if compiler() is not None:
         build_library(tmp, cache=False)
-    record = {"format": FORMAT, "version": VERSION, "method": model.name, "obs_dim": model.info.obs_dim,
+    record = {"format": FORMAT, "version": VERSION, "method": model.name, "obs_dim": generator.input_dim,
               "action_dim": model.info.action_dim, "policy_obs_steps": generator.policy_obs_steps,
               "layer_sizes": target.layer_sizes, "activation": target.activation, "num_params": target.num_params,
               "trained_on": model.info.suite or model.info.dataset,

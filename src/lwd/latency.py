@@ -2,6 +2,8 @@
 
 Every step is timed (`policy.act` on a fixed random observation), so the median shows the cost of
 a plain step and the p95/max show the steps where the method regenerates (LWD) or replans (DP).
+A model that reads camera frames gets a random frame per camera beside the low-dim part, so its
+steps include the image encoders as they run on a robot.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ def measure_latency(method: Method, runtime: RuntimeOptions | None = None, steps
         policy.reset(seed, task)
         obs = np.random.default_rng(seed).uniform(-1, 1, size=method.info.obs_dim).astype(np.float32)
         obs = method.normalizer.unnormalize(OBS, obs).astype(np.float32)
+        if method.info.images:  # {"obs": low-dim, <image key>: frame}, as an image suite observes
+            rng = np.random.default_rng(seed + 1)
+            obs = {OBS: obs, **{key: rng.integers(0, 256, shape, dtype=np.uint8) for key, shape in method.info.images}}
         for _ in range(warmup):
             policy.act(obs)
         times = np.empty(steps)

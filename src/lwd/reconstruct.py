@@ -43,6 +43,9 @@ def reconstruct(run_dir: str | Path, data: str | Path, episodes_per_task: int = 
     """Reconstruct up to `episodes_per_task` demonstrations of each task; returns per-episode and per-task figures."""
     model = load_model(run_dir)
     generator = weight_generator_of(model)
+    if generator.frame_encoder is not None:
+        raise ValueError(f"{run_dir} reads camera frames, and reconstruction replays decoded policies on observations "
+                         "alone; its latents can be mapped with lwd latents")
     episodes = Episodes.load(data)
     seeds = episodes.attrs.get("seeds")
     if not isinstance(seeds, list) or len(seeds) != episodes.num_episodes:

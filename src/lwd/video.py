@@ -61,7 +61,12 @@ def write_video(frames: list[np.ndarray], path: Path, fps: float) -> Path:
 
 def record_episode(method: Method, suite: Suite, task: str, task_id: int | None, seed: int, runtime: RuntimeOptions,
                    perturb: str | None, path: Path) -> dict[str, Any]:
-    """Replay one planned episode with rendering and write its video; returns what happened."""
+    """Replay one planned episode with rendering and write its video; returns what happened.
+
+    The video shows the env's own render (on an image suite too: the scene as `render()` draws it,
+    not the small frames the policy reads)."""
+    from lwd.evaluate import policy_observation
+
     os.environ.setdefault("MUJOCO_GL", "egl")  # off-screen MuJoCo (Metaworld, robosuite); must precede their first render
     env = apply_perturbation(suite.make_env(task, render_mode="rgb_array"), perturb)
     policy = method.make_policy(runtime)
@@ -75,7 +80,7 @@ def record_episode(method: Method, suite: Suite, task: str, task_id: int | None,
     try:
         for steps in range(1, suite.max_episode_steps + 1):
             before = policy.generations
-            action = policy.act(np.asarray(obs, np.float32))
+            action = policy.act(policy_observation(method, obs))
             if policy.generations > before:
                 generation_steps.append(steps - 1)
             obs, _, terminated, truncated, info = env.step(action)

@@ -341,17 +341,30 @@ class WeightGenerator(ABC):
         segments -> encode -> z (posterior means)      sample(condition) -> z      decode(z) -> theta
 
     theta runs as `target` (a plain MLP, `lwd.methods.target_mlp`) on the last `policy_obs_steps`
-    observations, stacked oldest first, normalised with `method.normalizer`; its action is normalised too.
+    observations, stacked oldest first, normalised with `input_normalizer` (its "obs"); its action is
+    normalised too. A model that reads camera frames runs it on step vectors [obs, image features]
+    instead of observations (`input_dim` > the observation's; `frame_encoder` makes the features).
     A method returns one from `Method.weight_generator()`."""
 
-    def __init__(self, method: Method, target: TargetMLPSpec, policy_obs_steps: int, horizon: int, latent_dim: int) -> None:
+    def __init__(self, method: Method, target: TargetMLPSpec, policy_obs_steps: int, horizon: int, latent_dim: int,
+                 input_normalizer: Any = None, frame_encoder: nn.Module | None = None) -> None:
         self.method = method
         self.target = target
         self.policy_obs_steps = policy_obs_steps
-        """Observations the generated MLP sees per step (target.obs_dim = policy_obs_steps x obs_dim)."""
+        """Observations the generated MLP sees per step (target.obs_dim = policy_obs_steps x input_dim)."""
         self.horizon = horizon
         """H: the steps one segment spans, and how often the policy is regenerated unless told otherwise."""
         self.latent_dim = latent_dim
+        self.input_normalizer = method.normalizer if input_normalizer is None else input_normalizer
+        """Normaliser of one step's input ("obs": the observation, or the step vector) and of the action."""
+        self.frame_encoder = frame_encoder
+        """For a model that reads camera frames: {image key: (B, H, W, 3) uint8} -> (B, features), the raw
+        features that follow the observation in a step vector; None for a state model."""
+
+    @property
+    def input_dim(self) -> int:
+        """Size of one step's input: the observation's, or the step vector's [obs, image features]."""
+        return self.target.obs_dim // self.policy_obs_steps
 
     @abstractmethod
     def segments(self, episodes: "Episodes") -> "SegmentDataset":

@@ -8,6 +8,10 @@ else, so the two evaluations differ only by float rounding between ONNX Runtime 
 should give the same success on the same seeds. When DIR also holds `lwd export RUN --format c`,
 the compiled C controller (`lwd.export_c.CController`) runs the steps instead of the NumPy one.
 Reached through `LWDWeightGenerator.load_exported` (`lwd.exported.load_exported`).
+
+A run that reads camera frames also needs `DIR/encoder.onnx` (`lwd export RUN --format encoder`):
+every step its frames go through it in ONNX Runtime, and the step vector [obs, features] goes to
+the generator's history and the controller, as the in-library policy does with the torch encoder.
 """
 
 from __future__ import annotations
@@ -47,9 +51,9 @@ class ExportedMethod:
                 raise FileNotFoundError(f"{folder}/{name} is missing; write the folder with lwd export RUN --format npz "
                                         f"--out {folder} and lwd export RUN --format onnx --out {folder}")
         reference = numpy_controller.Controller.load(folder)  # the library's own checks of json and npz
-        if reference.num_params != method.target.num_params or reference.obs_dim != method.info.obs_dim:
+        if reference.num_params != method.target.num_params or reference.obs_dim != method.step_dim:
             raise ValueError(f"{folder} was exported from another model ({reference.num_params} weights, "
-                             f"{reference.obs_dim}-d observations; this run: {method.target.num_params}, {method.info.obs_dim})")
+                             f"{reference.obs_dim}-d observations; this run: {method.target.num_params}, {method.step_dim})")
         onnx_info = read_json_object(folder / "onnx.json")
         steps = onnx_info.get("inference_steps")
         if type(steps) is not int or steps < 1:
@@ -67,7 +71,7 @@ class ExportedMethod:
         if (folder / "c.json").is_file():  # a C export beside them (--format c): it runs the control steps
             from lwd.export_c import CController, check_record
 
-            check_record(folder, run_dir, method.target.num_params, method.info.obs_dim)
+            check_record(folder, run_dir, method.target.num_params, method.step_dim)
             try:
                 CController.load(folder)  # compiled (cached) now: no compiler or a bad file fails before any episode
             except RuntimeError as err:
@@ -84,6 +88,8 @@ class ExportedMethod:
         except Exception as err:  # noqa: BLE001  (ONNX Runtime raises its own exception types)
             raise ValueError(f"{folder}/generator.onnx is not a loadable ONNX graph ({' '.join(str(err).split())[:200]})") from err
         self.inputs = {i.name for i in self.session.get_inputs()}
+        self.encoder = _encoder_session(method, folder, run_dir, options) if method.vision is not None else None
+        """encoder.onnx in ONNX Runtime, for a run that reads camera frames (else None)."""
         self.sampler_steps = next((int(i.shape[0]) for i in self.session.get_inputs() if i.name == "step_noise"), 0)
         """Steps of a stochastic sampler (ddim_eta > 0) that each take a fresh normal draw; 0: deterministic."""
 
@@ -134,11 +140,50 @@ class ExportedPolicy(Policy):
         self.controller.set_weights(theta.reshape(-1))
         self.generations += 1
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        obs = np.array(obs, np.float32)
+    def step_vector(self, obs: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
+        """The observation, or for a run that reads camera frames [obs, encoder.onnx features of its frames]."""
+        encoder = self.exported.encoder
+        if encoder is None:
+            return np.array(obs, np.float32)
+        if not isinstance(obs, dict):
+            raise ValueError("this run reads camera frames: act() takes {'obs': low-dim, <image key>: frame} observations")
+        feeds = {i.name: np.ascontiguousarray(obs[i.name], np.uint8)[None] for i in encoder.get_inputs()}
+        return np.concatenate([np.asarray(obs["obs"], np.float32), encoder.run(None, feeds)[0][0]]).astype(np.float32)
+
+    def act(self, obs: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
+        obs = self.step_vector(obs)
         self._history.push(obs)
         if self._t == 0 or (self.horizon > 0 and self._t % self.horizon == 0):
             self._generate()
         self._t += 1
         self.steps += 1
         return self.controller.act(obs)
+
+
+def _encoder_session(method: "LWD", folder: Path, run_dir: str | Path | None, options: Any) -> Any:
+    """encoder.onnx of a run that reads camera frames, checked against encoder.json (and the run's weights)."""
+    import onnxruntime as ort
+
+    from lwd.checkpoint import file_sha256
+
+    for name in ("encoder.onnx", "encoder.json"):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{folder}/{name} is missing: this run reads camera frames; write the encoder with "
+                                    f"lwd export RUN --format encoder --out {folder}")
+    record = read_json_object(folder / "encoder.json")
+    expected = {key: list(shape) for key, shape in method.info.images}
+    if record.get("inputs") != expected or record.get("features") != method.vision.feature_dim:
+        raise ValueError(f"{folder}/encoder.json describes another encoder ({record.get('inputs')} -> "
+                         f"{record.get('features')} features; this run: {expected} -> {method.vision.feature_dim})")
+    hashes = record.get("sha256")
+    if not isinstance(hashes, dict) or "encoder.onnx" not in hashes:
+        raise ValueError(f"{folder}/encoder.json records no file hashes; export the encoder again with --overwrite")
+    if run_dir is not None and record.get("run_model_sha256") != file_sha256(Path(run_dir) / "model.safetensors"):
+        raise ValueError(f"{folder}/encoder.json was exported from another run than {run_dir} (its weights differ)")
+    for name, digest in hashes.items():
+        if not (folder / str(name)).is_file() or file_sha256(folder / str(name)) != digest:
+            raise ValueError(f"{folder}/{name} is not the file exported with encoder.json (missing, or its SHA-256 differs)")
+    try:
+        return ort.InferenceSession(str(folder / "encoder.onnx"), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # noqa: BLE001  (ONNX Runtime raises its own exception types)
+        raise ValueError(f"{folder}/encoder.onnx is not a loadable ONNX graph ({' '.join(str(err).split())[:200]})") from err

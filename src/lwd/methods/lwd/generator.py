@@ -22,7 +22,8 @@ class LWDWeightGenerator(WeightGenerator):
     method: "LWD"
 
     def __init__(self, model: "LWD") -> None:
-        super().__init__(model, model.target, model.cfg.policy_obs_steps, model.cfg.horizon, model.cfg.latent_dim)
+        super().__init__(model, model.target, model.cfg.policy_obs_steps, model.cfg.horizon, model.cfg.latent_dim,
+                         input_normalizer=model.step_normalizer, frame_encoder=model.vision)
 
     def segments(self, episodes: Episodes) -> SegmentDataset:
         return self.method.segment_dataset(episodes, "pad")
@@ -42,10 +43,14 @@ class LWDWeightGenerator(WeightGenerator):
         return self.method.vae.decoder(z)
 
     def exporters(self) -> Mapping[str, Exporter]:
-        """onnx: the generator (DDIM unrolled) and the controller as ONNX graphs (`lwd.methods.lwd.onnx_export`)."""
+        """onnx: the generator (DDIM unrolled) and the controller as ONNX graphs (`lwd.methods.lwd.onnx_export`);
+        for a model that reads camera frames also encoder: the frozen image encoder as an ONNX graph."""
         from lwd.methods.lwd import onnx_export
 
-        return {"onnx": onnx_export.exporter(self.method)}
+        formats = {"onnx": onnx_export.exporter(self.method)}
+        if self.method.vision is not None:
+            formats["encoder"] = onnx_export.encoder_exporter(self.method)
+        return formats
 
     def load_exported(self, folder: Path, run_dir: Path | None) -> Any:
         from lwd.methods.lwd.exported import ExportedMethod

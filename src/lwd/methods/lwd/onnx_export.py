@@ -2,7 +2,13 @@
 observations in, raw action out: new weights need no re-export) and `generator.onnx` (initial latent
 noise, raw observation history and task id in, theta out: DDIM unrolled through the model's own
 prior and decoder), each checked against torch with ONNX Runtime. `lwd.export` runs it through
-`LWDWeightGenerator.exporters()`; `lwd.methods.lwd.exported` evaluates a run from these files."""
+`LWDWeightGenerator.exporters()`; `lwd.methods.lwd.exported` evaluates a run from these files.
+
+A run that reads camera frames has step vectors [obs, image features] where a state run has
+observations (both graphs take them raw), and one more format, `lwd export RUN --format encoder`:
+`encoder.onnx`, its frozen image encoder (one uint8 (1, H, W, 3) frame per camera, named by its
+image key, in; the raw features (1, n_cams * F) of the step vector out, evaluation crop), checked
+against torch the same way, with `encoder.json` (inputs, output size, errors, hashes)."""
 
 from __future__ import annotations
 
@@ -27,6 +33,8 @@ if TYPE_CHECKING:
 
 FILES = ("controller.onnx", "generator.onnx", "generator.onnx.data", "controller.onnx.data", "onnx.json")
 """What the format writes (ONNX may add the external-data files beside the graphs)."""
+ENCODER_FILES = ("encoder.onnx", "encoder.onnx.data", "encoder.json")
+"""What the encoder format writes (a run that reads camera frames)."""
 
 
 def exporter(model: "LWD") -> Exporter:
@@ -38,11 +46,71 @@ def exporter(model: "LWD") -> Exporter:
         return write_onnx(model, run_dir, folder, inference_steps, tolerance)
 
     def summary(errors: dict[str, Any], out: Path) -> str:
+        frames = "; both take step vectors [obs, image features]: export the encoder with --format encoder" \
+            if model.vision is not None else ""
         return (f"wrote {out}/controller.onnx and generator.onnx (DDIM, {errors['inference_steps']} steps); "
                 f"ONNX Runtime vs torch: theta max abs error {errors['generator_max_abs_error']:.1e}, "
-                f"action {errors['controller_max_abs_error']:.1e} (actions up to {errors['action_scale']:.3g})")
+                f"action {errors['controller_max_abs_error']:.1e} (actions up to {errors['action_scale']:.3g}){frames}")
 
     return Exporter(FILES, write, summary)
+
+
+def encoder_exporter(model: "LWD") -> Exporter:
+    """The encoder format of a model that reads camera frames: option tolerance."""
+
+    def write(run_dir: str | Path, folder: Path, tolerance: float = 1e-4, **_: Any) -> dict[str, Any]:
+        require("onnxruntime", "export")
+        require("onnxscript", "export")
+        return write_encoder_onnx(model, run_dir, folder, tolerance)
+
+    def summary(record: dict[str, Any], out: Path) -> str:
+        inputs = ", ".join(f"{key} {tuple(shape)} uint8" for key, shape in record["inputs"].items())
+        return (f"wrote {out}/encoder.onnx ({inputs} -> {record['features']} features, the step vector's after obs); "
+                f"ONNX Runtime vs torch: max abs error {record['max_abs_error']:.1e} (features up to {record['feature_scale']:.3g})")
+
+    return Exporter(ENCODER_FILES, write, summary)
+
+
+class _EncoderGraph(torch.nn.Module):
+    """One uint8 (1, H, W, 3) frame per camera, in the model's camera order -> raw features (1, n_cams * F)."""
+
+    def __init__(self, model: "LWD") -> None:
+        super().__init__()
+        self.vision = model.vision
+        self.keys = model.vision.image_keys
+
+    def forward(self, *frames: torch.Tensor) -> torch.Tensor:
+        return self.vision(dict(zip(self.keys, frames)))
+
+
+def write_encoder_onnx(model: "LWD", run_dir: str | Path, out: Path, tolerance: float) -> dict[str, Any]:
+    import onnxruntime as ort
+
+    vision = model.vision
+    if vision is None:
+        raise ValueError("this run reads no camera frames: it has no image encoder to export")
+    rng = np.random.default_rng(0)
+    shapes = dict(model.info.images)
+    frames = tuple(torch.as_tensor(rng.integers(0, 256, (1, *shapes[key]), dtype=np.uint8)) for key in vision.image_keys)
+    graph = _EncoderGraph(model).eval()
+    with torch.no_grad():
+        features = graph(*frames)
+        with _quiet_exporter():
+            torch.onnx.export(graph, frames, out / "encoder.onnx", input_names=list(vision.image_keys),
+                              output_names=["features"], dynamo=True, verbose=False)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(out / "encoder.onnx"), options, providers=["CPUExecutionProvider"])
+    got = session.run(None, {key: f.numpy() for key, f in zip(vision.image_keys, frames)})[0]
+    error, scale = float(np.abs(got - features.numpy()).max()), float(features.abs().max())
+    if error > tolerance * max(1.0, scale):
+        raise ValueError(f"the encoder's ONNX graph differs from torch by {error:.2e} (more than {tolerance}, relative)")
+    hashes = {p.name: file_sha256(p) for p in sorted(out.iterdir()) if p.is_file()}
+    record = {"inputs": {key: list(shapes[key]) for key in vision.image_keys}, "features": vision.feature_dim,
+              "obs_dim": model.info.obs_dim, "max_abs_error": error, "feature_scale": scale,
+              "run_model_sha256": file_sha256(Path(run_dir) / "model.safetensors"), "sha256": hashes}
+    (out / "encoder.json").write_text(json.dumps(record, indent=2))
+    return record
 
 
 class _ControllerGraph(torch.nn.Module):
@@ -51,8 +119,8 @@ class _ControllerGraph(torch.nn.Module):
     def __init__(self, model: "LWD") -> None:
         super().__init__()
         k = model.cfg.policy_obs_steps
-        obs_scale, obs_shift = model.normalizer.affine(OBS)
-        act_scale, act_shift = model.normalizer.affine(ACTION, inverse=True)
+        obs_scale, obs_shift = model.step_normalizer.affine(OBS)  # step vectors on image data
+        act_scale, act_shift = model.step_normalizer.affine(ACTION, inverse=True)
         self.spec = model.target
         for name, value in (("in_scale", np.tile(obs_scale, k)), ("in_shift", np.tile(obs_shift, k)),
                             ("out_scale", act_scale), ("out_shift", act_shift)):
@@ -77,7 +145,7 @@ class _GeneratorGraph(torch.nn.Module):
         self.model = model
         self.scheduler = model.samplers.get("ddim", steps)
         self.timesteps = [int(k) for k in self.scheduler.timesteps]
-        scale, shift = model.normalizer.affine(OBS)
+        scale, shift = model.step_normalizer.affine(OBS)
         self.register_buffer("obs_scale", torch.as_tensor(np.asarray(scale, np.float32)))
         self.register_buffer("obs_shift", torch.as_tensor(np.asarray(shift, np.float32)))
 
@@ -102,8 +170,8 @@ def write_onnx(model: "LWD", run_dir: str | Path, out: Path, inference_steps: in
 
     steps = inference_steps or model.cfg.inference_steps
     rng = np.random.default_rng(0)
-    k, dims = model.cfg.policy_obs_steps, model.info.obs_dim
-    low, high = (np.asarray(a, np.float32) for a in model.normalizer.unnormalize(OBS, np.stack([-np.ones(dims), np.ones(dims)])))
+    k, dims = model.cfg.policy_obs_steps, model.step_dim
+    low, high = (np.asarray(a, np.float32) for a in model.step_normalizer.unnormalize(OBS, np.stack([-np.ones(dims), np.ones(dims)])))
     history = torch.as_tensor(rng.uniform(low, high, (1, model.cfg.obs_steps, dims)).astype(np.float32))
     task = torch.zeros(1, dtype=torch.long)
     noise = torch.as_tensor(rng.normal(size=(1, model.cfg.latent_dim)).astype(np.float32))
