@@ -33,6 +33,18 @@ def _deterministic_torch():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _methods_registered_by_a_test_are_forgotten():
+    """A method a test (or a README block) registers stays out of later tests' "known: ..." lists;
+    lwd's own method folders, imported once per process, stay registered."""
+    yield
+    from lwd.methods import base
+
+    for name, cls in list(base._REGISTRY.items()):
+        if not cls.__module__.startswith("lwd."):
+            del base._REGISTRY[name]
+
+
 @pytest.fixture(scope="module")
 def lift_env():
     """robomimic Lift (robosuite), one per test module: building it takes about a second."""
