@@ -13,10 +13,12 @@ DATA_FORMATS = ("robomimic", "lerobot")
 
 def add_parser(subcommands: Subcommands) -> argparse.ArgumentParser:
     xd = subcommands.add_parser("export-data", help="demos as a robomimic HDF5 file or a LeRobot v3.0 dataset")
-    xd.add_argument("format", choices=DATA_FORMATS, help="robomimic (HDF5, robomimic's layout) or lerobot (v3.0, no videos)")
+    xd.add_argument("format", choices=DATA_FORMATS, help="robomimic (HDF5, robomimic's layout) or lerobot (v3.0)")
     xd.add_argument("data", help="episode store (robomimic: written by `lwd demos robomimic/<task>`)")
     xd.add_argument("--out", required=True, help="robomimic: HDF5 file; lerobot: a new dataset folder")
     xd.add_argument("--fps", type=positive, default=10, help="lerobot: frames per second recorded in info.json (default 10)")
+    xd.add_argument("--frames", choices=("video", "image"), default="video",
+                    help="lerobot: camera frames as H.264 videos (LeRobot's default) or PNG images in the data files (exact)")
     overwrite_flag(xd, "dataset")
     return xd
 
@@ -32,8 +34,9 @@ def run(args: argparse.Namespace) -> None:
         from lwd.data.formats.lerobot import save_lerobot
 
         with replacing(args.out) as tmp:  # an existing dataset is replaced only by a complete new one
-            save_lerobot(episodes, tmp, fps=args.fps)
-        print(f"wrote {episodes.num_episodes} episodes ({episodes.num_steps} frames) to {args.out} (LeRobot v3.0, state only)")
+            save_lerobot(episodes, tmp, fps=args.fps, frames=args.frames)
+        cameras = f"cameras {', '.join(episodes.image_keys)} as {args.frames}s" if episodes.frames else "state only"
+        print(f"wrote {episodes.num_episodes} episodes ({episodes.num_steps} frames) to {args.out} (LeRobot v3.0, {cameras})")
         return
     from lwd.data.formats.robomimic_hdf5 import save_robomimic_hdf5
     from lwd.envs.robomimic import RobomimicEnv, obs_key_dims

@@ -26,6 +26,8 @@ def add_parser(subcommands: Subcommands) -> argparse.ArgumentParser:
                     help="lerobot: comma-separated features concatenated into the observation (default: observation.state, "
                          "plus observation.environment_state where present)")
     im.add_argument("--action-feature", default="action", help="lerobot: the action feature (default: action)")
+    im.add_argument("--image-features", default=None,
+                    help="lerobot: comma-separated image or video features read as camera frames (default: all; none: no frames)")
     im.add_argument("--suite", default=None, help="lerobot: tag the data with the suite it evaluates in, e.g. pusht")
     overwrite_flag(im, "dataset")
     return im
@@ -44,7 +46,8 @@ def run(args: argparse.Namespace) -> None:
         from lwd.data.formats.lerobot import load_lerobot
 
         features = args.state_features.split(",") if args.state_features else None
-        episodes = load_lerobot(args.source, features, args.action_feature)
+        cameras = None if args.image_features is None else [] if args.image_features == "none" else args.image_features.split(",")
+        episodes = load_lerobot(args.source, features, args.action_feature, cameras)
         if args.suite:
             from lwd.suites import make_suite
 
@@ -52,6 +55,11 @@ def run(args: argparse.Namespace) -> None:
             if suite.obs_dim != episodes.data["obs"].shape[1] or suite.action_dim != episodes.data["action"].shape[1]:
                 raise ValueError(f"--suite {suite.name} takes {suite.obs_dim}-d observations and {suite.action_dim}-d actions; "
                                  f"the dataset has {episodes.data['obs'].shape[1]} and {episodes.data['action'].shape[1]}")
+            shapes = episodes.frame_shapes()
+            wrong = {key: shape for key, shape in suite.images if tuple(shapes.get(key, ())) != tuple(shape)}
+            if wrong:
+                raise ValueError(f"--suite {suite.name} observes camera frames {wrong}; the dataset has "
+                                 f"{shapes or 'none'} (choose them with --image-features)")
             episodes.attrs["suite"] = suite.name
             if not suite.multitask:
                 episodes.attrs["tasks"] = list(suite.tasks)
@@ -67,5 +75,6 @@ def run(args: argparse.Namespace) -> None:
         elif args.task:
             raise ValueError("--task tags the data for evaluation in robomimic/<task>, which needs the default --obs-keys")
     path = episodes.save(args.out)
-    print(f"imported {episodes.num_episodes} episodes ({episodes.num_steps} steps, obs {episodes.data['obs'].shape[1]}-d) "
+    cameras = f", frames {', '.join(f'{k} {s}' for k, s in episodes.frame_shapes().items())}" if episodes.frames else ""
+    print(f"imported {episodes.num_episodes} episodes ({episodes.num_steps} steps, obs {episodes.data['obs'].shape[1]}-d{cameras}) "
           f"from {args.source} to {path} in {time.perf_counter() - t0:.1f} s")
