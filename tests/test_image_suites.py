@@ -162,3 +162,22 @@ def test_robomimic_lift_image_observes_proprioception_and_an_upright_agentview_f
         assert frame[:20].mean() < frame[-20:].mean()
     finally:
         env.close()
+
+
+def test_image_demos_go_to_disk_episode_by_episode_and_save_the_same_dataset(tmp_path):
+    from lwd.data import Episodes
+    from lwd.demos import collect_demos, write_demos
+    from lwd.envs.pusht import PushTEnv
+
+    suite = dataclasses.replace(make_suite("pusht/image"),  # 4-step episodes, kept though unfinished
+                                make_task_env=lambda task, **kw: PushTEnv("image", **{**kw, "max_episode_steps": 4}))
+    in_memory = collect_demos(suite, 2, keep_failures=True, progress=False)
+    spooled = collect_demos(suite, 2, keep_failures=True, progress=False, frame_store=tmp_path / "spool.zarr")
+    assert in_memory.frames["image"].in_memory and not spooled.frames["image"].in_memory  # read from the spool
+    assert spooled.frames["image"].equal(in_memory.frames["image"]) and spooled.attrs["seeds"] == [0, 1]
+
+    saved = write_demos(suite, tmp_path / "demos.zarr", 2, keep_failures=True, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demos.zarr", "spool.zarr"]  # write_demos' own spool is gone
+    again = Episodes.load(tmp_path / "demos.zarr")
+    assert again.frames["image"].equal(in_memory.frames["image"]) and saved.num_steps == in_memory.num_steps == 8
+    np.testing.assert_array_equal(again.data["action"], in_memory.data["action"])

@@ -433,7 +433,7 @@ def _check_slice(flag: str, asked: list[Any] | None, allowed: list[Any], what: s
 
 
 def _make_data(spec: StudySpec, names: set[str], root: Path, progress: bool) -> None:
-    from lwd.demos import collect_demos
+    from lwd.demos import write_demos
     from lwd.suites import make_suite
 
     for data in spec.data:
@@ -445,8 +445,8 @@ def _make_data(spec: StudySpec, names: set[str], root: Path, progress: bool) -> 
         if progress:
             print(f"making {data.name} data: {data.demos} expert demos per task (dart_noise {data.dart_noise}, "
                   f"perturbation {data.perturb}) -> {path}", flush=True)
-        collect_demos(make_suite(spec.suite), data.demos, seed_start=data.seed_start, dart_noise=data.dart_noise,
-                      perturb=data.perturb, progress=progress).save(path)
+        write_demos(make_suite(spec.suite), path, data.demos, seed_start=data.seed_start, dart_noise=data.dart_noise,
+                    perturb=data.perturb, progress=progress)  # an image suite's frames go to disk episode by episode
 
 
 def _job_name(cells: list[StudyCell]) -> str:

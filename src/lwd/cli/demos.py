@@ -30,7 +30,7 @@ def add_parser(subcommands: Subcommands) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    from lwd.demos import collect_demos, parse_styles
+    from lwd.demos import parse_styles, write_demos
     from lwd.suites import make_suite
 
     refuse_existing(args.out, args.overwrite)
@@ -38,9 +38,9 @@ def run(args: argparse.Namespace) -> None:
     suite = make_suite(args.env)
     styles = parse_styles(args.styles, suite) if args.styles is not None else None
     t0 = time.perf_counter()
-    episodes = collect_demos(suite, args.episodes, seed_start=args.seed_start, keep_failures=args.keep_failures,
-                             dart_noise=args.dart_noise, perturb=args.perturb, styles=styles)
-    path = episodes.save(args.out)
+    episodes = write_demos(suite, args.out, args.episodes, seed_start=args.seed_start, keep_failures=args.keep_failures,
+                           dart_noise=args.dart_noise, perturb=args.perturb, styles=styles)  # image frames: to disk per episode
+    path = args.out
     lengths = episodes.lengths
     print(f"wrote {episodes.num_episodes} episodes ({episodes.num_steps} steps, length {lengths.min()}-{lengths.max()}, "
           f"mean {lengths.mean():.0f}) to {path} in {time.perf_counter() - t0:.1f} s")

@@ -205,3 +205,33 @@ def _read_rows(source: Any, rows: np.ndarray) -> np.ndarray:
     if isinstance(source, np.ndarray):
         return source[rows]
     return np.asarray(source.oindex[rows])  # zarr: only these rows' chunks are decoded
+
+
+class FrameSpool:
+    """Camera frames written to disk as they arrive, episode by episode: a collection of image demos
+    then holds one episode's frames in memory, not the dataset's (`lwd demos` on an image suite).
+
+    A spool is a zarr (format 2) group in `folder` with one growing (N, H, W, 3) uint8 array per image
+    key, one frame per chunk as in an episode store; `frames()` gives them as store-backed
+    :class:`Frames`, which ``Episodes.save`` copies into the final store block by block. The folder is
+    the caller's to remove once the dataset is saved."""
+
+    def __init__(self, folder: Any, shapes: dict[str, tuple[int, int, int]]) -> None:
+        import numcodecs
+        import zarr
+
+        root = zarr.open_group(str(folder), mode="w-", zarr_format=2)
+        compressor = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.NOSHUFFLE)  # the store's own
+        self._arrays = {key: root.create_array(key, shape=(0, *shape), dtype=np.uint8, chunks=(FRAME_CHUNK, *shape),
+                                               compressors=compressor) for key, shape in shapes.items()}
+
+    def append(self, key: str, frames: np.ndarray) -> None:
+        """Add one episode's frames (T, H, W, 3) uint8 of `key` after those already written."""
+        if key not in self._arrays:
+            raise DatasetError(f"the spool holds image keys {list(self._arrays)}, not '{key}'")
+        check_frame_array(key, frames)
+        self._arrays[key].append(np.ascontiguousarray(frames), axis=0)
+
+    def frames(self) -> dict[str, Frames]:
+        """Every frame written so far, per key, read from the spool on demand."""
+        return {key: Frames(array, key=key) for key, array in self._arrays.items()}
