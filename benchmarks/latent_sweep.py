@@ -25,7 +25,7 @@ from typing import Any
 from lwd.study import StudySpec, plan_study, spec_root
 from lwd.study import _results_dir as results_dir
 
-DIAGNOSTICS = {  # column name -> (stage, key) in a cell's training.reports
+DIAGNOSTICS = {  # column name -> (stage, key) in a cell's training.reports[stage]["latent"]
     "KL (nats)": ("vae", "kl"),
     "active units": ("vae", "active_units"),
     "z-dep. posterior": ("vae", "z_dependence_posterior"),
@@ -69,7 +69,7 @@ def sweep_rows(spec: StudySpec, records: list[dict[str, Any]]) -> list[dict[str,
             slot["score_mean"] = mean(slot["score"])
         diag = {}
         for name, (stage, key) in DIAGNOSTICS.items():
-            values = [r[stage][key] for r in row["runs"].values() if key in r.get(stage, {})]
+            values = [r[stage]["latent"][key] for r in row["runs"].values() if key in r.get(stage, {}).get("latent", {})]
             diag[name] = mean(values) if values else None
         row["diagnostics"] = diag
         row["seeds"] = sorted(row["runs"])
