@@ -20,7 +20,8 @@ def add_parser(subcommands: Subcommands) -> argparse.ArgumentParser:
     ex.add_argument("--format", default=None, help="npz (the controller for lwd_controller.py, NumPy only), c "
                                                    "(lwd_controller.c/.h and a Makefile: C99, no dependencies), or the "
                                                    "method's own (LWD: onnx, controller.onnx taking the weights as an "
-                                                   "input, and generator.onnx)")
+                                                   "input, and generator.onnx; a run on camera frames also has encoder: "
+                                                   "encoder.onnx, frames in, the features its controllers take)")
     ex.add_argument("--out", required=True, help="the controller folder (other formats' files may share it)")
     ex.add_argument("--fps", type=positive, default=10, help=argparse.SUPPRESS)  # for the deprecated dataset spelling
     overwrite_flag(ex, "exported files of this --format in the folder")
