@@ -115,6 +115,28 @@ def _robomimic_suite(task_name: str, image: bool = False) -> Suite:
                  make_task_style_expert=lambda task, style: RobomimicExpert(task, style=style), images=images)
 
 
+REACH_WALL_LOW = "metaworld/reach-wall-low"
+
+
+def reach_wall_low_suite(start_spread_cm: float = 0.0) -> Suite:
+    """metaworld/reach-wall-low (the start fixed) or metaworld/reach-wall-low/spread-<cm> (moved sideways per
+    seed by up to that many cm): reach-wall from a low start centred before the wall, with its two ways
+    round the wall as styles (lwd.envs.reach_wall, lwd.experts.reach_wall)."""
+    from lwd.envs import reach_wall as rw
+    from lwd.experts.reach_wall import STYLES, DetourExpert
+
+    if not 0.0 <= start_spread_cm <= 100 * rw.MAX_START_SPREAD:
+        raise ValueError(f"{REACH_WALL_LOW}: the start spread must be 0-{100 * rw.MAX_START_SPREAD:g} cm "
+                         f"(the start stays in front of the wall), got {start_spread_cm:g}")
+
+    def make_env(task: str, **kwargs: Any) -> gym.Env:
+        return rw.ReachWallLowEnv(start_spread=start_spread_cm / 100.0, **kwargs)
+
+    name = REACH_WALL_LOW + (f"/spread-{start_spread_cm:g}" if start_spread_cm else "")
+    return Suite(name, (rw.TASK,), rw.OBS_DIM, rw.ACTION_DIM, rw.MAX_EPISODE_STEPS, make_env, lambda task: DetourExpert(),
+                 styles=STYLES, make_task_style_expert=lambda task, style: DetourExpert(style))
+
+
 PUSHT_OBS_TYPES = ("keypoints", "state", "image")
 ROBOMIMIC_TASKS = ("lift", "can", "square")
 
@@ -126,6 +148,7 @@ def available_suites() -> list[str]:
         "pusht (= pusht/keypoints)", "pusht/state", "pusht/image",
         *[f"robomimic/{t}" for t in ROBOMIMIC_TASKS], *[f"robomimic/{t}/image" for t in ROBOMIMIC_TASKS],
         "metaworld/mt10", *[f"metaworld/{t}" for t in MT10_TASKS], "metaworld/<any v3 task>",
+        REACH_WALL_LOW, f"{REACH_WALL_LOW}/spread-<cm, up to 10>",
     ]
 
 
@@ -149,6 +172,15 @@ def make_suite(name: str) -> Suite:
         from lwd.envs.metaworld import MT10_TASKS
 
         return _metaworld_suite("metaworld/mt10", MT10_TASKS)
+    if key == REACH_WALL_LOW or key.startswith(REACH_WALL_LOW + "/"):
+        variant = key[len(REACH_WALL_LOW) + 1:]
+        try:
+            spread = float(variant.removeprefix("spread-")) if variant.startswith("spread-") else float("nan")
+        except ValueError:
+            spread = float("nan")
+        if variant and not spread > 0:
+            raise ValueError(f"unknown variant {variant!r} in {name!r}; use {REACH_WALL_LOW} or {REACH_WALL_LOW}/spread-<cm>")
+        return reach_wall_low_suite(spread if variant else 0.0)
     if key.startswith("metaworld/"):
         task = key.split("/", 1)[1]
         from lwd.envs.metaworld import MT10_TASKS, import_metaworld
