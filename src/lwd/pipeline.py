@@ -202,10 +202,14 @@ def evaluate_run(
     video_dir: str | Path | None = None,
     shard: tuple[int, int] = (0, 1),
     exported: str | Path | None = None,
+    rollouts: str | Path | None = None,
     **runtime: Any,
 ) -> dict[str, Any]:
     """Evaluate a trained run; `runtime` holds the method's run-time options (e.g. action_horizon=16;
     None values mean "as trained"), and an option the method does not take is an error.
+
+    `rollouts`: also save every episode's trajectory (observations, actions, generation steps) as an
+    episode store there (`lwd.rollouts`), e.g. for `lwd.styles`; the evaluation is the same.
 
     `video` > 0 replays the first that many episodes with rendering afterwards and writes their
     videos to `video_dir` (default: `videos/` in the run directory); `result["videos"]` lists them."""
@@ -224,7 +228,16 @@ def evaluate_run(
     suite = make_suite(suite_name)
     if vector == "async":
         suite.make_env(suite.tasks[0]).close()  # warm per-process caches before the workers fork
-    result = evaluate(model, suite, episodes, n_envs, seed_start, tasks, perturb, options, vector, progress, batch_plans, shard)
+    if rollouts is None:
+        result = evaluate(model, suite, episodes, n_envs, seed_start, tasks, perturb, options, vector, progress, batch_plans, shard)
+    else:
+        from lwd.rollouts import record_rollouts
+
+        if batch_plans or shard[1] > 1:
+            raise ValueError("rollouts are recorded by one process stepping each policy alone: drop --batch-plans "
+                             "and run without torchrun/accelerate launch")
+        result, recorded = record_rollouts(model, suite, episodes, seed_start, tasks, perturb, options, n_envs, progress, vector)
+        result["rollouts"] = str(recorded.save(rollouts))
     result["run_dir"] = str(run_dir)
     trained_on = read_run_provenance(run_dir).get("data")
     if trained_on:

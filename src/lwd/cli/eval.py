@@ -32,9 +32,12 @@ def add_parser(subcommands: Subcommands) -> argparse.ArgumentParser:
     e.add_argument("--exported", default=None, metavar="DIR",
                    help="LWD: run the policies from exported files (generator.onnx + lwd_controller.py, "
                         "from lwd export RUN --format npz and --format onnx into DIR) to check them against the run")
+    e.add_argument("--rollouts", default=None, metavar="PATH",
+                   help="also save every episode's observations, actions and generation steps as an episode "
+                        "store (zarr) at PATH, e.g. for style labels (benchmarks/style_measures.py)")
     e.add_argument("--out", default=None, help="results JSON (a PNG plot is written next to it); "
                                                "default: RUN/evals/<settings>.json, never over an earlier one")
-    overwrite_flag(e, "results JSON and plot")
+    overwrite_flag(e, "results JSON and plot (and the --rollouts store)")
     runtime_flags(e.add_argument_group("run-time options of the methods", "read from each method's runtime class"))
     return e
 
@@ -50,6 +53,9 @@ def run(args: argparse.Namespace) -> None:
         check_writable(args.out)
     else:
         check_writable(Path(args.run) / "evals", what="--out", folder=True)  # the default: RUN/evals/
+    if args.rollouts:
+        refuse_existing(args.rollouts, args.overwrite, what="--rollouts")
+        check_writable(args.rollouts, what="--rollouts")
     video_dir = None
     if args.video:
         video_dir = Path(args.video_dir or (Path(args.out).with_suffix("").as_posix() + "-videos" if args.out else Path(args.run) / "videos"))
@@ -60,7 +66,8 @@ def run(args: argparse.Namespace) -> None:
         warn(check_training_data(args.run))
     result = evaluate_run(args.run, args.env, args.episodes, args.n_envs, args.vector, args.perturb, args.seed_start,
                           args.tasks.split(",") if args.tasks else None, progress=shard[0] == 0, batch_plans=args.batch_plans,
-                          video=args.video, video_dir=video_dir, shard=shard, exported=args.exported, **runtime_options(args))
+                          video=args.video, video_dir=video_dir, shard=shard, exported=args.exported,
+                          rollouts=args.rollouts, **runtime_options(args))
     if shard[0] > 0:
         return  # rank 0 reports and writes
     result["provenance"] = provenance()
@@ -77,7 +84,7 @@ def run(args: argparse.Namespace) -> None:
 
         out = write_new_text(Path(args.run) / "evals", eval_name(result), text)
     plot_success(result, str(out.with_suffix(".png")))
-    print(f"wrote {out} and {out.with_suffix('.png')}")
+    print(f"wrote {out} and {out.with_suffix('.png')}" + (f"; rollouts in {result['rollouts']}" if result.get("rollouts") else ""))
     if result.get("videos_interrupted"):
         raise KeyboardInterrupt(f"the results are kept in {out}; the video replay was cut short")
 
