@@ -1,0 +1,235 @@
+"""A task where averaging two demonstrated styles fails, measured: reach-wall from the low start.
+
+    OMP_NUM_THREADS=1 python benchmarks/averaging_task.py --out benchmarks/results/averaging-task.json
+
+The task (`metaworld/reach-wall-low`, lwd.envs.reach_wall): Metaworld's reach-wall-v3 with the hand
+starting below the wall's top, centred in front of it, the same start for every seed. Two experts
+(lwd.experts.reach_wall): "left" rounds the wall's left end, "right" its right end.
+
+What runs, all on the held-out seeds (100000 + i) and one thread:
+1. each style alone (success, steps, where it passes the wall), and the mean of the two experts'
+   actions at every state (no learning: what a perfect regressor of 50/50 data would do);
+2. demonstrations (successful episodes from seeds 0, 1, ...): mixed (`--styles left,right`, each
+   episode's style drawn from its seed), left only, right only, the same number each;
+3. BC (lwd's MLP 128-128, preset default, `--steps` steps, lr `--lr`) on each, per training seed,
+   evaluated with `lwd eval`'s evaluator; the same policies are rolled out again here to read their
+   paths (the two must agree on every episode's success, checked);
+4. the control: the same mixed data and BC on `metaworld/reach-wall-low/spread-<cm>`, where the
+   start moves sideways per seed by up to that much, so the state hints a side.
+
+Path figures per episode (fingertips, obs[:3]): `aside_cm`, how far the hand has moved sideways from
+its start when it is halfway to the wall (y 0.62; the experts are ~11 cm aside there); `pressed`,
+steps spent within 3 cm in front of the wall's face between its ends and below its top; `passed`,
+the side it first crossed the wall's front line on (left, right, or never); `demo_left_share`, the
+share of "left" among the mixed demonstrations with the episode's goal (Metaworld's MT1 has 50
+goals, shared by demonstration and test seeds: a goal whose demonstrations lean to one side is a
+cue a regressor can use). The JSON keeps every episode next to the command, commit, date and machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lwd.checkpoint import load_model
+from lwd.demos import parse_seeds, parse_styles, rollout_expert, write_demos
+from lwd.envs.reach_wall import LOW_START
+from lwd.experts.reach_wall import STYLES, WALL_HIGH, WALL_LOW, DetourExpert
+from lwd.pipeline import evaluate_run, train_run
+from lwd.provenance import provenance
+from lwd.suites import REACH_WALL_LOW, Suite, make_suite
+
+HALFWAY_Y = float(LOW_START[1] + WALL_LOW[1]) / 2  # 0.62: where `aside_cm` is read
+PRESS_DEPTH = 0.03  # m in front of the wall's face (the fingertips stop 2 cm before it)
+PRESSED_LONG = 10  # steps: an episode "stuck at the wall" spends at least this many pressed
+
+
+def path_figures(path: np.ndarray) -> dict[str, Any]:
+    """aside_cm, pressed and passed of one episode's fingertip path (T, 3); see the module docstring."""
+    half = np.flatnonzero(path[:, 1] >= HALFWAY_Y)
+    crossed = np.flatnonzero(path[:, 1] >= WALL_LOW[1])
+    between = (path[:, 0] > WALL_LOW[0] - PRESS_DEPTH) & (path[:, 0] < WALL_HIGH[0] + PRESS_DEPTH)
+    pressed = between & (path[:, 1] > WALL_LOW[1] - PRESS_DEPTH) & (path[:, 1] < WALL_LOW[1]) & (path[:, 2] < WALL_HIGH[2])
+    passed = "never"
+    if len(crossed):
+        x = path[crossed[0], 0]
+        passed = "left" if x < WALL_LOW[0] else "right" if x > WALL_HIGH[0] else "over"
+    return {"aside_cm": round(100 * float(path[half[0], 0] - path[0, 0]), 2) if len(half) else None,
+            "pressed": int(pressed.sum()), "passed": passed}
+
+
+def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    aside = [abs(r["aside_cm"]) for r in rows if r["aside_cm"] is not None]
+    out = {"successes": int(sum(r["success"] for r in rows)), "episodes": len(rows),
+           "success_rate": float(np.mean([r["success"] for r in rows])),
+           "mean_steps": float(np.mean([r["steps"] for r in rows])),
+           "median_abs_aside_cm": float(np.median(aside)) if aside else None,
+           "within_3cm_of_centre_at_halfway": int(sum(a < 3.0 for a in aside)),
+           "stuck_at_wall": int(sum(r["pressed"] >= PRESSED_LONG for r in rows)),
+           "median_pressed_steps": float(np.median([r["pressed"] for r in rows])),
+           "passed": {side: int(sum(r["passed"] == side for r in rows)) for side in ("left", "right", "over", "never")}}
+    if rows and "start_offset_cm" in rows[0]:
+        sided = [r for r in rows if r["passed"] in ("left", "right") and r["start_offset_cm"] != 0]
+        out["passed_on_the_side_the_start_leans_to"] = [int(sum((r["passed"] == "right") == (r["start_offset_cm"] > 0)
+                                                                for r in sided)), len(sided)]
+    return out
+
+
+def rollout(env: Any, act: Any, reset: Any, seed: int, max_steps: int) -> tuple[bool, int, np.ndarray, dict]:
+    """One episode with `act(obs)`; (success, steps, fingertip path (T+1, 3), the reset info)."""
+    obs, info = env.reset(seed=seed)
+    first_info = info
+    reset(seed)
+    path, success, steps = [obs[:3]], False, 0
+    for steps in range(1, max_steps + 1):
+        obs, _, terminated, truncated, info = env.step(act(obs))
+        path.append(obs[:3])
+        success = success or bool(info["success"])
+        if terminated or truncated:
+            break
+    return success, steps, np.asarray(path, np.float64), first_info
+
+
+def episode_row(suite: Suite, seed: int, success: bool, steps: int, path: np.ndarray, info: dict) -> dict[str, Any]:
+    row = {"seed": seed, "success": success, "steps": steps, "goal_index": int(info["goal_index"]), **path_figures(path)}
+    if suite.name != REACH_WALL_LOW:
+        row["start_offset_cm"] = round(100 * float(info["hand_start"][0] - LOW_START[0]), 2)
+    return row
+
+
+def run_experts(suite: Suite, seeds: list[int]) -> dict[str, Any]:
+    """Each style alone, and the mean of both experts' actions, on `seeds`."""
+    env = suite.make_env(suite.tasks[0])
+    out: dict[str, Any] = {}
+    for style in STYLES:
+        expert = DetourExpert(style)
+        rows = [episode_row(suite, s, *rollout(env, lambda o: expert.act(o), expert.reset, s, suite.max_episode_steps))
+                for s in tqdm(seeds, desc=f"{suite.name} {style}", unit="ep", leave=False)]
+        out[style] = {**summary(rows), "per_episode": rows}
+    both = [DetourExpert(style) for style in STYLES]
+    rows = [episode_row(suite, s, *rollout(env, lambda o: np.mean([e.act(o) for e in both], axis=0),
+                                           lambda seed: [e.reset(seed) for e in both], s, suite.max_episode_steps))
+            for s in tqdm(seeds, desc=f"{suite.name} mean of styles", unit="ep", leave=False)]
+    out["mean of the two styles"] = {**summary(rows), "per_episode": rows}
+    env.close()
+    return out
+
+
+def goal_left_share(suite: Suite, data: Path) -> dict[int, float]:
+    """{goal index: share of "left" among the demonstrations with that goal} of a styled dataset."""
+    from lwd.data import Episodes
+
+    episodes = Episodes.load(data)
+    env = suite.make_env(suite.tasks[0])
+    votes: dict[int, list[int]] = {}
+    for i, seed in enumerate(episodes.attrs["seeds"]):
+        goal = int(env.reset(seed=int(seed))[1]["goal_index"])
+        votes.setdefault(goal, []).append(int(STYLES[int(episodes.episode(i)["style"][0])] == "left"))
+    env.close()
+    return {goal: float(np.mean(v)) for goal, v in votes.items()}
+
+
+def train_and_evaluate(suite: Suite, data: Path, run_dir: Path, seed: int, steps: int, lr: float, seeds: list[int],
+                       shares: dict[int, float] | None) -> dict[str, Any]:
+    started = time.perf_counter()
+    train_run("bc", data, run_dir, overrides=[f"steps={steps}"], train_overrides=[f"lr={lr}"], seed=seed,
+              progress=False, overwrite=True)
+    train_seconds = time.perf_counter() - started
+    evaluated = evaluate_run(run_dir, env=suite.name, episodes=len(seeds), seed_start=seeds[0], progress=False)
+    by_seed = {e["seed"]: e for e in evaluated["episodes"]}
+    model = load_model(run_dir)
+    policy = model.make_policy(model.runtime_options())
+    env = suite.make_env(suite.tasks[0])
+    rows = []
+    for s in seeds:
+        row = episode_row(suite, s, *rollout(env, policy.act, policy.reset, s, suite.max_episode_steps))
+        if row["success"] != by_seed[s]["success"] or row["steps"] != by_seed[s]["steps"]:
+            raise RuntimeError(f"{run_dir} seed {s}: the path rollout disagrees with lwd eval "
+                               f"({row['success']}/{row['steps']} vs {by_seed[s]['success']}/{by_seed[s]['steps']})")
+        if shares is not None:
+            row["demo_left_share"] = shares.get(row["goal_index"])
+        rows.append(row)
+    env.close()
+    out = {**summary(rows), "train_seconds": round(train_seconds, 1), "lwd_eval_success": evaluated["mean_success"],
+           "run_dir": str(run_dir), "per_episode": rows}
+    if shares is not None:  # do BC's few decided episodes follow their goal's demonstrations?
+        by_side = {side: [r["demo_left_share"] for r in rows if r["passed"] == side and r["demo_left_share"] is not None]
+                   for side in ("left", "right", "never")}
+        out["mean_demo_left_share_by_side"] = {side: float(np.mean(v)) if v else None for side, v in by_side.items()}
+    return out
+
+
+def dumps(result: dict) -> str:
+    """Indented JSON with every list of plain values and every per-episode row on one line."""
+    text = json.dumps(result, indent=2)
+    text = re.sub(r"\{\s+(\"seed\"[^{}]*?)\s+\}", lambda m: "{" + " ".join(m.group(1).split()) + "}", text)
+    return re.sub(r"\[\s+([^\[\]{}]*?)\s+\]", lambda m: "[" + " ".join(m.group(1).split()) + "]", text)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", default="100000:100050", help="evaluation seeds: a:b (b exclusive) or a comma list")
+    p.add_argument("--demos", type=int, default=100, help="successful demonstrations per dataset")
+    p.add_argument("--steps", type=int, default=5000, help="BC training steps")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--train-seeds", default="0,1")
+    p.add_argument("--spreads", default="2,5,10", help="control: start spreads in cm ('' for none)")
+    p.add_argument("--work", default="/tmp/lwd-averaging-task", help="where the datasets and runs go")
+    p.add_argument("--out", default="benchmarks/results/averaging-task.json")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+
+    seeds, train_seeds = parse_seeds(args.seeds), [int(s) for s in args.train_seeds.split(",")]
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    suites = [make_suite(REACH_WALL_LOW)] + [make_suite(f"{REACH_WALL_LOW}/spread-{cm}") for cm in args.spreads.split(",") if cm]
+    result: dict[str, Any] = {
+        "provenance": provenance(["python", "benchmarks/averaging_task.py", *sys.argv[1:]]),
+        "protocol": (f"success = Metaworld's flag at any step within 500 on seeds {seeds[0]}..{seeds[-1]}; BC: MLP 128-128, "
+                     f"{args.steps} steps, lr {args.lr}, batch 256, one thread; aside_cm read at y {HALFWAY_Y:.2f}; "
+                     f"stuck_at_wall = >= {PRESSED_LONG} steps within {100 * PRESS_DEPTH:g} cm of the wall's face"),
+        "settings": {"demos_per_dataset": args.demos, "bc_steps": args.steps, "lr": args.lr, "train_seeds": train_seeds,
+                     "eval_seeds": [seeds[0], seeds[-1]]},
+        "experts": {}, "bc": {}}
+    for suite in suites:
+        result["experts"][suite.name] = run_experts(suite, seeds)
+        e = result["experts"][suite.name]
+        print(f"{suite.name:36s} experts: " + " | ".join(f"{k} {v['successes']}/{v['episodes']} (stuck {v['stuck_at_wall']})"
+                                                          for k, v in e.items()), flush=True)
+
+    datasets = [(suites[0], "mixed", "left,right"), (suites[0], "left only", "left"), (suites[0], "right only", "right")]
+    datasets += [(suite, "mixed", "left,right") for suite in suites[1:]]
+    for suite, label, mix in datasets:
+        tag = suite.name.split("/")[-1] + "-" + label.split()[0]
+        data = work / f"{tag}.zarr"
+        shutil.rmtree(data, ignore_errors=True)  # made afresh: demonstrations are seeded, so this is the same data
+        episodes = write_demos(suite, data, args.demos, styles=parse_styles(mix, suite), progress=False)
+        shares = goal_left_share(suite, data) if label == "mixed" else None
+        cell: dict[str, Any] = {"data": str(data), "style_counts": episodes.attrs["style_counts"],
+                                "steps": int(episodes.num_steps), "runs": {}}
+        for seed in train_seeds:
+            cell["runs"][str(seed)] = train_and_evaluate(suite, data, work / f"bc-{tag}-s{seed}", seed, args.steps, args.lr,
+                                                         seeds, shares)
+            r = cell["runs"][str(seed)]
+            print(f"{suite.name:36s} BC on {label:10s} seed {seed}: success {r['successes']}/{r['episodes']}, stuck at the wall "
+                  f"{r['stuck_at_wall']}, passed {r['passed']}, |aside| median {r['median_abs_aside_cm']} cm "
+                  f"(train {r['train_seconds']} s)", flush=True)
+        cell["success_rate_mean"] = float(np.mean([r["success_rate"] for r in cell["runs"].values()]))
+        result["bc"].setdefault(suite.name, {})[label] = cell
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(dumps(result))  # after every cell: a long run keeps what it has done
+    print(f"-> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
