@@ -21,7 +21,8 @@ hands over to the same behaviour, so labels there would read nothing):
   take the very same path (BENCHMARKS.md, expert styles).
 - robomimic Lift (19-d obs): the style phase runs until the cube is 1 cm above its resting height
   (the lift; the whole episode if it never is). "slow" if the 90th percentile of the hand's per-step
-  travel in it is below 0.85 cm (slow: 0.51-0.69, the others 0.99-1.36 on demo seeds 0-29);
+  travel in it (steps under 1 mm, the hand holding still while the gripper closes, left out) is
+  below 0.85 cm (slow: 0.50-0.70, the others 0.96-1.43 on demo seeds 0-29);
   otherwise the hand's yaw at the lift names the grasp: "other-grasp" if it is nearer (modulo the
   gripper's 180 deg symmetry) to the yaw that closes across the cube's other pair of faces than
   to the one nearest the hand's start yaw ("waypoint"); "undecided" if the cube is never lifted.
@@ -30,8 +31,9 @@ hands over to the same behaviour, so labels there would read nothing):
   steps). "lift-first" if the hand climbs at least 4 cm above the higher of its start and that
   waypoint (lift-first: 6.5-9 cm, the others at most 2.4 cm); "slow" if its fastest step along any
   axis is below 0.6 cm and it travels less than 0.6 of the distance Metaworld's scripted policy
-  commands from the same observations (slow: at most 0.54 cm and 0.56; the scripted policy runs
-  at 0.76-1 of its commands except on its short push and pick-place approaches); else "scripted".
+  commands from the same observations (slow: at most 0.54 cm and 0.56 on demo seeds 0-9; the
+  scripted policy travels 0.23-0.90 of its commands, and its fastest step is 0.76 cm or more on
+  every task but push and pick-place, whose approaches are short: 0.12-0.73 cm); else "scripted".
 
 Measures (`style_summary`, `style_report`):
 - the style mix: shares of the decided labels (undecided ones reported apart, since their share

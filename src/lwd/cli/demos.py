@@ -24,7 +24,8 @@ def add_parser(subcommands: Subcommands) -> argparse.ArgumentParser:
     d.add_argument("--styles", default=None, metavar="MIX",
                    help="mix the expert's styles per episode: all, A,B (equal) or A:0.7,B:0.3 (normalised); "
                         "records a per-step 'style' id; default: the single default expert (pusht: planner, "
-                        "rotate-first, translate-first; robomimic/lift: waypoint, other-grasp, slow)")
+                        "rotate-first, translate-first; robomimic/lift: waypoint, other-grasp, slow; "
+                        "metaworld MT10 tasks: scripted, lift-first, slow)")
     overwrite_flag(d, "dataset")
     return d
 
