@@ -24,6 +24,7 @@ def add_parser(subcommands: Subcommands) -> argparse.ArgumentParser:
                                                    "encoder.onnx, frames in, the features its controllers take)")
     ex.add_argument("--out", required=True, help="the controller folder (other formats' files may share it)")
     ex.add_argument("--fps", type=positive, default=10, help=argparse.SUPPRESS)  # for the deprecated dataset spelling
+    ex.add_argument("--frames", choices=("video", "image"), default="video", help=argparse.SUPPRESS)  # likewise
     overwrite_flag(ex, "exported files of this --format in the folder")
     return ex
 
