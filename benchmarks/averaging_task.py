@@ -18,12 +18,17 @@ What runs, all on the held-out seeds (100000 + i) and one thread:
    start moves sideways per seed by up to that much, so the state hints a side.
 
 Path figures per episode (fingertips, obs[:3]): `aside_cm`, how far the hand has moved sideways from
-its start when it is halfway to the wall (y 0.62; the experts are ~11 cm aside there); `pressed`,
+its start when it is halfway to the wall (y 0.62; the experts are 13-14 cm aside there); `pressed`,
 steps spent within 3 cm in front of the wall's face between its ends and below its top; `passed`,
-the side it first crossed the wall's front line on (left, right, or never); `demo_left_share`, the
+the side it first crossed the wall's front line on (left, right, over, or never) and `passed_at`
+the step it did; `demo_left_share`, the
 share of "left" among the mixed demonstrations with the episode's goal (Metaworld's MT1 has 50
 goals, shared by demonstration and test seeds: a goal whose demonstrations lean to one side is a
-cue a regressor can use). The JSON keeps every episode next to the command, commit, date and machine.
+cue a regressor can use). A hand pressed against the wall has its fingers squeezed (the finger
+opening, obs[3] and obs[21], drops from 1.00 to ~0.69, a reading no demonstration has), which sends a
+min-max normalised MLP far off its data; so BC on the mixed data is also rolled out with those two
+readings clipped to the dataset's range (`fingers_clipped`), to show what the averaging alone does.
+The JSON keeps every episode next to the command, commit, date and machine.
 """
 
 from __future__ import annotations
@@ -51,7 +56,8 @@ from lwd.suites import REACH_WALL_LOW, Suite, make_suite
 
 HALFWAY_Y = float(LOW_START[1] + WALL_LOW[1]) / 2  # 0.62: where `aside_cm` is read
 PRESS_DEPTH = 0.03  # m in front of the wall's face (the fingertips stop 2 cm before it)
-PRESSED_LONG = 10  # steps: an episode "stuck at the wall" spends at least this many pressed
+PRESSED_LONG = 10  # steps: an episode counted "pressed at the wall" spends at least this many there
+FINGERS = [3, 21]  # obs: the finger opening, now and one step before (Metaworld's frame stack)
 
 
 def path_figures(path: np.ndarray) -> dict[str, Any]:
@@ -65,7 +71,7 @@ def path_figures(path: np.ndarray) -> dict[str, Any]:
         x = path[crossed[0], 0]
         passed = "left" if x < WALL_LOW[0] else "right" if x > WALL_HIGH[0] else "over"
     return {"aside_cm": round(100 * float(path[half[0], 0] - path[0, 0]), 2) if len(half) else None,
-            "pressed": int(pressed.sum()), "passed": passed}
+            "pressed": int(pressed.sum()), "passed": passed, "passed_at": int(crossed[0]) if len(crossed) else None}
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -75,14 +81,21 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
            "mean_steps": float(np.mean([r["steps"] for r in rows])),
            "median_abs_aside_cm": float(np.median(aside)) if aside else None,
            "within_3cm_of_centre_at_halfway": int(sum(a < 3.0 for a in aside)),
-           "stuck_at_wall": int(sum(r["pressed"] >= PRESSED_LONG for r in rows)),
+           "pressed_at_wall": int(sum(r["pressed"] >= PRESSED_LONG for r in rows)),
            "median_pressed_steps": float(np.median([r["pressed"] for r in rows])),
+           "median_passed_at": _median_or_none([r["passed_at"] for r in rows]),
            "passed": {side: int(sum(r["passed"] == side for r in rows)) for side in ("left", "right", "over", "never")}}
     if rows and "start_offset_cm" in rows[0]:
         sided = [r for r in rows if r["passed"] in ("left", "right") and r["start_offset_cm"] != 0]
         out["passed_on_the_side_the_start_leans_to"] = [int(sum((r["passed"] == "right") == (r["start_offset_cm"] > 0)
                                                                 for r in sided)), len(sided)]
     return out
+
+
+def _median_or_none(values: list[int | None]) -> float | None:
+    """Median with None (never) counted as later than everything; None when that is the median."""
+    median = float(np.median([np.inf if v is None else v for v in values]))
+    return median if np.isfinite(median) else None
 
 
 def rollout(env: Any, act: Any, reset: Any, seed: int, max_steps: int) -> tuple[bool, int, np.ndarray, dict]:
@@ -139,8 +152,19 @@ def goal_left_share(suite: Suite, data: Path) -> dict[int, float]:
     return {goal: float(np.mean(v)) for goal, v in votes.items()}
 
 
+def finger_range(data: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The finger-opening readings' range in a dataset (lowest, highest), (2,) each."""
+    from lwd.data import Episodes
+
+    fingers = np.asarray(Episodes.load(data).data["obs"][:])[:, FINGERS]
+    return fingers.min(axis=0), fingers.max(axis=0)
+
+
 def train_and_evaluate(suite: Suite, data: Path, run_dir: Path, seed: int, steps: int, lr: float, seeds: list[int],
-                       shares: dict[int, float] | None) -> dict[str, Any]:
+                       shares: dict[int, float] | None, fingers: tuple[np.ndarray, np.ndarray] | None) -> dict[str, Any]:
+    """Train BC, evaluate it with lwd eval's evaluator and again here for the paths; with `fingers`,
+    also roll it out with the finger readings clipped to that range (the wall squeezes the fingers,
+    a reading no demonstration has; the clipped rollout shows what is left without it)."""
     started = time.perf_counter()
     train_run("bc", data, run_dir, overrides=[f"steps={steps}"], train_overrides=[f"lr={lr}"], seed=seed,
               progress=False, overwrite=True)
@@ -159,9 +183,19 @@ def train_and_evaluate(suite: Suite, data: Path, run_dir: Path, seed: int, steps
         if shares is not None:
             row["demo_left_share"] = shares.get(row["goal_index"])
         rows.append(row)
+    clipped = []
+    if fingers is not None:
+        def act_clipped(obs: np.ndarray) -> np.ndarray:
+            obs = obs.copy()
+            obs[FINGERS] = np.clip(obs[FINGERS], *fingers)
+            return policy.act(obs)
+
+        clipped = [episode_row(suite, s, *rollout(env, act_clipped, policy.reset, s, suite.max_episode_steps)) for s in seeds]
     env.close()
     out = {**summary(rows), "train_seconds": round(train_seconds, 1), "lwd_eval_success": evaluated["mean_success"],
            "run_dir": str(run_dir), "per_episode": rows}
+    if clipped:
+        out["fingers_clipped"] = {**summary(clipped), "per_episode": clipped}
     if shares is not None:  # do BC's few decided episodes follow their goal's demonstrations?
         by_side = {side: [r["demo_left_share"] for r in rows if r["passed"] == side and r["demo_left_share"] is not None]
                    for side in ("left", "right", "never")}
@@ -197,14 +231,16 @@ def main() -> None:
         "provenance": provenance(["python", "benchmarks/averaging_task.py", *sys.argv[1:]]),
         "protocol": (f"success = Metaworld's flag at any step within 500 on seeds {seeds[0]}..{seeds[-1]}; BC: MLP 128-128, "
                      f"{args.steps} steps, lr {args.lr}, batch 256, one thread; aside_cm read at y {HALFWAY_Y:.2f}; "
-                     f"stuck_at_wall = >= {PRESSED_LONG} steps within {100 * PRESS_DEPTH:g} cm of the wall's face"),
+                     f"pressed_at_wall = >= {PRESSED_LONG} steps within {100 * PRESS_DEPTH:g} cm in front of the wall's face, between "
+                     "its ends, below its top; fingers_clipped: the same policy with obs[3] and obs[21] (finger opening) "
+                     "clipped to the dataset's range"),
         "settings": {"demos_per_dataset": args.demos, "bc_steps": args.steps, "lr": args.lr, "train_seeds": train_seeds,
                      "eval_seeds": [seeds[0], seeds[-1]]},
         "experts": {}, "bc": {}}
     for suite in suites:
         result["experts"][suite.name] = run_experts(suite, seeds)
         e = result["experts"][suite.name]
-        print(f"{suite.name:36s} experts: " + " | ".join(f"{k} {v['successes']}/{v['episodes']} (stuck {v['stuck_at_wall']})"
+        print(f"{suite.name:36s} experts: " + " | ".join(f"{k} {v['successes']}/{v['episodes']} (pressed at the wall {v['pressed_at_wall']})"
                                                           for k, v in e.items()), flush=True)
 
     datasets = [(suites[0], "mixed", "left,right"), (suites[0], "left only", "left"), (suites[0], "right only", "right")]
@@ -215,15 +251,20 @@ def main() -> None:
         shutil.rmtree(data, ignore_errors=True)  # made afresh: demonstrations are seeded, so this is the same data
         episodes = write_demos(suite, data, args.demos, styles=parse_styles(mix, suite), progress=False)
         shares = goal_left_share(suite, data) if label == "mixed" else None
+        fingers = finger_range(data) if label == "mixed" and suite.name == REACH_WALL_LOW else None
         cell: dict[str, Any] = {"data": str(data), "style_counts": episodes.attrs["style_counts"],
                                 "steps": int(episodes.num_steps), "runs": {}}
         for seed in train_seeds:
             cell["runs"][str(seed)] = train_and_evaluate(suite, data, work / f"bc-{tag}-s{seed}", seed, args.steps, args.lr,
-                                                         seeds, shares)
+                                                         seeds, shares, fingers)
             r = cell["runs"][str(seed)]
-            print(f"{suite.name:36s} BC on {label:10s} seed {seed}: success {r['successes']}/{r['episodes']}, stuck at the wall "
-                  f"{r['stuck_at_wall']}, passed {r['passed']}, |aside| median {r['median_abs_aside_cm']} cm "
+            print(f"{suite.name:36s} BC on {label:10s} seed {seed}: success {r['successes']}/{r['episodes']}, pressed at the wall "
+                  f"{r['pressed_at_wall']}, passed {r['passed']}, |aside| median {r['median_abs_aside_cm']} cm "
                   f"(train {r['train_seconds']} s)", flush=True)
+            if "fingers_clipped" in r:
+                c = r["fingers_clipped"]
+                print(f"{'':36s}   finger readings clipped: success {c['successes']}/{c['episodes']}, pressed at the wall "
+                      f"{c['pressed_at_wall']} (median {c['median_pressed_steps']} steps), passed {c['passed']}", flush=True)
         cell["success_rate_mean"] = float(np.mean([r["success_rate"] for r in cell["runs"].values()]))
         result["bc"].setdefault(suite.name, {})[label] = cell
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
