@@ -18,6 +18,8 @@ What the wall does to a hand pressed against it (measured here): the action move
 mocap target, which runs on while the hand stays at the wall (fingertips stop at y 0.72); a
 sideways command of 0.3 for 60 steps then moved the mocap 18 cm but the hand 3 cm. So a policy
 that walks into the wall's middle barely slides along it: its state stops telling it anything new.
+The contact also squeezes the fingers: the finger opening (obs[3]) drops from 1.00 to ~0.69, a
+reading no demonstration that stays off the wall has.
 """
 
 from __future__ import annotations
