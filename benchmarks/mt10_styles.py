@@ -31,6 +31,7 @@ from lwd.demos import parse_seeds, rollout_expert
 from lwd.envs.metaworld import MAX_EPISODE_STEPS, MT10_TASKS, MetaworldTaskEnv
 from lwd.experts.metaworld import STYLES, MetaworldExpert
 from lwd.provenance import provenance
+from lwd.styles import path_distance
 
 RISE = 0.03  # m: "sideways" is read when the hand has first risen this far
 SPEED_STEPS = 30
@@ -65,14 +66,6 @@ def dumps(result: dict) -> str:
     """Indented JSON with every list of plain values on one line (the per-seed rows)."""
     text = json.dumps(result, indent=2)
     return re.sub(r"\[\s+([^\[\]{}]*?)\s+\]", lambda m: "[" + " ".join(m.group(1).split()) + "]", text)
-
-
-def path_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean distance between two hand paths, step by step; the shorter padded with its end."""
-    n = max(len(a), len(b))
-    a = np.concatenate([a, np.repeat(a[-1:], n - len(a), axis=0)])
-    b = np.concatenate([b, np.repeat(b[-1:], n - len(b), axis=0)])
-    return float(np.linalg.norm(a - b, axis=1).mean())
 
 
 def main() -> None:

@@ -32,6 +32,7 @@ from lwd.demos import parse_seeds, rollout_expert
 from lwd.envs.pusht import MAX_EPISODE_STEPS, PushTEnv
 from lwd.experts.pusht import STYLES, PushTExpert, pose_errors
 from lwd.provenance import provenance
+from lwd.styles import path_distance
 
 ANGLE_DONE = np.radians(15.0)
 DISTANCE_DONE = 20.0
@@ -70,14 +71,6 @@ def _poses(env: PushTEnv, seed: int, actions: list[np.ndarray]) -> list[tuple[fl
 def _first(mask: np.ndarray) -> int:
     hits = np.flatnonzero(mask)
     return int(hits[0]) if len(hits) else len(mask)
-
-
-def path_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean distance (px) between two agent paths, step by step; the shorter padded with its end."""
-    n = max(len(a), len(b))
-    a = np.concatenate([a, np.repeat(a[-1:], n - len(a), axis=0)])
-    b = np.concatenate([b, np.repeat(b[-1:], n - len(b), axis=0)])
-    return float(np.linalg.norm(a - b, axis=1).mean())
 
 
 def main() -> None:

@@ -73,3 +73,25 @@ def assert_exported_eval_matches_library(run, folder, episodes: int, tmp_path) -
     np.testing.assert_allclose([e["total_reward"] for e in exported["episodes"]],
                                [e["total_reward"] for e in library["episodes"]], rtol=0.03)
     assert exported["cost"]["generations"] == library["cost"]["generations"] > 3
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Count the training runs and evaluations a study performs in this process (a rerun that finds
+    its cells cached must do none)."""
+    import lwd.pipeline as pipeline
+
+    calls = {"train": 0, "eval": 0}
+    train, evaluate = pipeline.train_run, pipeline.evaluate_run
+
+    def train_run(*args, **kwargs):
+        calls["train"] += 1
+        return train(*args, **kwargs)
+
+    def evaluate_run(*args, **kwargs):
+        calls["eval"] += 1
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "train_run", train_run)
+    monkeypatch.setattr(pipeline, "evaluate_run", evaluate_run)
+    return calls

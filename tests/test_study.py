@@ -28,27 +28,6 @@ set = ["steps=3"]
 """
 
 
-@pytest.fixture
-def counted(monkeypatch):
-    """Count the training runs and evaluations a study performs."""
-    import lwd.pipeline as pipeline
-
-    calls = {"train": 0, "eval": 0}
-    train, evaluate = pipeline.train_run, pipeline.evaluate_run
-
-    def train_run(*args, **kwargs):
-        calls["train"] += 1
-        return train(*args, **kwargs)
-
-    def evaluate_run(*args, **kwargs):
-        calls["eval"] += 1
-        return evaluate(*args, **kwargs)
-
-    monkeypatch.setattr(pipeline, "train_run", train_run)
-    monkeypatch.setattr(pipeline, "evaluate_run", evaluate_run)
-    return calls
-
-
 def test_study_runs_missing_cells_only_and_reruns_a_changed_one(tmp_path, counted):
     from lwd.study import run_study
 

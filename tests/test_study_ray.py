@@ -121,27 +121,6 @@ def ray_cluster():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture
-def counted(monkeypatch):
-    """Count the training runs and evaluations done in this process."""
-    import lwd.pipeline as pipeline
-
-    calls = {"train": 0, "eval": 0}
-    train, evaluate = pipeline.train_run, pipeline.evaluate_run
-
-    def train_run(*args, **kwargs):
-        calls["train"] += 1
-        return train(*args, **kwargs)
-
-    def evaluate_run(*args, **kwargs):
-        calls["eval"] += 1
-        return evaluate(*args, **kwargs)
-
-    monkeypatch.setattr(pipeline, "train_run", train_run)
-    monkeypatch.setattr(pipeline, "evaluate_run", evaluate_run)
-    return calls
-
-
 def _cells(root: Path) -> dict[str, Path]:
     return {p.name: p for p in sorted((root / "benchmarks/results/studies/tiny/cells").glob("*.json"))}
 

@@ -282,6 +282,15 @@ def style_shares(labels: Sequence[str], styles: Sequence[str]) -> dict[str, floa
     return {style: (decided.count(style) / len(decided) if decided else 0.0) for style in styles}
 
 
+def path_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean distance between two paths (T, D), step by step, the shorter padded with its last point:
+    how far apart two styles' trajectories from the same start run (hand or agent positions)."""
+    n = max(len(a), len(b))
+    a = np.concatenate([a, np.repeat(a[-1:], n - len(a), axis=0)])
+    b = np.concatenate([b, np.repeat(b[-1:], n - len(b), axis=0)])
+    return float(np.linalg.norm(a - b, axis=1).mean())
+
+
 def total_variation(p: Mapping[str, float], q: Mapping[str, float]) -> float:
     """TV distance between two distributions over the same names: 1/2 sum |p - q| (0 equal, 1 disjoint)."""
     keys = set(p) | set(q)
