@@ -144,7 +144,8 @@ def test_run_config_round_trips_and_accepts_runs_written_before_the_method_folde
 
 def test_runtime_options_are_typed_and_refuse_what_the_method_does_not_take():
     lwd = get_method("lwd")
-    assert lwd.runtime_options(action_horizon=8, sampler=None) == GenerationRuntime(action_horizon=8)
+    assert lwd.runtime_options(action_horizon=8, sampler=None) == lwd.runtime_class(action_horizon=8)
+    assert issubclass(lwd.runtime_class, GenerationRuntime)
     assert lwd.runtime_options(action_horizon=8).given() == {"action_horizon": 8}
     with pytest.raises(ValueError, match="bc takes no run-time option action_horizon"):
         get_method("bc").runtime_options(action_horizon=8)

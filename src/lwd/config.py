@@ -201,11 +201,18 @@ class DataInfo:
     e.g. (("image", (96, 96, 3)),). Empty for a model that reads only the low-dim "obs" (then
     config.json has no "images" entry, as before frames existed); evaluation refuses a suite
     whose frames differ."""
+    styles: tuple[str, ...] = field(default=(), metadata=ADDED_LATER)
+    """Names of the expert styles the data's per-step "style" ids index (attrs["styles"] of `lwd
+    demos --styles`), recorded only for a model that conditions on them (LWD's style_condition), so
+    that a style can be asked for by name at run time; empty otherwise (config.json then has no
+    "styles" entry, as before styles existed)."""
 
     def __post_init__(self) -> None:
         for key, shape in self.images:
             if not key or len(shape) != 3 or shape[2] != 3 or min(shape) < 1:
                 raise ValueError(f"DataInfo.images: ({key!r}, {shape}) must name an image key and its (H, W, 3) frame shape")
+        if len(set(self.styles)) != len(self.styles) or not all(self.styles):
+            raise ValueError(f"DataInfo.styles must be distinct non-empty names, got {list(self.styles)}")
 
     @property
     def image_shapes(self) -> dict[str, tuple[int, int, int]]:

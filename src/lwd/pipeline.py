@@ -18,7 +18,7 @@ from typing import Any
 from lwd.checkpoint import load_model, read_run_config
 from lwd.config import DataInfo, RunConfig, TrainConfig, apply_overrides, from_dict
 from lwd.data import DatasetError, Episodes, MinMaxNormalizer
-from lwd.data.keys import ACTION, OBS, TASK
+from lwd.data.keys import ACTION, OBS, STYLE, TASK
 from lwd.hardware import Hardware
 from lwd.methods.base import Method, build_method, get_method, resolve_preset
 from lwd.suites import make_suite
@@ -36,9 +36,11 @@ def build_configs(method: str, preset: str = "default", overrides: list[str] | t
     return cfg, train_cfg
 
 
-def data_info(episodes: Episodes, dataset: str, images: bool = False) -> DataInfo:
+def data_info(episodes: Episodes, dataset: str, images: bool = False, styles: bool = False) -> DataInfo:
     """What a model trained on `episodes` records of them; `images`: the method reads camera frames,
-    so their keys and shapes are recorded (`DataInfo.images`)."""
+    so their keys and shapes are recorded (`DataInfo.images`); `styles`: the method conditions on the
+    per-step expert style, so the style names are recorded (`DataInfo.styles`), and data without
+    style ids is refused here, before anything trains."""
     tasks = tuple(str(t) for t in episodes.attrs.get("tasks", ()))
     if TASK in episodes.data:
         n = int(episodes.data[TASK].max()) + 1
@@ -47,6 +49,17 @@ def data_info(episodes: Episodes, dataset: str, images: bool = False) -> DataInf
         elif n > len(tasks):
             raise DatasetError(f"{dataset}: task ids go up to {n - 1} but the dataset names {len(tasks)} tasks "
                                f"{list(tasks)}; fix attrs['tasks'] or the ids in data/task")
+    style_names: tuple[str, ...] = ()
+    if styles:
+        if STYLE not in episodes.data:
+            raise DatasetError(f"{dataset} has no per-step '{STYLE}' key, but style_condition=true conditions the prior "
+                               "on it; make the demos with lwd demos SUITE --styles all, or drop style_condition")
+        ids = episodes.data[STYLE]
+        style_names = tuple(str(s) for s in episodes.attrs.get("styles") or ()) or \
+            tuple(f"style{i}" for i in range(int(ids.max()) + 1))
+        if int(ids.min()) < 0 or int(ids.max()) >= len(style_names):
+            raise DatasetError(f"{dataset}: style ids run from {int(ids.min())} to {int(ids.max())} but the dataset names "
+                               f"{len(style_names)} styles {list(style_names)}; fix attrs['styles'] or the ids in data/{STYLE}")
     return DataInfo(
         obs_dim=int(episodes.data[OBS].shape[1]),
         action_dim=int(episodes.data[ACTION].shape[1]),
@@ -55,6 +68,7 @@ def data_info(episodes: Episodes, dataset: str, images: bool = False) -> DataInf
         dataset=str(dataset),
         num_episodes=episodes.num_episodes,
         images=tuple((key, shape) for key, shape in episodes.frame_shapes().items()) if images else (),
+        styles=style_names,
     )
 
 
@@ -102,7 +116,8 @@ def train_run(
                                f"(condition={getattr(cfg, 'condition', 'task')!r}); use --set condition=state for single-task data")
         train_eps, _val_eps = episodes.split(train_cfg.val_fraction, train_cfg.seed)
         normalizer = MinMaxNormalizer.fit(train_eps.data)
-        info = data_info(episodes, str(data), images=get_method(method).reads_images)
+        info = data_info(episodes, str(data), images=get_method(method).reads_images,
+                         styles=bool(getattr(cfg, "style_condition", False)))
         model = build_method(method, cfg, info, normalizer, seed=train_cfg.seed)
         run = RunConfig(method, cfg, train_cfg, info, preset=preset)
 

@@ -8,6 +8,7 @@ not a ``KeyError`` deep inside a training loop, and the names are defined in exa
 OBS = "obs"  # (N, Do) float32 low-dimensional observation
 ACTION = "action"  # (N, Da) float32 action
 TASK = "task"  # (N,) int64 task id (multi-task datasets only)
+STYLE = "style"  # (N,) int64 expert style id, an index into attrs["styles"] (`lwd demos --styles` only)
 # Optional, written by `lwd demos` when it makes recovery data; what a dynamics model needs beyond the labels.
 EXECUTED_ACTION = "executed_action"  # (N, Da) float32 what the env executed (the label plus DART noise)
 PUSHED = "pushed"  # (N,) bool obs[t+1] also followed from a push of the object, not from the action alone
@@ -29,5 +30,5 @@ def image_history_key(image_key: str) -> str:
     return f"{image_key}{HISTORY_SUFFIX}"
 
 
-__all__ = ["OBS", "ACTION", "TASK", "EXECUTED_ACTION", "PUSHED", "STATES", "ACTIONS", "MASK", "OBS_HISTORY",
+__all__ = ["OBS", "ACTION", "TASK", "STYLE", "EXECUTED_ACTION", "PUSHED", "STATES", "ACTIONS", "MASK", "OBS_HISTORY",
            "DRIVING_ACTIONS", "UNPUSHED", "image_history_key"]

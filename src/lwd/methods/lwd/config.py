@@ -77,6 +77,15 @@ class LWDConfig:
     describes a whole demonstration (with horizon >= episode length: a policy for the episode)."""
     latent_stride: int = 1
     """Use every k-th segment start when encoding latents for the prior (speed on big datasets)."""
+    style_condition: bool = field(default=False, metadata=ADDED_LATER)
+    """Also condition the prior on the expert style of each segment (its first step's per-step "style"
+    id, from demos made with `lwd demos SUITE --styles ...`), so that a style can be asked for at run
+    time (`style=NAME`, classifier-free guidance; `lwd.methods.lwd.style`). The VAE is unchanged;
+    without a style asked for, the prior samples unconditionally, as a run without this does."""
+    style_dropout: float = field(default=0.15, metadata=ADDED_LATER)
+    """With style_condition: the share of prior training examples whose style is replaced by the
+    'no style' token, which is how one denoiser also learns the unconditional prior that sampling
+    without a style, and guidance, need (classifier-free guidance, Ho & Salimans 2022: 0.1-0.2)."""
     # Camera frames (used only when the training data has them; lwd.methods.frozen_vision): a frozen
     # encoder turns each frame into features, and the step vector [obs, features] replaces obs.
     encoder_from: str = field(default="", metadata=ADDED_LATER)
@@ -131,6 +140,9 @@ class LWDConfig:
         if self.encoder_dim % self.encoder_heads:
             raise ValueError(f"LWDConfig.encoder_dim ({self.encoder_dim}) must be divisible by encoder_heads ({self.encoder_heads})")
         check_image_settings("LWDConfig", self)
+        if not 0.0 <= self.style_dropout < 1.0 or (self.style_condition and self.style_dropout == 0.0):
+            raise ValueError(f"LWDConfig.style_dropout must be in (0, 1) with style_condition (the 'no style' token is how "
+                             f"the prior learns to sample without a style), got {self.style_dropout}")
         if self.sampler == "ddpm" and self.inference_steps != self.diffusion_train_steps:
             raise ValueError("LWDConfig: the ddpm sampler runs all diffusion_train_steps; set inference_steps equal to it or use ddim")
 

@@ -1,6 +1,7 @@
 """Latent denoiser eps_phi(z_k, k, condition): an MLP with FiLM conditioning.
 
-The condition is a task embedding, an encoding of the observation history, or both. Each
+The condition is a task embedding, an encoding of the observation history, or both, plus for a
+style-conditioned prior a style embedding (one of the styles, or a learned 'no style' token). Each
 residual block modulates its hidden features with a per-feature scale and shift predicted from
 [diffusion-step embedding, condition] (FiLM), as Diffusion Policy's U-Net does for its global
 condition; latents are small vectors, so an MLP is enough.
@@ -55,7 +56,11 @@ class LatentDenoiser(nn.Module):
         width: int = 512,
         n_blocks: int = 4,
         cond_dim: int = 256,
+        num_styles: int = 0,
     ) -> None:
+        """num_styles > 0: also a style embedding of num_styles + 1 entries, the last the 'no style' token
+        (`no_style`); it is built after every other module, so a denoiser without it is initialised
+        exactly as before styles existed."""
         super().__init__()
         if num_tasks <= 0 and obs_cond_dim <= 0:
             raise ValueError("the denoiser needs a condition: num_tasks > 0 (task-conditioned) and/or obs_cond_dim > 0 (state-conditioned)")
@@ -70,9 +75,18 @@ class LatentDenoiser(nn.Module):
         self.inp = nn.Linear(latent_dim, width)
         self.blocks = nn.ModuleList([FiLMResBlock(width, cond_dim) for _ in range(n_blocks)])
         self.out = nn.Sequential(nn.LayerNorm(width), nn.Mish(), nn.Linear(width, latent_dim))
+        self.num_styles = num_styles
+        self.style_emb = nn.Embedding(num_styles + 1, cond_dim) if num_styles > 0 else None
 
-    def condition(self, task: torch.Tensor | None, obs_cond: torch.Tensor | None) -> torch.Tensor:
-        """task (B,) long and/or obs_cond (B, To*Do) -> (B, cond_dim), computed once per sampling run."""
+    @property
+    def no_style(self) -> int:
+        """The id of the 'no style' token (the unconditional prior of a style-conditioned denoiser)."""
+        return self.num_styles
+
+    def condition(self, task: torch.Tensor | None, obs_cond: torch.Tensor | None,
+                  style: torch.Tensor | None = None) -> torch.Tensor:
+        """task (B,) long and/or obs_cond (B, To*Do) [+ style (B,) long ids, `no_style` allowed; None: 'no
+        style' for all] -> (B, cond_dim), computed once per sampling run."""
         parts = []
         if self.task_emb is not None:
             if task is None:
@@ -84,6 +98,12 @@ class LatentDenoiser(nn.Module):
             if obs_cond.shape[-1] != self.obs_cond_dim:
                 raise ValueError(f"observation history has {obs_cond.shape[-1]} values, expected {self.obs_cond_dim}")
             parts.append(self.obs_enc(obs_cond))
+        if self.style_emb is not None:
+            if style is None:
+                style = torch.full((parts[0].shape[0],), self.no_style, dtype=torch.long, device=parts[0].device)
+            parts.append(self.style_emb(style))
+        elif style is not None:
+            raise ValueError("this denoiser is not style-conditioned (trained without style_condition): it takes no style")
         return torch.stack(parts).sum(0)
 
     def forward(self, z: torch.Tensor, k: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:

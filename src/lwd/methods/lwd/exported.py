@@ -104,6 +104,9 @@ class ExportedMethod:
                              f"--sampler ddim --inference-steps {self.exported_steps} (asked: {sampler}, {steps} steps)")
         if runtime.generation_delay:
             raise ValueError("--exported does not take --generation-delay")
+        if getattr(runtime, "style", None) is not None:
+            raise ValueError(f"{self._folder}/generator.onnx samples without a style (the prior's 'no style' token): "
+                             "a style on request runs in the library only; drop --exported or --style")
         return ExportedPolicy(self, runtime)
 
 

@@ -24,6 +24,10 @@ the prior conditions on, what the generated MLP acts on. The encoder is loaded (
 trained first by behaviour cloning (stage "encoder"), then frozen; every training frame is embedded
 once and the VAE and prior train on feature vectors. At run time the encoder runs every step
 (a new frame each step) before the MLP, so its FLOPs are part of every step's cost.
+
+Styles (`style_condition`; `lwd.methods.lwd.style`): on demos that record each step's expert style,
+the prior also conditions on the segment's style (or a 'no style' token), and a style is asked for
+at run time by classifier-free guidance.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from torch import nn
 
 from lwd.config import DataInfo, TrainConfig
 from lwd.data import Episodes, MinMaxNormalizer, SegmentDataset, WindowSpec
-from lwd.data.keys import ACTIONS, MASK, OBS, OBS_HISTORY, STATES, TASK
+from lwd.data.keys import ACTIONS, MASK, OBS, OBS_HISTORY, STATES, STYLE, TASK
 from lwd.flops import count_flops, num_params
 from lwd.methods.base import BenchCell, Cost, GenerationRuntime, Method, Stage, register_method
 from lwd.methods.diffusion import SamplerCache, make_scheduler
@@ -48,6 +52,7 @@ from lwd.methods.lwd.denoiser import LatentDenoiser
 from lwd.methods.lwd.encoder import TrajectoryEncoder
 from lwd.methods.lwd.hypernet import ChunkedHypernetwork
 from lwd.methods.lwd.presets import PRESETS
+from lwd.methods.lwd.style import LWDRuntime, StyleRequest, drop_styles, guided_noise, style_request
 from lwd.methods.target_mlp import TargetMLPSpec, batched_mlp_forward
 
 
@@ -116,7 +121,7 @@ def policy_inputs(obs_history: torch.Tensor, states: torch.Tensor, k: int) -> to
 class LWD(Method):
     name = "lwd"
     config_class = LWDConfig
-    runtime_class = GenerationRuntime
+    runtime_class = LWDRuntime
     presets = PRESETS
     reads_images = True
     cfg: LWDConfig
@@ -124,6 +129,9 @@ class LWD(Method):
     def __init__(self, cfg: LWDConfig, info: DataInfo, normalizer: MinMaxNormalizer) -> None:
         if cfg.uses_task and info.num_tasks < 1:
             raise ValueError("condition='task' needs a dataset with task ids; use condition='state' for single-task data")
+        if cfg.style_condition and not info.styles:
+            raise ValueError("style_condition=true needs data that records each step's expert style (lwd demos SUITE "
+                             "--styles all) and a DataInfo naming them (styles)")
         super().__init__(cfg, info, normalizer)
         # Image data: a frozen encoder per camera (built last, so state models keep their initial weights).
         self.step_dim = info.obs_dim + (len(info.images) * cfg.image_features if info.images else 0)
@@ -136,6 +144,7 @@ class LWD(Method):
             obs_cond_dim=cfg.obs_steps * self.step_dim if cfg.uses_state else 0,
             width=cfg.denoiser_width,
             n_blocks=cfg.denoiser_blocks,
+            num_styles=len(info.styles) if cfg.style_condition else 0,
         )
         # Latents are standardised before diffusion so the noise schedule fits their scale.
         self.register_buffer("latent_mean", torch.zeros(cfg.latent_dim))
@@ -159,23 +168,29 @@ class LWD(Method):
         covers the features (their range over the training set)."""
         return self.normalizer if self.vision is None else self.vision.step_normalizer(self.normalizer)
 
-    def condition(self, task: torch.Tensor | None, obs_history: torch.Tensor | None) -> torch.Tensor:
-        """task (B,), obs_history (B, To, Ds) normalised step vectors -> denoiser condition (B, C)."""
+    def condition(self, task: torch.Tensor | None, obs_history: torch.Tensor | None,
+                  style: torch.Tensor | None = None) -> torch.Tensor:
+        """task (B,), obs_history (B, To, Ds) normalised step vectors [, style (B,) ids of a
+        style-conditioned prior; None: the 'no style' token] -> denoiser condition (B, C)."""
         obs_cond = obs_history.flatten(1) if (self.cfg.uses_state and obs_history is not None) else None
-        return self.prior.condition(task if self.cfg.uses_task else None, obs_cond)
+        return self.prior.condition(task if self.cfg.uses_task else None, obs_cond, style)
 
     @torch.no_grad()
     def sample_latents(
-        self, cond: torch.Tensor, generator: torch.Generator | None = None, sampler: str | None = None, steps: int | None = None
+        self, cond: torch.Tensor, generator: torch.Generator | None = None, sampler: str | None = None, steps: int | None = None,
+        uncond: torch.Tensor | None = None, guidance: float = 1.0,
     ) -> torch.Tensor:
-        """Reverse diffusion from N(0, I): cond (B, C) -> z (B, Dz) in the VAE's latent units."""
+        """Reverse diffusion from N(0, I): cond (B, C) -> z (B, Dz) in the VAE's latent units.
+
+        uncond (B, C): classifier-free guidance, each step's noise eps_uncond + guidance * (eps_cond -
+        eps_uncond) (`lwd.methods.lwd.style`); the random draws are the same as without it."""
         sampler = sampler or self.cfg.sampler
         n_steps = self.cfg.diffusion_train_steps if sampler == "ddpm" else (steps or self.cfg.inference_steps)
         scheduler = self.samplers.get(sampler, n_steps)
         z = torch.randn(cond.shape[0], self.cfg.latent_dim, generator=generator)
         eta = {"eta": self.cfg.ddim_eta} if sampler == "ddim" else {}
         for k in scheduler.timesteps:
-            eps = self.prior(z, k.expand(z.shape[0]), cond)
+            eps = guided_noise(self.prior, z, k.expand(z.shape[0]), cond, uncond, guidance)
             z = scheduler.step(eps, k, z, generator=generator, **eta).prev_sample
         return z * self.latent_std + self.latent_mean
 
@@ -202,7 +217,15 @@ class LWD(Method):
             return np.asarray(dataset.episodes.episode_starts, dtype=np.int64)
         return np.arange(len(dataset), dtype=np.int64)
 
+    def check_styles(self, episodes: Episodes) -> None:
+        """A style-conditioned model refuses data without style ids before any stage trains (the prior,
+        which reads them, trains last)."""
+        if self.cfg.style_condition and STYLE not in episodes.data:
+            raise ValueError(f"style_condition=true: the training data has no per-step '{STYLE}' key; make the demos "
+                             "with lwd demos SUITE --styles all, or drop style_condition")
+
     def stages(self, train_cfg: TrainConfig, episodes: Episodes) -> list[Stage]:
+        self.check_styles(episodes)
         if self.vision is not None:
             return self.image_stages(train_cfg, episodes)
         dataset = self.segment_dataset(episodes, train_cfg.short_episodes).to(self.device)
@@ -287,8 +310,9 @@ class LWD(Method):
     def latent_prior_stage(self, latents: Callable[[], dict[str, torch.Tensor]]) -> Stage:
         """The prior stage on any latent source: `latents()` returns posterior "mu" and "logvar" (N, Dz)
         with their conditions (TASK (N,) and/or OBS_HISTORY (N, To, Do), normalised), and is called
-        when the stage starts. The latent statistics are fitted to it (`fit_latent_stats`). Tests use
-        it to train the prior alone on latents whose distribution is known."""
+        when the stage starts (and STYLE (N,) ids for a style-conditioned prior). The latent statistics
+        are fitted to it (`fit_latent_stats`). Tests use it to train the prior alone on latents whose
+        distribution is known."""
         cfg = self.cfg
 
         def prior_prepare() -> None:
@@ -308,7 +332,12 @@ class LWD(Method):
             noise = torch.randn_like(z0)
             k = torch.randint(0, cfg.diffusion_train_steps, (z0.shape[0],), device=z0.device)
             zk = self.noise_scheduler.add_noise(z0, noise, k)
-            cond = self.condition(batch.get(TASK), batch.get(OBS_HISTORY))
+            style = None
+            if cfg.style_condition:  # a share of the labels becomes 'no style': the unconditional prior
+                if STYLE not in batch:
+                    raise ValueError("this prior is style-conditioned, but its latents carry no style ids")
+                style = drop_styles(batch[STYLE], cfg.style_dropout, self.prior.no_style)
+            cond = self.condition(batch.get(TASK), batch.get(OBS_HISTORY), style)
             loss = F.mse_loss(self.prior(zk, k, cond), noise)
             return loss, {"eps_mse": loss.detach()}
 
@@ -317,8 +346,8 @@ class LWD(Method):
 
     @torch.no_grad()
     def encode_latents(self, dataset: SegmentDataset, starts: np.ndarray | None = None, batch_size: int = 512) -> dict[str, torch.Tensor]:
-        """Posterior (mu, logvar) of every `latent_stride`-th segment with its condition; sets the
-        latent statistics (`fit_latent_stats`)."""
+        """Posterior (mu, logvar) of every `latent_stride`-th segment with its condition (and, for a
+        style-conditioned model, the style of its first step); sets the latent statistics (`fit_latent_stats`)."""
         was_training = self.training
         self.eval()
         starts = np.arange(len(dataset)) if starts is None else starts
@@ -334,6 +363,9 @@ class LWD(Method):
             out[OBS_HISTORY].append(batch[OBS_HISTORY])
         self.train(was_training)
         data = {k: torch.cat(v) for k, v in out.items() if v}
+        if self.cfg.style_condition:  # anchors are global steps of dataset.episodes: a segment's style is its first step's
+            self.check_styles(dataset.episodes)
+            data[STYLE] = torch.as_tensor(dataset.episodes.data[STYLE][index], dtype=torch.long, device=data["mu"].device)
         self.fit_latent_stats(data["mu"], data["logvar"])
         return data
 
@@ -349,7 +381,7 @@ class LWD(Method):
     def make_policy(self, runtime: GenerationRuntime | None = None) -> "LWDPolicy":
         from lwd.methods.lwd.policy import LWDPolicy
 
-        return LWDPolicy(self, runtime or GenerationRuntime())
+        return LWDPolicy(self, runtime or LWDRuntime())
 
     def weight_generator(self) -> "LWDWeightGenerator":
         """Export, latent maps and reconstruction reach this model through it (WARPD and lcmlp inherit it)."""
@@ -360,14 +392,20 @@ class LWD(Method):
     @torch.no_grad()
     def generate_policy(
         self, task: int | None, obs_history: np.ndarray | None, generator: torch.Generator | None = None,
-        sampler: str | None = None, steps: int | None = None,
+        sampler: str | None = None, steps: int | None = None, style: StyleRequest | None = None,
     ) -> torch.Tensor:
         """One fresh policy: sample z for the condition, decode theta (1, P). obs_history: normalised step
-        vectors (To, Ds) (the observations on state data)."""
+        vectors (To, Ds) (the observations on state data). style (`style_request`): a style on request,
+        by classifier-free guidance; None samples unconditionally."""
         task_t = torch.tensor([task], dtype=torch.long) if (self.cfg.uses_task and task is not None) else None
         hist_t = torch.from_numpy(np.asarray(obs_history, np.float32))[None] if obs_history is not None else None
-        cond = self.condition(task_t, hist_t)
-        z = self.sample_latents(cond, generator, sampler, steps)
+        if style is None:
+            z = self.sample_latents(self.condition(task_t, hist_t), generator, sampler, steps)
+        else:
+            cond = self.condition(task_t, hist_t, torch.tensor([style.style], dtype=torch.long))
+            # w = 1 is the conditional prior itself: one denoiser pass a step instead of two
+            uncond = None if style.guidance == 1.0 else self.condition(task_t, hist_t)
+            z = self.sample_latents(cond, generator, sampler, steps, uncond=uncond, guidance=style.guidance)
         return self.vae.decoder(z)
 
     def sampling(self, runtime: GenerationRuntime) -> tuple[str, int]:
@@ -390,7 +428,7 @@ class LWD(Method):
 
         Generating once per episode (action_horizon 0) is costed over `episode_steps`, the longest
         an episode runs; episodes that end early spend more per step (the evaluation measures it)."""
-        runtime = runtime or GenerationRuntime()
+        runtime = runtime or LWDRuntime()
         horizon = self.cfg.horizon if runtime.action_horizon is None else runtime.action_horizon
         details: dict[str, object] = {}
         if horizon == 0:
@@ -400,10 +438,13 @@ class LWD(Method):
             horizon = episode_steps
             details["generation"] = "once per episode"
         sampler, steps = self.sampling(runtime)
+        style = style_request(self, runtime)  # guidance above 1 runs the denoiser twice a step
+        if style is not None:
+            details.update(style=style.name, guidance=style.guidance)
         hist = np.zeros((self.cfg.obs_steps, self.step_dim), np.float32)
         task = 0 if self.cfg.uses_task else None
-        gen_flops = count_flops(lambda: self.generate_policy(task, hist, torch.Generator().manual_seed(0), sampler, steps))
-        theta = self.generate_policy(task, hist, torch.Generator().manual_seed(0), sampler, steps)
+        gen_flops = count_flops(lambda: self.generate_policy(task, hist, torch.Generator().manual_seed(0), sampler, steps, style))
+        theta = self.generate_policy(task, hist, torch.Generator().manual_seed(0), sampler, steps, style)
         step_flops = count_flops(lambda: batched_mlp_forward(self.target, theta, torch.zeros(1, 1, self.target.obs_dim)))
         per_step_params = self.target.num_params
         if self.vision is not None:  # the frozen encoder runs every step, before the generated MLP

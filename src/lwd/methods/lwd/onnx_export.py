@@ -4,6 +4,10 @@ noise, raw observation history and task id in, theta out: DDIM unrolled through 
 prior and decoder), each checked against torch with ONNX Runtime. `lwd.export` runs it through
 `LWDWeightGenerator.exporters()`; `lwd.methods.lwd.exported` evaluates a run from these files.
 
+A run trained with style_condition exports its unconditional generator: the prior with the 'no
+style' token, what the run samples without --style. The export says so (its line, and "style":
+"unconditional" in onnx.json), and `lwd eval --exported` refuses --style.
+
 A run that reads camera frames has step vectors [obs, image features] where a state run has
 observations (both graphs take them raw), and one more format, `lwd export RUN --format encoder`:
 `encoder.onnx`, its frozen image encoder (one uint8 (1, H, W, 3) frame per camera, named by its
@@ -48,6 +52,9 @@ def exporter(model: "LWD") -> Exporter:
     def summary(errors: dict[str, Any], out: Path) -> str:
         frames = "; both take step vectors [obs, image features]: export the encoder with --format encoder" \
             if model.vision is not None else ""
+        if getattr(model.cfg, "style_condition", False):
+            frames += ("; generator.onnx samples without a style (the 'no style' token): a style on request "
+                       f"({', '.join(model.info.styles)}) runs in the library only")
         return (f"wrote {out}/controller.onnx and generator.onnx (DDIM, {errors['inference_steps']} steps); "
                 f"ONNX Runtime vs torch: theta max abs error {errors['generator_max_abs_error']:.1e}, "
                 f"action {errors['controller_max_abs_error']:.1e} (actions up to {errors['action_scale']:.3g}){frames}")
@@ -206,7 +213,8 @@ def write_onnx(model: "LWD", run_dir: str | Path, out: Path, inference_steps: in
             or errors["controller_max_abs_error"] > tolerance * max(1.0, errors["action_scale"])):
         raise ValueError(f"the ONNX graphs differ from torch by more than {tolerance} (relative): {errors}")
     hashes = {p.name: file_sha256(p) for p in sorted(out.iterdir()) if p.is_file()}
-    (out / "onnx.json").write_text(json.dumps({**errors, "generator_inputs": sorted(gen_inputs), "sampler": "ddim",
+    style = {"style": "unconditional", "styles": list(model.info.styles)} if getattr(model.cfg, "style_condition", False) else {}
+    (out / "onnx.json").write_text(json.dumps({**errors, **style, "generator_inputs": sorted(gen_inputs), "sampler": "ddim",
                                                "run_model_sha256": file_sha256(Path(run_dir) / "model.safetensors"), "sha256": hashes}, indent=2))
     return errors
 

@@ -10,6 +10,7 @@ import torch
 from lwd.data.keys import ACTION, OBS
 from lwd.methods.base import GenerationRuntime, Policy
 from lwd.methods.history import ObsHistory
+from lwd.methods.lwd.style import style_request
 from lwd.methods.target_mlp import fold_affine, numpy_mlp_forward
 
 if TYPE_CHECKING:
@@ -29,6 +30,9 @@ class LWDPolicy(Policy):
     A model trained on camera frames observes dicts ({"obs": low-dim, <image key>: (H, W, 3) uint8})
     and turns each into its raw step vector [obs, features] with the frozen encoder first (every
     step); from there on everything above holds for step vectors in place of observations.
+
+    A run trained with style_condition takes `style` (and `guidance`) at run time: every generation
+    is then guided toward that style (`lwd.methods.lwd.style`); without it generations are unconditional.
     """
 
     def __init__(self, model: "LWD", runtime: GenerationRuntime) -> None:
@@ -38,6 +42,8 @@ class LWDPolicy(Policy):
         if self.horizon < 0:
             raise ValueError(f"action_horizon must be >= 0 (0 = once per episode), got {self.horizon}")
         self.sampler, self.inference_steps = model.sampling(runtime)
+        self.style = style_request(model, runtime)
+        """The style asked for (id, guidance), or None: unconditional generations."""
         self.delay = runtime.generation_delay or 0
         if self.delay and not 0 < self.delay < max(self.horizon, 1):
             raise ValueError(f"generation_delay={self.delay} must be below the action horizon H={self.horizon} "
@@ -68,7 +74,7 @@ class LWDPolicy(Policy):
     def _generate(self) -> tuple[list, list]:
         """A new policy from the current history: (layers as generated, layers on raw obs/actions)."""
         hist = self._normalizer.normalize(OBS, self._history.stacked())  # (To, Ds)
-        theta = self.model.generate_policy(self._task, hist, self._generator, self.sampler, self.inference_steps)
+        theta = self.model.generate_policy(self._task, hist, self._generator, self.sampler, self.inference_steps, self.style)
         layers = [(w[0].numpy().copy(), b[0, 0].numpy().copy()) for w, b in self.model.target.unflatten(theta)]
         self.generations += 1
         return layers, fold_affine(layers, *self._fold)
