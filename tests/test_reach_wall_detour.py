@@ -56,6 +56,9 @@ def test_styles_leave_one_start_state_and_pass_the_wall_40_cm_apart_both_succeed
         beside = (path[:, 0] > WALL_LOW[0] - 0.03) & (path[:, 0] < WALL_HIGH[0] + 0.03) & (path[:, 2] < WALL_HIGH[2])
         assert not (beside & (path[:, 1] > WALL_LOW[1] - 0.03) & (path[:, 1] < WALL_HIGH[1] + 0.03)).any()
     assert left.success and right.success
+    for run, path in runs.values():  # below the wall's top until over the goal: no climb near the wall to copy
+        over_goal = np.linalg.norm(path[:, :2] - np.asarray(run.obs[0][-3:-1], np.float64), axis=1) < 0.02
+        assert path[: int(np.argmax(over_goal)), 2].max() < WALL_HIGH[2] - 0.02
 
 
 def test_the_mean_of_the_two_styles_walks_into_the_wall_and_stays(env):
