@@ -5,17 +5,21 @@ Each is a saturated P-controller on the fingertip position, as Metaworld's scrip
 (gain 10, each axis clipped to [-1, 1]), in three legs (each sticky): towards a waypoint beside one
 end of the wall and just behind it, at the height the episode started at; once behind the wall,
 across to above (or below) the goal at that height; once within GOAL_XY of it, to the goal.
+
+Saturation makes the first leg a 45-degree diagonal: from the one start state the two styles move
+apart sideways at ~0.9 cm per step each while both move forward at the same speed, and they reach
+the wall's line 40 cm apart. Their mean action has no sideways part anywhere on the wall's centre
+line, so it walks straight into the wall (the test shows it).
+
 Why the goal's height last: a first version went to the goal in 3-D from behind the wall, so the
-data showed the hand climbing near the wall; BC on the mixed data borrowed that climb and escaped
-over the wall (which is only 3.5 cm above the start) in 44 of 50 episodes with one training seed
-(benchmarks/results/averaging-task-direct-goal-leg.json). Saturation makes the first leg a 45-degree diagonal: from the one
-start state the two styles move apart sideways at ~0.9 cm per step each while both move forward at
-the same speed, and they reach the wall's line 40 cm apart. Their mean action has no sideways part
-anywhere on the wall's centre line, so it walks straight into the wall (the test shows it).
+data showed the hand climbing just past the wall. BC on the mixed data copied that climb: with one
+of two training seeds, rolled out with the finger readings the wall squeezes clipped to the data's
+range, it went over the wall (only 3.5 cm above the start) in 44 of 50 episodes, a way no
+demonstration took (benchmarks/results/averaging-task-direct-goal-leg.json).
 
 The wall's geometry is mirrored here (experts never import envs; tests/test_reach_wall_detour.py
 checks it against the simulator's box). Deterministic: the action is a function of the
-observation and the one bit of phase.
+observation and the leg, and the legs follow from the observations.
 """
 
 from __future__ import annotations
