@@ -53,8 +53,41 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _CtrlC:
+    """Whether Ctrl-C was pressed in this process. Python raises KeyboardInterrupt wherever the
+    interpreter happens to be, and a library caught mid-import can turn it into another error (numpy's
+    lazily imported `np.ma` became an AttributeError in one test run), so a failure that follows a
+    Ctrl-C is reported as the interruption it is."""
+
+    pressed = False
+
+    @classmethod
+    def watch(cls) -> None:
+        """Note Ctrl-C, then raise KeyboardInterrupt as Python's own handler does; leave an ignored
+        SIGINT (a background job) ignored."""
+        import signal
+
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            return
+
+        def note_and_raise(signum: int, frame: object) -> None:
+            cls.pressed = True
+            signal.default_int_handler(signum, frame)
+
+        signal.signal(signal.SIGINT, note_and_raise)
+
+    @classmethod
+    def caused(cls, err: BaseException) -> bool:
+        return isinstance(err, KeyboardInterrupt) or (cls.pressed and isinstance(err, Exception))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one `lwd` command; every failure is one line on stderr and an exit status, never a traceback."""
+    import threading
+
+    _CtrlC.pressed = False
+    if threading.current_thread() is threading.main_thread():
+        _CtrlC.watch()
     try:
         import lwd.provenance  # records the commit this process starts on; results cite it
 
@@ -65,20 +98,24 @@ def main(argv: list[str] | None = None) -> int:
         from lwd.data import DatasetError
 
         args = build_parser().parse_args(argv)
-    except KeyboardInterrupt:  # Ctrl-C while torch and the simulators import: nothing started yet
-        print("lwd: interrupted during start-up; nothing was written", file=sys.stderr)
+    except BaseException as err:
+        if not _CtrlC.caused(err):
+            raise
+        print("lwd: interrupted during start-up; nothing was written", file=sys.stderr)  # torch and the simulators importing
         return 130
     try:
         args.func(args)
-    except (DatasetError, CheckpointError, FileExistsError, FileNotFoundError, ValueError, ImportError) as err:
-        print(f"lwd {args.command}: error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
-    except (OSError, SafetensorError) as err:  # a full disk, a vanished folder: said in one line, never a traceback
-        print(f"lwd {args.command}: error: {_os_error(err)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as err:  # the command's message (e.g. where training saved its state) feeds its hint
-        print(f"lwd {args.command}: interrupted; {args.interrupted_hint(str(err))}", file=sys.stderr)
-        return 130
+    except BaseException as err:
+        if _CtrlC.caused(err):  # the command's message (e.g. where training saved its state) feeds its hint
+            print(f"lwd {args.command}: interrupted; {args.interrupted_hint(str(err))}", file=sys.stderr)
+            return 130
+        if isinstance(err, (DatasetError, CheckpointError, FileExistsError, FileNotFoundError, ValueError, ImportError)):
+            print(f"lwd {args.command}: error: {' '.join(str(err).split())}", file=sys.stderr)
+            return 2
+        if isinstance(err, (OSError, SafetensorError)):  # a full disk, a vanished folder: one line, never a traceback
+            print(f"lwd {args.command}: error: {_os_error(err)}", file=sys.stderr)
+            return 2
+        raise
     return 0
 
 
