@@ -75,7 +75,7 @@ def tiny_image_demos(tmp_path, episodes: int = 2, steps: int = 12):
 
 
 TINY = ["steps=3", "down_dims=[16,32]", "diffusion_step_embed_dim=16", "horizon=8", "action_steps=4",
-        "image_keypoints=4", "image_features=8", "crop_shape=[88,88]"]
+        "image_keypoints=4", "camera_features=8", "crop_shape=[88,88]"]
 
 
 def test_a_tiny_pusht_image_run_trains_reads_frames_and_evaluates_end_to_end(tmp_path):

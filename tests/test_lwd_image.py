@@ -17,7 +17,7 @@ from test_dp_image import tiny_image_demos
 from lwd.flops import count_flops
 from lwd.methods.vision import ImageEncoder
 
-IMAGE = ["encoder_steps=3", "encoder_batch_size=4", "image_width=16", "image_keypoints=4", "image_features=8",
+IMAGE = ["encoder_steps=3", "encoder_batch_size=4", "image_width=16", "image_keypoints=4", "camera_features=8",
          "crop_shape=[88,88]"]
 TINY_LWD = ["horizon=4", "vae_steps=3", "prior_steps=3", "condition=state", "latent_dim=4", "policy_hidden=[16]",
             "hyper_hidden=[16]", "denoiser_width=16", "denoiser_blocks=1", "encoder_dim=16", "chunk_size=64",
@@ -173,8 +173,8 @@ def test_encoder_from_weights_or_a_run_is_used_unchanged_and_a_mismatch_says_wha
     wider = [*no_stage, "image_width=32", f"encoder_from={tmp_path / 'mine.safetensors'}"]
     with pytest.raises(ValueError, match=r"add --set image_width=16$"):
         train_run("lwd", data, tmp_path / "x", overrides=wider, progress=False)
-    with pytest.raises(ValueError, match=r"add --set image_features=8$"):
-        train_run("lwd", data, tmp_path / "y", overrides=[*no_stage, "image_features=4", f"encoder_from={root / 'lwd'}"],
+    with pytest.raises(ValueError, match=r"add --set camera_features=8$"):
+        train_run("lwd", data, tmp_path / "y", overrides=[*no_stage, "camera_features=4", f"encoder_from={root / 'lwd'}"],
                   progress=False)
     with pytest.raises(ValueError, match="neither a run directory nor a .safetensors file"):
         train_run("lwd", data, tmp_path / "z", overrides=[*no_stage, f"encoder_from={tmp_path / 'nothing'}"], progress=False)
@@ -188,7 +188,7 @@ def test_state_only_lwd_and_bc_keep_their_configs_weights_and_study_keys():
     from lwd.study import StudySpec, missing_cells, plan_study
 
     image_fields = {"encoder_from", "encoder_steps", "encoder_batch_size", "encoder_lr", "crop_shape", "image_width",
-                    "image_keypoints", "image_features"}
+                    "image_keypoints", "camera_features"}
     for method, preset in (("lwd", "pusht"), ("bc", "default")):
         assert not image_fields & set(key_dict(build_configs(method, preset)[0]))
     normalizer = MinMaxNormalizer({"obs": -np.ones(5), "action": -np.ones(2)}, {"obs": np.ones(5), "action": np.ones(2)})
@@ -265,7 +265,7 @@ def test_a_pusht_image_study_trains_and_evaluates_lwd_bc_and_dp_on_frames(runs, 
     monkeypatch.setattr(lwd.pipeline, "make_suite", lambda name: short_pusht_image() if name == "pusht/image" else make_suite(name))
     quoted = lambda items: ", ".join(f'"{s}"' for s in items)  # noqa: E731
     dp = ["steps=2", "down_dims=[16,32]", "diffusion_step_embed_dim=16", "horizon=8", "action_steps=4", "image_width=16",
-          "image_keypoints=4", "image_features=8", "crop_shape=[88,88]", "sampler=ddim", "num_inference_steps=2"]
+          "image_keypoints=4", "camera_features=8", "crop_shape=[88,88]", "sampler=ddim", "num_inference_steps=2"]
     (tmp_path / "image.toml").write_text(f"""
 name = "image"
 suite = "pusht/image"

@@ -114,6 +114,16 @@ def test_config_takes_lwd_settings_defaults_and_presets():
     assert LWDConfig(device="cpu", horizon=8).core_config() == CoreConfig(**{**pusht, "horizon": 8})
 
 
+def test_an_lwd_setting_named_like_lerobots_config_is_refused_by_name(monkeypatch):
+    """A core LWD setting once named `image_features` met PreTrainedConfig's read-only property of that
+    name, and every lerobot command failed inside draccus; the plugin names such a clash instead."""
+    from lerobot_policy_lwd import configuration_lwd
+
+    assert configuration_lwd._shadowed_names() == []
+    monkeypatch.setattr(configuration_lwd, "LWD_SETTINGS", (*configuration_lwd.LWD_SETTINGS, "image_features", "device"))
+    assert configuration_lwd._shadowed_names() == ["device", "image_features"]
+
+
 def test_config_json_round_trip_keeps_every_setting(tmp_path):
     from lerobot.configs.policies import PreTrainedConfig
 

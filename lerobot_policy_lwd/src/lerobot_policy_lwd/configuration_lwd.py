@@ -41,6 +41,21 @@ LWD_SETTINGS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(CoreCon
 """The names of lwd's LWD settings, each a field of the LeRobot config."""
 
 
+def _shadowed_names() -> list[str]:
+    """lwd settings whose names LeRobot's PreTrainedConfig already uses (a field, property or method).
+
+    Such a setting would silently replace LeRobot's meaning (or, for a read-only property, fail
+    inside draccus with "property ... has no setter" on every command), so the plugin refuses to
+    load instead: rename the setting in lwd."""
+    taken = set(dir(PreTrainedConfig)) | {f.name for f in dataclasses.fields(PreTrainedConfig)}
+    return sorted(set(LWD_SETTINGS) & taken)
+
+
+if _shadowed_names():
+    raise ImportError(f"lerobot_policy_lwd: lwd's LWD settings {_shadowed_names()} have names LeRobot's "
+                      "PreTrainedConfig already uses; rename them in lwd.methods.lwd.LWDConfig")
+
+
 def _settings_fields() -> list[tuple[str, typing.Any, typing.Any]]:
     hints = typing.get_type_hints(CoreConfig)
     return [(name, typing.Optional[hints[name]], field(default=None)) for name in LWD_SETTINGS]

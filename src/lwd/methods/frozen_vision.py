@@ -33,7 +33,7 @@ Where the encoder comes from (`encoder_from`, a setting of the method):
   one encoder without sharing files.
 - a run directory: the camera encoders of a trained image run (Diffusion Policy `dp`, or an lwd /
   bc run with frozen features), loaded from its model.safetensors. Its image settings (crop_shape,
-  image_width, image_keypoints, image_features) and frame shapes must be this run's.
+  image_width, image_keypoints, camera_features) and frame shapes must be this run's.
 - a .safetensors file: your own weights, laid out as `ImageEncoder.state_dict()` names them, under
   "<image key>." per camera (or with no prefix when there is one camera; "encoders.<image key>."
   as Diffusion Policy runs store them).
@@ -64,7 +64,7 @@ HEAD_HIDDEN = (256, 256)
 """Hidden widths of the MLP head that trains the encoder by behaviour cloning ("encoder" stage)."""
 EMBED_BATCH = 256
 """Frames embedded per forward pass when a dataset's features are computed."""
-IMAGE_SETTINGS = ("crop_shape", "image_width", "image_keypoints", "image_features")
+IMAGE_SETTINGS = ("crop_shape", "image_width", "image_keypoints", "camera_features")
 """The config fields that fix an encoder's architecture (the same names in dp, lwd and bc configs)."""
 
 
@@ -74,7 +74,7 @@ def check_image_settings(owner: str, cfg: Any) -> None:
         raise ValueError(f"{owner}.crop_shape must be [height, width] in pixels, e.g. [84, 84]; got {cfg.crop_shape!r}")
     if cfg.image_width < 16 or cfg.image_width % 16:
         raise ValueError(f"{owner}.image_width must be a multiple of 16 (GroupNorm groups of 16 channels), got {cfg.image_width}")
-    for name in ("image_keypoints", "image_features", "encoder_steps", "encoder_batch_size"):
+    for name in ("image_keypoints", "camera_features", "encoder_steps", "encoder_batch_size"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{owner}.{name} must be >= 1, got {getattr(cfg, name)}")
     if cfg.encoder_lr <= 0:
@@ -85,7 +85,7 @@ class FrozenVision(nn.Module):
     """One frozen ImageEncoder per camera, the feature normaliser, and the head of the encoder's own training.
 
     `cfg` is the owning method's config (its `crop_shape`, `image_width`, `image_keypoints`,
-    `image_features`, `encoder_from`, `encoder_steps`, `encoder_batch_size`, `encoder_lr`)."""
+    `camera_features`, `encoder_from`, `encoder_steps`, `encoder_batch_size`, `encoder_lr`)."""
 
     def __init__(self, images: tuple[tuple[str, tuple[int, int, int]], ...], cfg: Any, low_dim: int, action_dim: int) -> None:
         super().__init__()
@@ -95,10 +95,10 @@ class FrozenVision(nn.Module):
         self.image_keys = tuple(key for key, _ in images)
         self.low_dim = low_dim
         self.encoders = nn.ModuleDict({
-            key: ImageEncoder(tuple(shape), cfg.crop_shape, cfg.image_width, cfg.image_keypoints, cfg.image_features)
+            key: ImageEncoder(tuple(shape), cfg.crop_shape, cfg.image_width, cfg.image_keypoints, cfg.camera_features)
             for key, shape in images
         })
-        self.feature_dim = len(images) * cfg.image_features
+        self.feature_dim = len(images) * cfg.camera_features
         """Features of one step, all cameras: n_cams x F."""
         self.step_dim = low_dim + self.feature_dim
         """A step vector: [low-dim obs, features]."""
@@ -229,7 +229,7 @@ class FrozenVision(nn.Module):
             torch.manual_seed(seed)
             for key in self.image_keys:
                 fresh = ImageEncoder(self.encoders[key].frame_shape, cfg.crop_shape, cfg.image_width,
-                                     cfg.image_keypoints, cfg.image_features)
+                                     cfg.image_keypoints, cfg.camera_features)
                 self.encoders[key].load_state_dict(fresh.state_dict())
             for layer in self.head:
                 if isinstance(layer, nn.Linear):
@@ -308,7 +308,7 @@ class FrozenVision(nn.Module):
         try:
             found = {"image_width": int(state["backbone.stem.0.weight"].shape[0]),
                      "image_keypoints": int(state["keypoints.conv.weight"].shape[0]),
-                     "image_features": int(state["project.weight"].shape[0])}
+                     "camera_features": int(state["project.weight"].shape[0])}
         except KeyError as missing:
             raise ValueError(f"encoder_from={source!r}: camera '{key}' weights lack {missing}; they are not an "
                              "ImageEncoder's (lwd.methods.vision)") from None

@@ -38,7 +38,7 @@ class BCConfig:
     """Channels of the encoder's first ResNet-18 stage (64: Diffusion Policy's)."""
     image_keypoints: int = field(default=32, metadata=ADDED_LATER)
     """Spatial-softmax keypoints per camera."""
-    image_features: int = field(default=64, metadata=ADDED_LATER)
+    camera_features: int = field(default=64, metadata=ADDED_LATER)
     """Features per camera and step."""
 
     def __post_init__(self) -> None:

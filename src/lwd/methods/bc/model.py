@@ -43,7 +43,7 @@ class BC(Method):
             raise ValueError(f"BCConfig.activation must be one of {sorted(_ACT)}, got {cfg.activation!r}")
         super().__init__(cfg, info, normalizer)
         self.num_task_inputs = info.task_inputs
-        self.step_dim = info.obs_dim + (len(info.images) * cfg.image_features if info.images else 0)
+        self.step_dim = info.obs_dim + (len(info.images) * cfg.camera_features if info.images else 0)
         """Size of a step vector: the observation, plus the cameras' features on image data."""
         sizes = [cfg.obs_steps * self.step_dim + self.num_task_inputs, *cfg.hidden]
         layers: list[nn.Module] = []

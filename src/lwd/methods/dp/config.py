@@ -60,7 +60,7 @@ class DPConfig:
     """Channels of the ResNet-18's first stage (64: the reference; later stages double it)."""
     image_keypoints: int = field(default=32, metadata=ADDED_LATER)
     """Spatial-softmax keypoints per camera."""
-    image_features: int = field(default=64, metadata=ADDED_LATER)
+    camera_features: int = field(default=64, metadata=ADDED_LATER)
     """Features per camera and step after the encoder's linear layer."""
 
     def __post_init__(self) -> None:
@@ -114,6 +114,6 @@ class DPConfig:
             raise ValueError(f"DPConfig.crop_shape must be [height, width] in pixels, e.g. [84, 84]; got {self.crop_shape!r}")
         if self.image_width < 16 or self.image_width % 16:
             raise ValueError(f"DPConfig.image_width must be a multiple of 16 (GroupNorm groups of 16 channels), got {self.image_width}")
-        for name in ("image_keypoints", "image_features"):
+        for name in ("image_keypoints", "camera_features"):
             if getattr(self, name) < 1:
                 raise ValueError(f"DPConfig.{name} must be >= 1, got {getattr(self, name)}")

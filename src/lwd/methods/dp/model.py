@@ -80,10 +80,10 @@ class DiffusionPolicy(Method):
         self.encoders: nn.ModuleDict | None = None  # one image encoder per camera; None for low-dim data
         if self.image_keys:
             self.encoders = nn.ModuleDict({
-                key: ImageEncoder(tuple(shape), cfg.crop_shape, cfg.image_width, cfg.image_keypoints, cfg.image_features)
+                key: ImageEncoder(tuple(shape), cfg.crop_shape, cfg.image_width, cfg.image_keypoints, cfg.camera_features)
                 for key, shape in info.images
             })
-        self.step_dim = info.obs_dim + len(self.image_keys) * cfg.image_features
+        self.step_dim = info.obs_dim + len(self.image_keys) * cfg.camera_features
         """Condition features per observed step: the cameras' features, then the low-dim obs."""
         self.global_cond_dim = cfg.obs_steps * self.step_dim + (cfg.task_embed_dim if self.num_tasks else 0)
         self.unet = ConditionalUnet1D(

@@ -105,7 +105,7 @@ class LWDConfig:
     """Channels of the encoder's first ResNet-18 stage (64: Diffusion Policy's; later stages double it)."""
     image_keypoints: int = field(default=32, metadata=ADDED_LATER)
     """Spatial-softmax keypoints per camera."""
-    image_features: int = field(default=64, metadata=ADDED_LATER)
+    camera_features: int = field(default=64, metadata=ADDED_LATER)
     """Features per camera and step (the step vector grows by this per camera)."""
 
     def __post_init__(self) -> None:

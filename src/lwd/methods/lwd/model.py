@@ -134,7 +134,7 @@ class LWD(Method):
                              "--styles all) and a DataInfo naming them (styles)")
         super().__init__(cfg, info, normalizer)
         # Image data: a frozen encoder per camera (built last, so state models keep their initial weights).
-        self.step_dim = info.obs_dim + (len(info.images) * cfg.image_features if info.images else 0)
+        self.step_dim = info.obs_dim + (len(info.images) * cfg.camera_features if info.images else 0)
         """Size of a step vector: the observation, plus the cameras' features on image data."""
         self.target = TargetMLPSpec(cfg.policy_obs_steps * self.step_dim, info.action_dim, cfg.policy_hidden, cfg.policy_activation)
         self.vae = LWDVAE(cfg, info, self.target, self.step_dim)
