@@ -178,3 +178,22 @@ def test_tables_list_separated_pairs_and_apart_in_every_seed_pairs_apart():
     assert not any("warpd > lwd" in line for line in separated + apart)
     with pytest.raises(ValueError, match="rule"):
         separated_pairs(rows, rule="pooled")
+
+
+def test_styled_data_is_made_with_its_mix_and_keyed_apart(tmp_path):
+    from lwd.data import Episodes
+    from lwd.study import StudySpec, _make_data
+
+    raw = {"name": "x", "suite": "metaworld/reach-wall-low", "episodes": 1, "seeds": [0], "horizons": [8],
+           "data": {"mixed": {"demos": 8, "styles": "left,right"}, "plain": {"demos": 8}}, "methods": {"bc": {}}}
+    spec = StudySpec.parse(raw)
+    mixed, plain = spec.data
+    assert mixed.key(spec.suite) != plain.key(spec.suite)
+    _make_data(spec, {"mixed", "plain"}, tmp_path, progress=False)
+    made = {d.name: Episodes.load(d.location(spec.suite, tmp_path)) for d in spec.data}
+    assert set(made["mixed"].attrs["style_counts"]) == {"left", "right"}
+    assert sum(made["mixed"].attrs["style_counts"].values()) == 8
+    assert set(made["plain"].attrs.get("style_counts", {"left": 8})) == {"left"}
+    bad = {**raw, "data": {"mixed": {"demos": 8, "styles": "left,up"}}}
+    with pytest.raises(ValueError, match=r"data\.mixed: styles: unknown style 'up'"):
+        StudySpec.parse(bad)

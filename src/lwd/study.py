@@ -16,6 +16,9 @@ seeds and episodes. Its cells are data x method x seed x H x perturbation:
     [data.recovery]
     demos = 200
     dart_noise = 0.1
+    [data.mixed]           # on a suite whose expert has styles: each episode's style drawn from the mix
+    demos = 200
+    styles = "all"
 
     [methods.lwd]
     preset = "robomimic"
@@ -131,10 +134,15 @@ class DataSpec:
     perturb: str = "none"
     seed_start: int = 0
     path: str = ""
+    styles: str = ""
+    """The expert's styles mixed per episode, as `lwd demos --styles` takes them ('all', 'A,B' or
+    'A:0.7,B:0.3'); "" is the suite's default expert (its first style, or its only way)."""
 
     def key(self, suite: str) -> str:
         made = {"path": self.path} if self.path else {"suite": suite, "demos": self.demos, "dart_noise": self.dart_noise,
                                                         "perturb": self.perturb, "seed_start": self.seed_start}
+        if self.styles:  # left out when unset, so data made before styles existed keeps its key
+            made["styles"] = self.styles
         return _digest(made)
 
     def location(self, suite: str, root: Path) -> Path:
@@ -208,12 +216,22 @@ class StudySpec:
         data = []
         for data_name, entry in _table(raw["data"], "data", where).items():
             safe_name(data_name, f"data.{data_name}", where)
-            extra = sorted(set(entry) - {"demos", "dart_noise", "perturb", "seed_start", "path"})
+            extra = sorted(set(entry) - {"demos", "dart_noise", "perturb", "seed_start", "path", "styles"})
             if extra:
                 raise ValueError(f"{where}: data.{data_name} has unknown keys {extra}")
             spec = from_dict(DataSpec, {"name": data_name, **entry})
             if not spec.path and spec.demos < 1:
                 raise ValueError(f"{where}: data.{data_name} needs demos = N (expert episodes per task) or path = FILE")
+            if spec.styles:
+                if spec.path:
+                    raise ValueError(f"{where}: data.{data_name} has styles and a path; styles choose how demos are made")
+                from lwd.demos import parse_styles
+                from lwd.suites import make_suite
+
+                try:
+                    parse_styles(spec.styles, make_suite(raw["suite"]))
+                except ValueError as err:
+                    raise ValueError(f"{where}: data.{data_name}: {str(err).replace('--styles: ', 'styles: ')}") from None
             data.append(spec)
         methods = []
         for label, entry in _table(raw["methods"], "methods", where).items():
@@ -433,7 +451,7 @@ def _check_slice(flag: str, asked: list[Any] | None, allowed: list[Any], what: s
 
 
 def _make_data(spec: StudySpec, names: set[str], root: Path, progress: bool) -> None:
-    from lwd.demos import write_demos
+    from lwd.demos import parse_styles, write_demos
     from lwd.suites import make_suite
 
     for data in spec.data:
@@ -444,9 +462,11 @@ def _make_data(spec: StudySpec, names: set[str], root: Path, progress: bool) -> 
             raise FileNotFoundError(f"study {spec.name}: data.{data.name} path {path} does not exist")
         if progress:
             print(f"making {data.name} data: {data.demos} expert demos per task (dart_noise {data.dart_noise}, "
-                  f"perturbation {data.perturb}) -> {path}", flush=True)
-        write_demos(make_suite(spec.suite), path, data.demos, seed_start=data.seed_start, dart_noise=data.dart_noise,
-                    perturb=data.perturb, progress=progress)  # an image suite's frames go to disk episode by episode
+                  f"perturbation {data.perturb}{', styles ' + data.styles if data.styles else ''}) -> {path}", flush=True)
+        suite = make_suite(spec.suite)
+        styles = parse_styles(data.styles, suite) if data.styles else None
+        write_demos(suite, path, data.demos, seed_start=data.seed_start, dart_noise=data.dart_noise,
+                    perturb=data.perturb, styles=styles, progress=progress)  # an image suite's frames go to disk episode by episode
 
 
 def _job_name(cells: list[StudyCell]) -> str:
