@@ -226,3 +226,46 @@ def test_lwd_eval_rollouts_saves_the_evaluated_trajectories_and_refuses_batch_pl
     assert main(["eval", str(run), "--episodes", "1", "--batch-plans", "--out", str(tmp_path / "e2.json"),
                  "--rollouts", str(tmp_path / "r2.zarr")]) == 2
     assert "drop --batch-plans" in capsys.readouterr().err and not (tmp_path / "r2.zarr").exists()
+
+
+# --- reach-wall-low (the averaging task) ------------------------------------------------------------
+def _reach_path(xs: list[float], ys: list[float]) -> np.ndarray:
+    """A 39-d observation per step whose fingertips follow the given x and y at height 0.1 m."""
+    obs = np.zeros((len(xs), 39))
+    obs[:, 0], obs[:, 1], obs[:, 2] = xs, ys, 0.1
+    return obs
+
+
+@pytest.mark.parametrize("xs, expected, halves", [
+    ([0.10, 0.05, 0.02, -0.05, -0.06], "left", ("left", "left")),
+    ([0.10, 0.15, 0.20, 0.25, 0.26], "right", ("right", "right")),
+    ([0.10, 0.12, 0.10, -0.05, -0.06], "left", (UNDECIDED, "left")),  # drifts 2 cm right, then rounds left
+    ([0.10, 0.18, 0.20, 0.05, -0.05], "left", ("right", "left")),  # heads right, turns back: halves disagree
+])
+def test_reach_wall_rule_names_the_side_a_hand_made_path_crosses_the_wall_on(xs, expected, halves):
+    path = _reach_path(xs, [0.55, 0.62, 0.70, 0.73, 0.80])  # crosses the wall's face (y 0.74) at the last step
+    style = style_rule("metaworld/reach-wall-low").label(path)
+    assert (style.label, style.halves) == (expected, halves)
+
+
+def test_reach_wall_rule_leaves_a_hand_pressed_against_the_wall_or_over_it_undecided():
+    rule = style_rule("metaworld/reach-wall-low/spread-5")
+    pressed = rule.label(_reach_path([0.10, 0.10, 0.10, 0.10], [0.55, 0.65, 0.71, 0.71]))
+    over = rule.label(_reach_path([0.10, 0.10, 0.10, 0.10], [0.55, 0.65, 0.75, 0.80]))
+    assert pressed.label == over.label == UNDECIDED and pressed.features["crossed"] == 0.0
+
+
+def test_reach_wall_rule_names_the_style_of_expert_episodes():
+    pytest.importorskip("metaworld")
+    from lwd.demos import rollout_expert
+    from lwd.experts.reach_wall import STYLES, DetourExpert
+    from lwd.suites import make_suite
+
+    suite = make_suite("metaworld/reach-wall-low")
+    env = suite.make_env(suite.tasks[0])
+    for style in STYLES:
+        for seed in (0, 1):
+            run = rollout_expert(env, DetourExpert(style), seed, suite.max_episode_steps)
+            labelled = style_rule(suite.name).label(np.asarray(run.obs))
+            assert (labelled.label, labelled.halves) == (style, (style, style))
+    env.close()

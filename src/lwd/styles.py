@@ -34,6 +34,8 @@ hands over to the same behaviour, so labels there would read nothing):
   commands from the same observations (slow: at most 0.54 cm and 0.56 on demo seeds 0-9; the
   scripted policy travels 0.23-0.90 of its commands, and its fastest step is 0.76 cm or more on
   every task but push and pick-place, whose approaches are short: 0.12-0.73 cm); else "scripted".
+- metaworld/reach-wall-low (the averaging task): the side of the wall the fingertips first cross
+  its front face on; `ReachWallRule`.
 
 Measures (`style_summary`, `style_report`):
 - the style mix: shares of the decided labels (undecided ones reported apart, since their share
@@ -246,19 +248,57 @@ class MetaworldRule:
         return EpisodeStyle(judge(0, end), (judge(0, mid), judge(mid, end)), features)
 
 
+# --- Metaworld reach-wall-low (the averaging task) -----------------------------------------------
+RW_ASIDE = 0.03  # m: a half of the style phase names a side once the hand is this far aside of its start
+
+
+class ReachWallRule:
+    """`metaworld/reach-wall-low` (and its /spread-<cm> controls): which end of the wall the hand
+    rounds. The style phase runs until the fingertips (obs[:3]) first cross the wall's front face
+    (the whole episode if they never do); the label is the side they cross on: "left" below the
+    wall's left end (smaller x), "right" beyond its right end, "undecided" over the wall or never
+    (a hand pressed against the wall, the averaging failure). Each half of the phase names the side
+    the hand has moved to by the half's end, if at least RW_ASIDE from where the half started
+    (the experts are 13-14 cm aside halfway to the wall)."""
+
+    styles = ("left", "right")
+
+    def label(self, obs: np.ndarray, task: str | None = None) -> EpisodeStyle:
+        from lwd.experts.reach_wall import WALL_HIGH, WALL_LOW
+
+        hand = np.asarray(obs, np.float64)[:, :3]
+        crossed = np.flatnonzero(hand[:, 1] >= WALL_LOW[1])
+        end = int(crossed[0]) if len(crossed) else len(hand) - 1
+        label = UNDECIDED
+        if len(crossed):
+            x = hand[end, 0]
+            label = "left" if x < WALL_LOW[0] else "right" if x > WALL_HIGH[0] else UNDECIDED
+
+        def judge(lo: int, hi: int) -> str:
+            aside = hand[hi, 0] - hand[lo, 0]
+            return UNDECIDED if hi <= lo or abs(aside) < RW_ASIDE else "left" if aside < 0 else "right"
+
+        mid = end // 2
+        features = {"phase_end": end, "crossed": float(len(crossed) > 0),
+                    "aside_at_phase_end_cm": float(100 * (hand[end, 0] - hand[0, 0]))}
+        return EpisodeStyle(label, (judge(0, mid), judge(mid, end)), features)
+
+
 # --- which rule, and the measures ----------------------------------------------------------------
-def style_rule(suite_name: str) -> PushTRule | LiftRule | MetaworldRule:
+def style_rule(suite_name: str) -> PushTRule | LiftRule | MetaworldRule | ReachWallRule:
     """The labelling rule of a suite; suites whose experts have no styles (or whose observations
     cannot show them) are refused in one line."""
     key = suite_name.strip().lower()
+    if key == "metaworld/reach-wall-low" or key.startswith("metaworld/reach-wall-low/"):
+        return ReachWallRule()
     if key in ("pusht", "pusht/keypoints", "pusht/state"):
         return PushTRule()
     if key == "robomimic/lift":
         return LiftRule()
     if key in ("mt10", "metaworld/mt10") or key.startswith("metaworld/"):
         return MetaworldRule()
-    raise ValueError(f"no style labels for {suite_name!r}: they exist for pusht, pusht/state, robomimic/lift "
-                     "and the Metaworld MT10 tasks (pusht/image's low-dim observation lacks the block pose)")
+    raise ValueError(f"no style labels for {suite_name!r}: they exist for pusht, pusht/state, robomimic/lift, "
+                     "metaworld/reach-wall-low and the Metaworld MT10 tasks (pusht/image's low-dim observation lacks the block pose)")
 
 
 def label_episodes(episodes: Episodes, suite_name: str | None = None) -> list[EpisodeStyle]:
