@@ -197,3 +197,18 @@ def test_styled_data_is_made_with_its_mix_and_keyed_apart(tmp_path):
     bad = {**raw, "data": {"mixed": {"demos": 8, "styles": "left,up"}}}
     with pytest.raises(ValueError, match=r"data\.mixed: styles: unknown style 'up'"):
         StudySpec.parse(bad)
+
+
+def test_n_envs_enters_a_cells_key_only_where_batched_plans_can_move_its_result():
+    import tomllib
+
+    from lwd.study import StudySpec, plan_study
+
+    def keys(extra: str) -> list[str]:
+        return [cell.key for cell in plan_study(StudySpec.parse(tomllib.loads(extra + SPEC)))]
+
+    one = keys("")
+    assert keys("n_envs = 10\n") == one  # unbatched: every n_envs gives bit-identical episodes
+    batched = keys("batch_plans = true\n")
+    assert batched != one and keys("batch_plans = true\nn_envs = 1\n") == batched
+    assert set(keys("batch_plans = true\nn_envs = 10\n")).isdisjoint(batched)

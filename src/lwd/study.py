@@ -27,7 +27,8 @@ seeds and episodes. Its cells are data x method x seed x H x perturbation:
     set = ["steps=15000"]
 
 Every cell is keyed by a hash of everything that decides its result (suite, how the data is
-made, the method's full resolved configs, seed, run-time options, perturbation, episodes). A
+made, the method's full resolved configs, seed, run-time options, perturbation, episodes, and n_envs
+when batch_plans is on: batched arithmetic can move a knife-edge episode). A
 finished cell is one small JSON file under `benchmarks/results/studies/<name>/` (kept in git),
 so a study resumes on any machine: only cells without a matching file run, a changed setting
 changes the key and reruns that cell, and training runs (under `runs/studies/`, named by their
@@ -295,8 +296,11 @@ def plan_study(spec: StudySpec) -> list[StudyCell]:
                     run_key = _digest({"suite": spec.suite, "data": data_key, "method": plan.method,
                                        "config": key_dict(cfg), "train": key_dict(train_cfg)})
                     runtime = plan.runtime.given()
-                    key = _digest({"run": run_key, "runtime": runtime, "perturbation": plan.perturbation,
-                                   "episodes": spec.episodes, "seed_start": spec.seed_start, "batch_plans": spec.batch_plans})
+                    evaluation = {"run": run_key, "runtime": runtime, "perturbation": plan.perturbation,
+                                  "episodes": spec.episodes, "seed_start": spec.seed_start, "batch_plans": spec.batch_plans}
+                    if spec.batch_plans and spec.n_envs > 1:  # batched arithmetic: n_envs can move a knife-edge episode
+                        evaluation["n_envs"] = spec.n_envs
+                    key = _digest(evaluation)
                     cells.append(StudyCell(data.name, method.label, plan.method, seed, plan.horizon, plan.perturbation, plan.preset,
                                            plan.overrides, method.train_overrides, runtime, run_key, key))
     return cells
