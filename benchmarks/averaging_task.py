@@ -39,6 +39,7 @@ import re
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -160,14 +161,16 @@ def finger_range(data: Path) -> tuple[np.ndarray, np.ndarray]:
     return fingers.min(axis=0), fingers.max(axis=0)
 
 
-def train_and_evaluate(suite: Suite, data: Path, run_dir: Path, seed: int, steps: int, lr: float, seeds: list[int],
+def train_and_evaluate(learner: Learner, suite: Suite, data: Path, run_dir: Path, seed: int, seeds: list[int],
                        shares: dict[int, float] | None, fingers: tuple[np.ndarray, np.ndarray] | None) -> dict[str, Any]:
-    """Train BC, evaluate it with lwd eval's evaluator and again here for the paths; with `fingers`,
-    also roll it out with the finger readings clipped to that range (the wall squeezes the fingers,
-    a reading no demonstration has; the clipped rollout shows what is left without it)."""
+    """Train `learner`, evaluate it with lwd eval's evaluator and again here for the paths (a
+    generating method is reset with the episode's seed in both, so they draw the same policies);
+    with `fingers`, also roll it out with the finger readings clipped to that range (the wall
+    squeezes the fingers, a reading no demonstration has; the clipped rollout shows what is left
+    without it)."""
     started = time.perf_counter()
-    train_run("bc", data, run_dir, overrides=[f"steps={steps}"], train_overrides=[f"lr={lr}"], seed=seed,
-              progress=False, overwrite=True)
+    train_run(learner.method, data, run_dir, preset=learner.preset, overrides=list(learner.settings),
+              train_overrides=list(learner.train_settings), seed=seed, progress=False, overwrite=True)
     train_seconds = time.perf_counter() - started
     evaluated = evaluate_run(run_dir, env=suite.name, episodes=len(seeds), seed_start=seeds[0], progress=False)
     by_seed = {e["seed"]: e for e in evaluated["episodes"]}
@@ -203,6 +206,20 @@ def train_and_evaluate(suite: Suite, data: Path, run_dir: Path, seed: int, steps
     return out
 
 
+@dataclass(frozen=True)
+class Learner:
+    """What is trained on each dataset: an lwd method, its preset and `--set`/`--train-set` settings."""
+
+    method: str
+    preset: str
+    settings: tuple[str, ...]
+    train_settings: tuple[str, ...]
+
+    def describe(self) -> str:
+        return " ".join([f"{self.method} --preset {self.preset}", *(f"--set {s}" for s in self.settings),
+                         *(f"--train-set {s}" for s in self.train_settings)])
+
+
 def dumps(result: dict) -> str:
     """Indented JSON with every list of plain values and every per-episode row on one line."""
     text = json.dumps(result, indent=2)
@@ -214,8 +231,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", default="100000:100050", help="evaluation seeds: a:b (b exclusive) or a comma list")
     p.add_argument("--demos", type=int, default=100, help="successful demonstrations per dataset")
-    p.add_argument("--steps", type=int, default=5000, help="BC training steps")
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--method", default="bc", help="what learns from the demonstrations: bc (the default), lwd, dp, ...")
+    p.add_argument("--label", default="", help="the result's key in --out (default: the method's name); other labels "
+                   "already in --out are kept, so several methods' results share one file")
+    p.add_argument("--preset", default="default", help="the method's preset")
+    p.add_argument("--set", dest="settings", action="append", default=[], help="method setting k=v (repeatable)")
+    p.add_argument("--train-set", dest="train_settings", action="append", default=[], help="training setting k=v (repeatable)")
+    p.add_argument("--steps", type=int, default=5000, help="BC training steps (method bc only)")
+    p.add_argument("--lr", type=float, default=1e-3, help="BC learning rate (method bc only)")
+    p.add_argument("--datasets", default="mixed,left only,right only",
+                   help="which of the low start's datasets to train on (the spreads' controls are mixed)")
     p.add_argument("--train-seeds", default="0,1")
     p.add_argument("--spreads", default="2,5,10", help="control: start spreads in cm ('' for none)")
     p.add_argument("--work", default="/tmp/lwd-averaging-task", help="where the datasets and runs go")
@@ -223,27 +248,43 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
 
+    if args.method == "bc":
+        learner = Learner("bc", args.preset, (f"steps={args.steps}", *args.settings), (f"lr={args.lr}", *args.train_settings))
+    else:
+        learner = Learner(args.method, args.preset, tuple(args.settings), tuple(args.train_settings))
+    label_key = args.label or args.method
     seeds, train_seeds = parse_seeds(args.seeds), [int(s) for s in args.train_seeds.split(",")]
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     suites = [make_suite(REACH_WALL_LOW)] + [make_suite(f"{REACH_WALL_LOW}/spread-{cm}") for cm in args.spreads.split(",") if cm]
     result: dict[str, Any] = {
-        "provenance": provenance(["python", "benchmarks/averaging_task.py", *sys.argv[1:]]),
-        "protocol": (f"success = Metaworld's flag at any step within 500 on seeds {seeds[0]}..{seeds[-1]}; BC: MLP 128-128, "
-                     f"{args.steps} steps, lr {args.lr}, batch 256, one thread; aside_cm read at y {HALFWAY_Y:.2f}; "
-                     f"pressed_at_wall = >= {PRESSED_LONG} steps within {100 * PRESS_DEPTH:g} cm in front of the wall's face, between "
-                     "its ends (3 cm margin), below its top; fingers_clipped: the same policy with obs[3] and obs[21] (finger opening) "
-                     "clipped to the dataset's range"),
-        "settings": {"demos_per_dataset": args.demos, "bc_steps": args.steps, "lr": args.lr, "train_seeds": train_seeds,
-                     "eval_seeds": [seeds[0], seeds[-1]]},
-        "experts": {}, "bc": {}}
+        "protocol": (f"success = Metaworld's flag at any step within 500 on seeds {seeds[0]}..{seeds[-1]}; each learner "
+                     f"trained with one thread on each dataset per training seed (its command under learners); aside_cm read "
+                     f"at y {HALFWAY_Y:.2f}; pressed_at_wall = >= {PRESSED_LONG} steps within {100 * PRESS_DEPTH:g} cm in front "
+                     "of the wall's face, between its ends (3 cm margin), below its top; fingers_clipped: the same policy with "
+                     "obs[3] and obs[21] (finger opening) clipped to the dataset's range"),
+        "settings": {"demos_per_dataset": args.demos, "eval_seeds": [seeds[0], seeds[-1]]},
+        "experts": {}, "learners": {}}
+    out = Path(args.out)
+    if out.exists():  # other learners' results: kept, if they were measured on the same data and seeds
+        kept = json.loads(out.read_text())
+        if kept.get("settings") != result["settings"]:
+            raise SystemExit(f"{out} was measured with other settings ({kept.get('settings')}); give another --out")
+        result["learners"] = kept["learners"]
+    result["learners"][label_key] = {"learner": learner.describe(), "train_seeds": train_seeds,
+                                     "provenance": provenance(["python", "benchmarks/averaging_task.py", *sys.argv[1:]])}
     for suite in suites:
         result["experts"][suite.name] = run_experts(suite, seeds)
         e = result["experts"][suite.name]
         print(f"{suite.name:36s} experts: " + " | ".join(f"{k} {v['successes']}/{v['episodes']} (pressed at the wall {v['pressed_at_wall']})"
                                                           for k, v in e.items()), flush=True)
 
-    datasets = [(suites[0], "mixed", "left,right"), (suites[0], "left only", "left"), (suites[0], "right only", "right")]
+    chosen = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    mixes = {"mixed": "left,right", "left only": "left", "right only": "right"}
+    unknown = sorted(set(chosen) - set(mixes))
+    if unknown:
+        raise SystemExit(f"--datasets {unknown}: not one of {sorted(mixes)}")
+    datasets = [(suites[0], label, mixes[label]) for label in chosen]
     datasets += [(suite, "mixed", "left,right") for suite in suites[1:]]
     for suite, label, mix in datasets:
         tag = suite.name.split("/")[-1] + "-" + label.split()[0]
@@ -255,10 +296,10 @@ def main() -> None:
         cell: dict[str, Any] = {"data": str(data), "style_counts": episodes.attrs["style_counts"],
                                 "steps": int(episodes.num_steps), "runs": {}}
         for seed in train_seeds:
-            cell["runs"][str(seed)] = train_and_evaluate(suite, data, work / f"bc-{tag}-s{seed}", seed, args.steps, args.lr,
+            cell["runs"][str(seed)] = train_and_evaluate(learner, suite, data, work / f"{label_key}-{tag}-s{seed}", seed,
                                                          seeds, shares, fingers)
             r = cell["runs"][str(seed)]
-            print(f"{suite.name:36s} BC on {label:10s} seed {seed}: success {r['successes']}/{r['episodes']}, pressed at the wall "
+            print(f"{suite.name:36s} {label_key} on {label:10s} seed {seed}: success {r['successes']}/{r['episodes']}, pressed at the wall "
                   f"{r['pressed_at_wall']}, passed {r['passed']}, |aside| median {r['median_abs_aside_cm']} cm "
                   f"(train {r['train_seconds']} s)", flush=True)
             if "fingers_clipped" in r:
@@ -266,9 +307,9 @@ def main() -> None:
                 print(f"{'':36s}   finger readings clipped: success {c['successes']}/{c['episodes']}, pressed at the wall "
                       f"{c['pressed_at_wall']} (median {c['median_pressed_steps']} steps), passed {c['passed']}", flush=True)
         cell["success_rate_mean"] = float(np.mean([r["success_rate"] for r in cell["runs"].values()]))
-        result["bc"].setdefault(suite.name, {})[label] = cell
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(dumps(result))  # after every cell: a long run keeps what it has done
+        result["learners"][label_key].setdefault(suite.name, {})[label] = cell
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(dumps(result))  # after every cell: a long run keeps what it has done
     print(f"-> {args.out}")
 
 
