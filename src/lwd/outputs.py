@@ -13,6 +13,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,12 +98,22 @@ def temp_sibling(path: str | Path, tag: str = "tmp") -> Path:
     return path.with_name(f".{path.name}.{tag}-{uuid.uuid4().hex[:8]}")
 
 
-def remove_path(path: Path) -> None:
-    """Remove a file, link or folder tree; a missing path is fine (clean-up after a failed write)."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
+def remove_path(path: Path, settle: float = 0.0) -> None:
+    """Remove a file, link or folder tree; a missing path is fine (clean-up after a failed write).
+
+    settle: for a writer whose other writes may still be landing after its first error (zarr's
+    async I/O does not cancel a failed array write's sibling chunks, which then recreate files
+    in a folder being removed), keep removing every 50 ms for `settle` seconds. Only failed
+    writes pay this wait."""
+    deadline = time.monotonic() + settle
+    while True:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists() or path.is_symlink():
+            path.unlink(missing_ok=True)
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(0.05)
 
 
 def replace_path(tmp: Path, target: Path) -> None:

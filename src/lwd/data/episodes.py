@@ -345,7 +345,7 @@ class Episodes:
                 self._write_arrays(root)
             replace_path(tmp, path)
         except BaseException:
-            remove_path(tmp)
+            remove_path(tmp, settle=1.0)  # zarr's in-flight chunk writes can land after the first error
             raise
         return path
 
