@@ -270,7 +270,7 @@ def main() -> None:
         kept = json.loads(out.read_text())
         if kept.get("settings") != result["settings"]:
             raise SystemExit(f"{out} was measured with other settings ({kept.get('settings')}); give another --out")
-        result["learners"] = kept["learners"]
+        result["learners"], result["experts"] = kept["learners"], kept["experts"]  # experts rerun below replace theirs
     result["learners"][label_key] = {"learner": learner.describe(), "train_seeds": train_seeds,
                                      "provenance": provenance(["python", "benchmarks/averaging_task.py", *sys.argv[1:]])}
     for suite in suites:
