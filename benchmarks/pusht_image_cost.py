@@ -35,7 +35,7 @@ ARMS = {  # label: (method, preset, shortened steps for the timing)
 
 def stage_cpu_seconds() -> dict[str, float]:
     """CPU seconds of each stage's step loop (not its set-up), recorded by wrapping the training loop."""
-    import lwd.train as train
+    import lwd.training.train as train
 
     spent: dict[str, float] = {}
     run = train._StageLoop.run

@@ -418,7 +418,7 @@ def test_two_trainings_into_one_folder_started_together_one_trains_the_other_ref
 
 
 def test_a_live_lock_refuses_and_a_stale_one_is_taken_over(work, tmp_path):
-    from lwd.runlock import RunLock
+    from lwd.training.runlock import RunLock
 
     args = ["train", "bc", "--data", str(work / "good.zarr"), "--out", str(tmp_path / "run"), "--set", "steps=3"]
     with RunLock(tmp_path / "run"):  # this test process trains into it, as far as lwd can tell

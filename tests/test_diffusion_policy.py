@@ -15,7 +15,7 @@ from lwd.data import Episodes, MinMaxNormalizer
 from lwd.methods.dp import DiffusionPolicy, DPConfig, DPPolicy
 from lwd.methods import build_method
 from lwd.pipeline import data_info
-from lwd.train import train
+from lwd.training.train import train
 
 from conftest import make_episodes
 

@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 
 from lwd.checkpoint import CheckpointError, read_train_state, write_train_state
 from lwd.cli import main as lwd_main
-from lwd.hardware import Hardware, resolve_device
+from lwd.training.hardware import Hardware, resolve_device
 
 from conftest import make_episodes
 
@@ -213,7 +213,7 @@ def test_corrupted_latest_state_still_resumes_exactly(demos, tmp_path):
     args = _train_args("bc", demos, tmp_path / "full")
     assert lwd_main(args) == 0
     from lwd.pipeline import train_run
-    from lwd.train import TrainingInterrupted
+    from lwd.training.train import TrainingInterrupted
 
     overrides, train_overrides = TINY["bc"], TRAIN
     with pytest.raises(TrainingInterrupted):
@@ -229,7 +229,7 @@ def test_corrupted_latest_state_still_resumes_exactly(demos, tmp_path):
 
 def _train_part(train_run, data, out, overrides, train_overrides, steps):
     """train_run stopped after `steps` optimisation steps (as a kill would, but between two checkpoints)."""
-    import lwd.train as train_module
+    import lwd.training.train as train_module
 
     original = train_module.train
 
@@ -245,7 +245,7 @@ def _train_part(train_run, data, out, overrides, train_overrides, steps):
 
 def test_resume_with_another_world_size_is_refused(demos, tmp_path, capsys):
     from lwd.pipeline import train_run
-    from lwd.train import TrainingInterrupted
+    from lwd.training.train import TrainingInterrupted
 
     out = tmp_path / "cut"
     with pytest.raises(TrainingInterrupted):

@@ -70,7 +70,7 @@ def test_free_bits_raise_the_trained_latent_kl():
     def final_kl(free_bits: float) -> float:
         torch.manual_seed(0)
         model, episodes = _tiny(kl_weight=1.0, free_bits=free_bits, vae_steps=150)
-        from lwd.train import fit_stage
+        from lwd.training.train import fit_stage
 
         history = fit_stage(model, model.stages(TrainConfig(batch_size=16, lr=3e-3), episodes)[0], TrainConfig(batch_size=16, lr=3e-3))
         return history[-1]["kl"]

@@ -12,7 +12,7 @@ from lwd.data import MinMaxNormalizer
 from lwd.methods import build_method
 from lwd.methods.lwd import LWDConfig
 from lwd.pipeline import data_info
-from lwd.train import train
+from lwd.training.train import train
 
 from conftest import make_episodes
 

@@ -93,7 +93,7 @@ def test_the_encoder_does_not_change_once_its_stage_has_ended(tmp_path):
     from lwd.data import Episodes, MinMaxNormalizer
     from lwd.methods.base import build_method
     from lwd.pipeline import build_configs, data_info
-    from lwd.train import train
+    from lwd.training.train import train
 
     episodes = Episodes.load(tiny_image_demos(tmp_path))
     cfg, train_cfg = build_configs("lwd", overrides=TINY_LWD, train_overrides=["batch_size=4"])

@@ -142,7 +142,7 @@ def test_task_conditioned_policy_requires_task():
 def test_state_conditioned_lwd_trains_and_acts():
     model, episodes = small_lwd(condition="state", vae_steps=5, prior_steps=5)
     from lwd.config import RunConfig
-    from lwd.train import train
+    from lwd.training.train import train
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:

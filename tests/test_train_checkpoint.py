@@ -17,7 +17,7 @@ from lwd.config import RunConfig
 from lwd.methods.bc import BCConfig
 from lwd.methods.lwd import LWDConfig
 from lwd.data import MinMaxNormalizer
-from lwd.train import TrainingInterrupted, train
+from lwd.training.train import TrainingInterrupted, train
 
 from conftest import make_episodes
 

@@ -13,7 +13,7 @@ from lwd.data import Episodes, MinMaxNormalizer
 from lwd.methods import build_method
 from lwd.methods.warpd import DynamicsEnsemble, WARPDConfig
 from lwd.pipeline import data_info
-from lwd.train import TrainingInterrupted, train
+from lwd.training.train import TrainingInterrupted, train
 
 from conftest import make_episodes
 

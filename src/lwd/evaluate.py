@@ -231,7 +231,7 @@ def evaluate(
 
     shard: (rank, world size) when several processes (or nodes) share the evaluation: rank r runs
     every world-th episode of the plan from the r-th, and all ranks then gather every episode
-    (see `lwd.hardware.gather_json`). An episode's result depends only on its seed, so the
+    (see `lwd.training.hardware.gather_json`). An episode's result depends only on its seed, so the
     gathered result equals a single-process run's exactly (all but `seconds`).
 
     batch_plans: when the policy batches its work across episodes (`Policy.batches_acting`, e.g.
@@ -317,7 +317,7 @@ def evaluate(
     seconds = time.perf_counter() - started
     counted: list[Any] = policies
     if world > 1:
-        from lwd.hardware import gather_json
+        from lwd.training.hardware import gather_json
 
         shares = gather_json({"episodes": [asdict(r) for r in results], "seconds": seconds,
                               "steps": sum(p.steps for p in policies), "generations": sum(p.generations for p in policies)})

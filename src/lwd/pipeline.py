@@ -19,7 +19,7 @@ from lwd.checkpoint import load_model, read_run_config
 from lwd.config import DataInfo, RunConfig, TrainConfig, apply_overrides, from_dict
 from lwd.data import DatasetError, Episodes, MinMaxNormalizer
 from lwd.data.keys import ACTION, OBS, STYLE, TASK
-from lwd.hardware import Hardware
+from lwd.training.hardware import Hardware
 from lwd.methods.base import Method, build_method, get_method, resolve_preset
 from lwd.suites import make_suite
 
@@ -89,12 +89,12 @@ def train_run(
 ) -> Method:
     """Load demonstrations, fit the normaliser on the training split, train, write the run dir.
 
-    The run directory is locked while this trains (`lwd.runlock`): a second training into it
+    The run directory is locked while this trains (`lwd.training.runlock`): a second training into it
     refuses. A run already there is refused unless `overwrite`; then the new run trains in a
     hidden sibling and replaces the old one only when complete (a failure leaves the old run)."""
     from lwd.checkpoint import has_train_state
-    from lwd.hardware import launched_world
-    from lwd.runlock import RunLock
+    from lwd.training.hardware import launched_world
+    from lwd.training.runlock import RunLock
 
     out = Path(out)
     if resume and overwrite:
@@ -132,7 +132,7 @@ def train_run(
                 return {"mean_success": r["mean_success"]}
 
         from lwd.outputs import remove_path, replace_path
-        from lwd.train import train
+        from lwd.training.train import train
 
         replacing = overwrite and (holds_model or holds_state)
         target = out.with_name(f".{out.name}.overwrite") if replacing else out  # the same name on every rank

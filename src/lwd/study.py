@@ -365,7 +365,7 @@ def run_study(spec_path: str | Path, jobs: int = 1, root: str | Path | None = No
     `engine` "ray" runs each job as a task on the Ray cluster at `address` (HOST:PORT of its head;
     default RAY_ADDRESS), whose nodes share this root's filesystem (`lwd.cluster`): the same cell
     files, so either engine resumes what the other started."""
-    from lwd.hardware import barrier, join_launch
+    from lwd.training.hardware import barrier, join_launch
     from lwd.outputs import check_writable
 
     if engine not in ENGINES:
@@ -489,7 +489,7 @@ def _run_group(spec_path: str, root_text: str, cells: list[StudyCell], progress:
 
     from lwd.bench import check_reuse
     from lwd.checkpoint import has_train_state
-    from lwd.hardware import launched_world
+    from lwd.training.hardware import launched_world
     from lwd.pipeline import evaluate_run, train_run
     from lwd.provenance import provenance
 

@@ -31,7 +31,7 @@ from lwd.config import DataInfo
 from lwd.data import MinMaxNormalizer
 from lwd.data.keys import ACTIONS, MASK, OBS, OBS_HISTORY, STATES
 from lwd.data.keys import ACTION as LWD_ACTION
-from lwd.ema import EMA
+from lwd.training.ema import EMA
 from lwd.methods.base import GenerationRuntime
 from lwd.methods.lwd import LWD
 

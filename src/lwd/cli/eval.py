@@ -109,7 +109,7 @@ def eval_name(result: dict[str, Any]) -> str:
 def _eval_shard() -> tuple[int, int]:
     """(rank, world size): under torchrun or accelerate launch, join the process group (gloo: the
     policies run on the CPU) so the episodes are shared and gathered; (0, 1) otherwise."""
-    from lwd.hardware import launched_world
+    from lwd.training.hardware import launched_world
 
     if launched_world()[1] == 1:
         return 0, 1

@@ -50,7 +50,7 @@ def _presets_epilog() -> str:
 
 
 def run(args: argparse.Namespace) -> None:
-    from lwd.hardware import Hardware, launched_world
+    from lwd.training.hardware import Hardware, launched_world
     from lwd.pipeline import run_info, train_run
 
     hardware = Hardware(args.device, args.precision, args.threads, args.grad_accum)

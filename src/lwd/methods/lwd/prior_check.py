@@ -124,7 +124,7 @@ def train_prior_on_clusters(cfg: LWDConfig, clusters: TwoClusters = TwoClusters(
     """Train LWD's prior (as `cfg` configures it, for `cfg.prior_steps` steps) on two clusters of
     latents under a single condition."""
     from lwd.methods.lwd.model import LWD
-    from lwd.train import fit_stage
+    from lwd.training.train import fit_stage
 
     info = DataInfo(obs_dim=obs_dim, action_dim=1, tasks=("only",) if cfg.uses_task else ())
     # The normaliser is unused here (latents and conditions are given in model units).

@@ -5,7 +5,7 @@ process, or under `accelerate launch` / `torchrun` as several (GPUs, CPU process
 nodes); accelerate reads the launcher's environment (RANK, WORLD_SIZE, MASTER_ADDR, ...).
 
 None of these settings is part of a run's configuration: they change how fast a run trains, not
-what it learns (up to float rounding, and the per-rank noise streams described in `lwd.train`),
+what it learns (up to float rounding, and the per-rank noise streams described in `lwd.training.train`),
 so they are not in `config.json` and do not change a study cell's key.
 
 Threads: torch's default (one per core) collapses when other processes share the cores: on the

@@ -9,7 +9,7 @@ sampler and torch's RNG, so an interrupted run resumed with the same settings en
 weights as an uninterrupted one. Ctrl-C and SIGTERM save a state between steps before stopping;
 after a SIGKILL, `--resume` starts from the last checkpoint (`checkpoint_every` steps).
 
-Devices and processes (see `lwd.hardware`): accelerate places the method and its datasets on the
+Devices and processes (see `lwd.training.hardware`): accelerate places the method and its datasets on the
 device once, wraps each stage's objective in DDP when launched as several processes, and handles
 mixed precision. Every rank draws the same global batch of indices from the shared NumPy RNG and
 trains on its own slice of it (then on `grad_accum` micro-batches of that slice), so a step sees
@@ -47,8 +47,8 @@ from lwd.checkpoint import (
 )
 from lwd.config import RunConfig, TrainConfig
 from lwd.data import Episodes
-from lwd.ema import EMA
-from lwd.hardware import Hardware, make_accelerator
+from lwd.training.ema import EMA
+from lwd.training.hardware import Hardware, make_accelerator
 from lwd.methods.base import Method, Stage
 
 LOG_EVERY = 50
