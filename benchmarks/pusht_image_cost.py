@@ -8,7 +8,7 @@ stage on the given pusht/image demos (LWD and BC on frozen features: encoder, VA
 stages; Diffusion Policy image-cpu), and times: seconds per step of every stage (wall clock, from
 train_log.json, and CPU time of the stage's loop, which is what one core costs when the machine is
 shared), frames embedded per second by the frozen encoder, one control step of each policy
-(`lwd.latency`, random frames; DP per executed action at H = 8 and, from an untrained model of the
+(`lwd.evaluation.latency`, random frames; DP per executed action at H = 8 and, from an untrained model of the
 prediction horizon H = 32 needs, at H = 32), and one pusht/image env step. The estimate multiplies
 these by the study's steps, runs, cells and episodes (300 steps an episode at most: an upper bound,
 successes end earlier).
@@ -91,7 +91,7 @@ def main() -> None:
 
     from lwd.checkpoint import load_model
     from lwd.data import Episodes
-    from lwd.latency import measure_latency
+    from lwd.evaluation.latency import measure_latency
     from lwd.pipeline import train_run
     from lwd.provenance import provenance
 

@@ -14,7 +14,7 @@ keeping failures too) on the given seeds of every task of the suite, labels each
 writes the confusion matrix (rows: the style that played; columns: the label, "undecided"
 included), the accuracy over all episodes and over the decided ones, and the experts' own
 consistency. `compare` evaluates each run exactly as `lwd eval` does (the same seeds, envs and
-per-episode policies), records the rollouts (`lwd.rollouts`) and writes `lwd.styles.style_report`.
+per-episode policies), records the rollouts (`lwd.evaluation.rollouts`) and writes `lwd.styles.style_report`.
 Both write a PNG next to the JSON and keep the command, commit, date and machine.
 """
 
@@ -89,7 +89,7 @@ def _runtime_value(text: str) -> Any:
 
 def compare(args: argparse.Namespace) -> dict[str, Any]:
     from lwd.checkpoint import load_model, read_run_config
-    from lwd.rollouts import record_rollouts
+    from lwd.evaluation.rollouts import record_rollouts
 
     data = Episodes.load(args.data)
     suite = make_suite(args.env or data.attrs.get("suite", ""))

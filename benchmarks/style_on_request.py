@@ -11,7 +11,7 @@ and what asking costs in success, against the same run unconditioned.
 
 Every condition (no style, then each style at each --guidance weight; default: every style the run
 knows, guidance 1) is evaluated exactly as `lwd eval RUN --style S --guidance W` evaluates it (the
-same seeds, envs and per-episode policies, `lwd.rollouts` keeping the trajectories), and every
+same seeds, envs and per-episode policies, `lwd.evaluation.rollouts` keeping the trajectories), and every
 episode is labelled by the suite's rule (`lwd.styles`: PushT, robomimic/lift, the Metaworld MT10
 tasks). Per condition the JSON has:
 - accuracy: the share of all episodes labelled as the requested style (undecided ones count as
@@ -62,7 +62,7 @@ def _floats(text: str, flag: str) -> list[float]:
 def evaluate_condition(model: Any, suite: Any, rule_styles: tuple[str, ...], style: str | None, guidance: float | None,
                        args: argparse.Namespace, runtime: dict[str, Any]) -> dict[str, Any]:
     """One condition's evaluation, labels and figures (see the module docstring)."""
-    from lwd.rollouts import record_rollouts
+    from lwd.evaluation.rollouts import record_rollouts
 
     options = model.runtime_options(**runtime, style=style, guidance=guidance if style is not None else None)
     result, episodes = record_rollouts(model, suite, args.episodes, args.seed_start, runtime=options, progress=True)

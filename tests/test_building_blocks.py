@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lwd.config import DataInfo, RunConfig, TrainConfig, apply_overrides, from_dict
-from lwd.evaluate import EpisodeTally, SlotSchedule, measured_cost
+from lwd.evaluation.evaluate import EpisodeTally, SlotSchedule, measured_cost
 from lwd.methods import Cost, GenerationRuntime, Policy, Preset, get_method, resolve_preset
 from lwd.methods.history import ObsHistory
 
@@ -234,7 +234,7 @@ def test_no_import_cycle_between_folders():
 
 
 def test_top_floors_name_no_method():
-    files = [SRC / f"{name}.py" for name in ("evaluate", "pipeline", "bench", "training/train", "export", "exported", "latents", "reconstruct")]
+    files = [SRC / f"{name}.py" for name in ("evaluation/evaluate", "pipeline", "bench", "training/train", "export", "exported", "latents", "reconstruct")]
     files += sorted((SRC / "cli").glob("*.py"))  # the CLI: one module per command
     assert SRC / "cli" / "__init__.py" in files
     for file in files:
@@ -252,7 +252,7 @@ def test_top_floors_name_no_method():
 def test_eval_plot_shows_the_score_beside_success_where_the_suite_scores_episodes():
     import matplotlib.pyplot as plt
 
-    from lwd.evaluate import success_figure
+    from lwd.evaluation.evaluate import success_figure
 
     result = {"method": "lwd", "suite": "pusht", "episodes_per_task": 50, "mean_success": 0.0,
               "per_task": {"pusht": {"success_rate": 0.0}}}

@@ -230,7 +230,7 @@ def test_batched_replanning_refuses_policies_with_different_settings():
 @pytest.mark.parametrize("action_horizon", [1, 2, 4, 3])
 def test_nominal_flops_per_step_equal_what_an_episode_spends(action_horizon):
     """One plan every Ta steps: over a 12-step episode nominal == measured when Ta divides 12."""
-    from lwd.evaluate import measured_cost
+    from lwd.evaluation.evaluate import measured_cost
 
     model = _tiny()
     runtime = model.runtime_options(action_horizon=action_horizon)

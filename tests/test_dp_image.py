@@ -81,7 +81,7 @@ TINY = ["steps=3", "down_dims=[16,32]", "diffusion_step_embed_dim=16", "horizon=
 def test_a_tiny_pusht_image_run_trains_reads_frames_and_evaluates_end_to_end(tmp_path):
     from lwd.checkpoint import load_model
     from lwd.envs.pusht import PushTEnv
-    from lwd.evaluate import evaluate
+    from lwd.evaluation.evaluate import evaluate
     from lwd.pipeline import train_run
     from lwd.suites import make_suite
 

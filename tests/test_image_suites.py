@@ -81,7 +81,7 @@ def _short(suite, steps: int):
 
 def test_evaluation_gives_image_models_the_dict_and_state_models_the_low_dim_array():
     from lwd.envs.pusht import PushTEnv
-    from lwd.evaluate import evaluate
+    from lwd.evaluation.evaluate import evaluate
 
     suite = _short(make_suite("pusht/image"), 3)
     reads = _RecorderMethod(None, DataInfo(obs_dim=2, action_dim=2, images=(("image", (96, 96, 3)),)), None)
@@ -101,7 +101,7 @@ def test_evaluation_gives_image_models_the_dict_and_state_models_the_low_dim_arr
 
 
 def test_evaluation_refuses_a_suite_without_the_frames_the_model_reads():
-    from lwd.evaluate import check_compatible
+    from lwd.evaluation.evaluate import check_compatible
 
     model = _RecorderMethod(None, DataInfo(obs_dim=2, action_dim=2, images=(("image", (96, 96, 3)),)), None)
     on_state = _RecorderMethod(None, DataInfo(5, 2, images=model.info.images), None)

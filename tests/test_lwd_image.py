@@ -48,7 +48,7 @@ def short_pusht_image(steps: int = 6):
 
 def test_lwd_on_frames_trains_on_frozen_features_reloads_and_evaluates_end_to_end(runs):
     from lwd.checkpoint import load_model
-    from lwd.evaluate import evaluate
+    from lwd.evaluation.evaluate import evaluate
 
     root, _ = runs
     saved = json.loads((root / "lwd" / "config.json").read_text())
@@ -138,7 +138,7 @@ def test_the_pusht_image_presets_of_lwd_and_bc_train_the_same_encoder():
 
 def test_bc_on_features_reloads_evaluates_and_costs_the_encoder(runs):
     from lwd.checkpoint import load_model
-    from lwd.evaluate import evaluate
+    from lwd.evaluation.evaluate import evaluate
 
     root, _ = runs
     model = load_model(root / "bc")
@@ -204,8 +204,8 @@ def test_state_only_lwd_and_bc_keep_their_configs_weights_and_study_keys():
 def test_eval_video_of_an_image_run_shows_the_envs_render_and_replays_the_episode(runs, tmp_path):
     imageio = pytest.importorskip("imageio.v2")
     from lwd.checkpoint import load_model
-    from lwd.evaluate import evaluate
-    from lwd.video import record_videos
+    from lwd.evaluation.evaluate import evaluate
+    from lwd.evaluation.video import record_videos
 
     root, _ = runs
     model, short = load_model(root / "lwd"), short_pusht_image()
@@ -232,7 +232,7 @@ def test_lwd_info_of_an_image_run_costs_the_encoder_and_times_steps_with_frames(
 def test_an_exported_image_run_takes_step_vectors_and_evaluates_as_the_library_does(runs, tmp_path):
     pytest.importorskip("onnxruntime")
     from lwd.checkpoint import load_model
-    from lwd.evaluate import evaluate
+    from lwd.evaluation.evaluate import evaluate
     from lwd.export import export_run
     from lwd.exported import load_exported
 

@@ -264,7 +264,7 @@ def test_nominal_flops_per_step_equal_what_a_full_episode_spends_for_every_sched
     """Cost describes the schedule that runs: for a 12-step episode, nominal == measured whenever
     H divides the episode (0 = once per episode, costed over the episode length); otherwise the
     last, partial period costs a whole generation and the measured figure says so."""
-    from lwd.evaluate import measured_cost
+    from lwd.evaluation.evaluate import measured_cost
 
     model, _ = small_lwd()
     runtime = model.runtime_options(action_horizon=action_horizon)

@@ -228,7 +228,7 @@ class _RandomPushMethod:
 def test_evaluation_reports_the_max_and_the_final_score_of_each_episode():
     """Both per-episode scores match a replay of the same policy in a plain env."""
     from lwd.suites import make_suite
-    from lwd.evaluate import evaluate
+    from lwd.evaluation.evaluate import evaluate
 
     suite = make_suite("pusht")
     result = evaluate(_RandomPushMethod(), suite, episodes_per_task=3, n_envs=2, progress=False)

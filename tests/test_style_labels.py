@@ -1,4 +1,4 @@
-"""Style labels of episodes and the generation measures built on them (lwd.styles, lwd.rollouts)."""
+"""Style labels of episodes and the generation measures built on them (lwd.styles, lwd.evaluation.rollouts)."""
 
 from __future__ import annotations
 
@@ -180,7 +180,7 @@ class _ExpertPolicy:
 def test_recorded_rollouts_of_any_policy_are_the_evaluated_episodes_and_carry_their_styles():
     pytest.importorskip("metaworld")
     from lwd.methods.base import Cost, RuntimeOptions
-    from lwd.rollouts import record_rollouts
+    from lwd.evaluation.rollouts import record_rollouts
     from lwd.suites import make_suite
 
     suite = make_suite("metaworld/window-open-v3")

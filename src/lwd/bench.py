@@ -152,7 +152,7 @@ def run_cell(plan: CellPlan, run_dir: Path, env: str, episodes: int, n_envs: int
     }
     if latency_steps > 0:  # wall clock per control step, one CPU thread, same runtime settings
         from lwd.checkpoint import load_model
-        from lwd.latency import measure_latency
+        from lwd.evaluation.latency import measure_latency
 
         cell["cost"].update(measure_latency(load_model(run_dir), plan.runtime, steps=latency_steps))
     for key in ("mean_score", "mean_final_score"):  # benchmark-specific extra metrics, when the evaluator reports them

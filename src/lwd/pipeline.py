@@ -123,7 +123,7 @@ def train_run(
 
         hook = None
         if eval_every > 0 and info.suite:
-            from lwd.evaluate import evaluate
+            from lwd.evaluation.evaluate import evaluate
 
             suite = make_suite(info.suite)
 
@@ -224,11 +224,11 @@ def evaluate_run(
     None values mean "as trained"), and an option the method does not take is an error.
 
     `rollouts`: also save every episode's trajectory (observations, actions, generation steps) as an
-    episode store there (`lwd.rollouts`), e.g. for `lwd.styles`; the evaluation is the same.
+    episode store there (`lwd.evaluation.rollouts`), e.g. for `lwd.styles`; the evaluation is the same.
 
     `video` > 0 replays the first that many episodes with rendering afterwards and writes their
     videos to `video_dir` (default: `videos/` in the run directory); `result["videos"]` lists them."""
-    from lwd.evaluate import evaluate
+    from lwd.evaluation.evaluate import evaluate
 
     model = load_model(run_dir)
     if exported is not None:  # the policies run from the exported files (e.g. ONNX generator, NumPy controller)
@@ -246,7 +246,7 @@ def evaluate_run(
     if rollouts is None:
         result = evaluate(model, suite, episodes, n_envs, seed_start, tasks, perturb, options, vector, progress, batch_plans, shard)
     else:
-        from lwd.rollouts import record_rollouts
+        from lwd.evaluation.rollouts import record_rollouts
 
         if batch_plans or shard[1] > 1:
             raise ValueError("rollouts are recorded by one process stepping each policy alone: drop --batch-plans "
@@ -260,7 +260,7 @@ def evaluate_run(
     if exported is not None:
         result["exported"] = str(exported)
     if video > 0 and shard[0] == 0:
-        from lwd.video import record_videos
+        from lwd.evaluation.video import record_videos
 
         folder = Path(video_dir) if video_dir is not None else Path(run_dir) / "videos"
         try:
@@ -277,7 +277,7 @@ def describe(model: Method, runtime: dict[str, Any], latency_steps: int = 0, epi
     options = model.runtime_options(**runtime)
     cost = model.cost(options, episode_steps=episode_steps).to_dict()
     if latency_steps > 0:
-        from lwd.latency import measure_latency
+        from lwd.evaluation.latency import measure_latency
 
         cost.update(measure_latency(model, options, steps=latency_steps))
     return cost

@@ -29,7 +29,7 @@ def quickstart(
     from lwd.data import Episodes
     from lwd.demos import collect_demos
     from lwd.suites import make_suite
-    from lwd.evaluate import format_table, plot_success
+    from lwd.evaluation.evaluate import format_table, plot_success
     from lwd.checkpoint import has_train_state
     from lwd.pipeline import evaluate_run, train_run
 

@@ -1,7 +1,7 @@
 """Style labels of episodes, and how the styles of generated rollouts compare with the data's.
 
 A rule reads one episode's observations (demonstrations from `lwd demos`, or rollouts of any
-method from `lwd.rollouts.record_rollouts`: the same `Episodes` layout) and names the expert
+method from `lwd.evaluation.rollouts.record_rollouts`: the same `Episodes` layout) and names the expert
 style it shows, or "undecided". The rules follow the experts' own definitions
 (`lwd.experts.pusht`, `lwd.experts.robomimic`, `lwd.experts.metaworld`); each looks only at the
 episode's *style phase*, the part where the styles differ by construction (after it every style

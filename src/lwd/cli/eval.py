@@ -43,7 +43,7 @@ def add_parser(subcommands: Subcommands) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    from lwd.evaluate import format_table, plot_success
+    from lwd.evaluation.evaluate import format_table, plot_success
     from lwd.pipeline import check_training_data, evaluate_run
     from lwd.provenance import provenance
 

@@ -65,7 +65,7 @@ def record_episode(method: Method, suite: Suite, task: str, task_id: int | None,
 
     The video shows the env's own render (on an image suite too: the scene as `render()` draws it,
     not the small frames the policy reads)."""
-    from lwd.evaluate import policy_observation
+    from lwd.evaluation.evaluate import policy_observation
 
     os.environ.setdefault("MUJOCO_GL", "egl")  # off-screen MuJoCo (Metaworld, robosuite); must precede their first render
     env = apply_perturbation(suite.make_env(task, render_mode="rgb_array"), perturb)
@@ -102,7 +102,7 @@ def record_episode(method: Method, suite: Suite, task: str, task_id: int | None,
 def record_videos(method: Method, suite: Suite, result: dict[str, Any], count: int, runtime: RuntimeOptions,
                   perturb: str | None, folder: Path) -> list[dict[str, Any]]:
     """Videos of the first `count` planned episodes of an evaluation `result`, each checked against it."""
-    from lwd.evaluate import passes_task_id
+    from lwd.evaluation.evaluate import passes_task_id
 
     folder.mkdir(parents=True, exist_ok=True)
     pass_task = passes_task_id(method, suite)

@@ -2,7 +2,7 @@
 
 `lwd eval` keeps one record per episode (task, seed, success, steps, scores). Measures that read
 behaviour (style labels, `lwd.styles`) need the trajectories themselves. `record_rollouts` runs
-the very evaluation `lwd eval` runs (`lwd.evaluate.evaluate`: the same seeds, envs, perturbations
+the very evaluation `lwd eval` runs (`lwd.evaluation.evaluate.evaluate`: the same seeds, envs, perturbations
 and per-episode policy objects, for any method) with every policy wrapped in a recorder, and
 returns the result dict next to an `Episodes` store of the rollouts:
 
@@ -93,10 +93,10 @@ def record_rollouts(
     progress: bool = True,
     vector: str = "sync",
 ) -> tuple[dict[str, Any], Episodes]:
-    """Evaluate `method` on `suite` as `lwd.evaluate.evaluate` does and keep every trajectory.
+    """Evaluate `method` on `suite` as `lwd.evaluation.evaluate.evaluate` does and keep every trajectory.
 
     Returns (the evaluation's result dict, the rollouts as `Episodes`; see the module docstring)."""
-    from lwd.evaluate import evaluate
+    from lwd.evaluation.evaluate import evaluate
 
     traces: dict[tuple[int, int], dict[str, list]] = {}
     result = evaluate(_RecordingMethod(method, traces), suite, episodes_per_task, n_envs, seed_start, tasks,  # type: ignore[arg-type]
