@@ -13,7 +13,7 @@ steps per runner), with the weights of one generated policy:
 - `dp policy.act` (with --dp): Diffusion Policy's step, which pops a queued action and replans every Ta steps;
 - `numpy set_weights`: installing a new weight vector in the NumPy runner (normalisers folded in),
   which the two-rate runtime does once every H steps;
-- `c via ctypes`: the C export (`lwd export RUN --format c`) driven from Python (`lwd.export_c.CController.act`);
+- `c via ctypes`: the C export (`lwd export RUN --format c`) driven from Python (`lwd.deploy.export_c.CController.act`);
 - `c native`: the C export's `lwd_act` in a C loop (a small driver program, one process per round),
   each step timed with clock_gettime (its own cost, `timer_overhead_ns`, is included and reported).
 Reports median and p99 in microseconds; only ratios within one run mean much on a shared machine.
@@ -148,9 +148,9 @@ def main() -> None:
     import torch
 
     from lwd.checkpoint import load_model
-    from lwd.export import export_c, export_controller, export_onnx
+    from lwd.deploy.export import export_c, export_controller, export_onnx
     from lwd.methods.lwd.onnx_export import _ControllerGraph
-    from lwd.export_c import CController, build_library
+    from lwd.deploy.export_c import CController, build_library
     from lwd.provenance import provenance
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 python benchmarks/two_rate_runtime.py RUN --rate 1000 --horizons 8,32 --seconds 5 \\
         --out benchmarks/results/two-rate-runtime.json
 
-Exports RUN (an LWD run) as the NumPy controller and ONNX graphs, then runs `lwd.runtime.run_loop`:
+Exports RUN (an LWD run) as the NumPy controller and ONNX graphs, then runs `lwd.deploy.runtime.run_loop`:
 the exported controller at `--rate` Hz on observations replayed from the run's own training data
 (the env cannot step at 1 kHz; what is timed is the loop: reading an observation, installing any
 new weights, the MLP, handing the action over), while `generator.onnx` runs in its own process
@@ -25,12 +25,12 @@ import numpy as np
 def main() -> None:
     from lwd.checkpoint import read_run_config
     from lwd.data import Episodes
-    from lwd.export import export_controller, export_onnx
-    from lwd.numpy_controller import Controller
+    from lwd.deploy.export import export_controller, export_onnx
+    from lwd.deploy.numpy_controller import Controller
     from lwd.provenance import provenance
     import os
 
-    from lwd.runtime import OnnxGeneratorProcess, pin_to, run_loop
+    from lwd.deploy.runtime import OnnxGeneratorProcess, pin_to, run_loop
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run")

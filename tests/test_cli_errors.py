@@ -157,7 +157,7 @@ def work(tmp_path_factory):
     (root / "existing-folder").mkdir()
     (root / "existing-folder" / "mine.txt").write_text("a user's file")
     (root / "results.json").write_text('{"mean_success": 0.5}')
-    from lwd.export import export_controller
+    from lwd.deploy.export import export_controller
 
     export_controller(runs / "lwd", root / "ctl-existing")
     exported_elsewhere = root / "exported-bad-activation"

@@ -21,7 +21,7 @@ from conftest import make_episodes
 def test_exported_controller_reproduces_the_library_policy(tmp_path, policy_obs_steps, activation):
     from lwd.config import DataInfo, RunConfig, TrainConfig
     from lwd.checkpoint import save_model
-    from lwd.export import export_controller
+    from lwd.deploy.export import export_controller
 
     episodes = make_episodes()
     cfg = LWDConfig(latent_dim=8, policy_hidden=(32, 32), chunk_size=256, hyper_hidden=(32,), encoder_dim=16, encoder_heads=2,
@@ -55,7 +55,7 @@ def test_exported_controller_reproduces_the_library_policy(tmp_path, policy_obs_
 
 
 def test_the_runner_imports_numpy_and_the_standard_library_only(tmp_path):
-    import lwd.numpy_controller as module
+    import lwd.deploy.numpy_controller as module
 
     tree = ast.parse(open(module.__file__).read())
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
@@ -78,7 +78,7 @@ def test_onnx_generator_and_controller_match_torch(tmp_path, condition, eta):
     pytest.importorskip("onnxscript")
     from lwd.checkpoint import save_model
     from lwd.config import DataInfo, RunConfig, TrainConfig
-    from lwd.export import export_onnx
+    from lwd.deploy.export import export_onnx
 
     episodes = make_episodes()
     cfg = LWDConfig(latent_dim=8, policy_hidden=(32,), chunk_size=256, hyper_hidden=(32,), encoder_dim=16, encoder_heads=2,
@@ -126,7 +126,7 @@ def exported_run(tmp_path):
 
     from lwd.checkpoint import save_model
     from lwd.config import DataInfo, RunConfig, TrainConfig
-    from lwd.export import export_controller
+    from lwd.deploy.export import export_controller
 
     episodes = make_episodes()
     cfg = LWDConfig(latent_dim=4, policy_hidden=(8,), chunk_size=64, hyper_hidden=(8,), encoder_dim=8, encoder_heads=2,
@@ -191,7 +191,7 @@ BROKEN_EXPORTS = {
 def test_exported_files_are_checked_completely_before_they_run(exported_run, name):
     pytest.importorskip("onnxruntime")
     from lwd.checkpoint import load_model
-    from lwd.exported import load_exported
+    from lwd.deploy.exported import load_exported
 
     run, folder = exported_run
     edit, message = BROKEN_EXPORTS[name]
@@ -214,7 +214,7 @@ def test_the_standalone_runner_refuses_an_unknown_activation(exported_run):
 def test_export_refuses_its_own_files_unless_overwrite_and_a_failed_export_keeps_the_old_ones(exported_run, monkeypatch):
     import errno
 
-    import lwd.export as export
+    import lwd.deploy.export as export
 
     run, folder = exported_run
     before = {p.name: p.read_bytes() for p in folder.iterdir()}

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from lwd.data import MinMaxNormalizer
-from lwd.export_c import ACTIVATION_C, CController, build_library, c_sources
+from lwd.deploy.export_c import ACTIVATION_C, CController, build_library, c_sources
 from lwd.methods.lwd import LWD, LWDConfig
 from lwd.methods.target_mlp import ACTIVATIONS, TargetMLPSpec, batched_mlp_forward
-from lwd.numpy_controller import Controller
+from lwd.deploy.numpy_controller import Controller
 
 from conftest import assert_exported_eval_matches_library, make_episodes
 
@@ -43,8 +43,8 @@ def test_every_activation_of_the_library_is_implemented_in_c_and_others_are_refu
     norm = _normalisers(3, 2, 0)
     with pytest.raises(ValueError, match="implements the activations relu, tanh, mish; this policy uses 'swish'"):
         c_sources([3, 8, 2], "swish", 1, **norm)
-    from lwd.export import FILES
-    from lwd.export_c import FILES as C_FILES
+    from lwd.deploy.export import FILES
+    from lwd.deploy.export_c import FILES as C_FILES
 
     assert FILES["c"] == C_FILES  # the export folder's bookkeeping names the files this format writes
 
@@ -120,7 +120,7 @@ def test_each_c_controller_has_its_own_weights_and_history(tmp_path):
 
 
 def test_no_compiler_is_a_clear_error(tmp_path, monkeypatch):
-    from lwd.export_c import build_library as build
+    from lwd.deploy.export_c import build_library as build
 
     norm = _normalisers(3, 2, 0)
     for name, text in c_sources([3, 4, 2], "tanh", 1, **norm).items():
@@ -199,7 +199,7 @@ def test_lwd_eval_exported_runs_the_c_controller_and_matches_the_library(mt10_ex
     pytest.importorskip("metaworld")
     from lwd.checkpoint import load_model
     from lwd.cli import main
-    from lwd.exported import load_exported
+    from lwd.deploy.exported import load_exported
 
     run, folder = mt10_exported
     exported = load_exported(load_model(run), folder, run)
@@ -217,7 +217,7 @@ def test_lwd_eval_exported_runs_the_c_controller_and_matches_the_library(mt10_ex
 def test_the_two_rate_runtime_steps_the_c_controller(mt10_exported):
     """run_loop with the C controller and generator.onnx in its process: the actions are those of the
     NumPy controller replayed with the same weights installed at the same steps."""
-    from lwd.runtime import OnnxGeneratorProcess, run_loop
+    from lwd.deploy.runtime import OnnxGeneratorProcess, run_loop
 
     _, folder = mt10_exported
     obs = np.random.default_rng(0).normal(size=(50, 39)).astype(np.float32)

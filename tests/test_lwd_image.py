@@ -233,8 +233,8 @@ def test_an_exported_image_run_takes_step_vectors_and_evaluates_as_the_library_d
     pytest.importorskip("onnxruntime")
     from lwd.checkpoint import load_model
     from lwd.evaluation.evaluate import evaluate
-    from lwd.export import export_run
-    from lwd.exported import load_exported
+    from lwd.deploy.export import export_run
+    from lwd.deploy.exported import load_exported
 
     root, _ = runs
     out = tmp_path / "export"

@@ -254,11 +254,11 @@ def test_a_generating_method_registered_in_a_test_exports_draws_its_latent_map_a
         toy_registered, reach_demos, tmp_path):
     """The deployment and analysis tools reach a generating method only through its WeightGenerator."""
     from lwd.checkpoint import load_model
-    from lwd.export import export_run
-    from lwd.export_c import compiler
+    from lwd.deploy.export import export_run
+    from lwd.deploy.export_c import compiler
     from lwd.latents import latent_map
     from lwd.methods.target_mlp import numpy_mlp_forward
-    from lwd.numpy_controller import Controller
+    from lwd.deploy.numpy_controller import Controller
     from lwd.pipeline import train_run
     from lwd.reconstruct import reconstruct
 
@@ -291,7 +291,7 @@ def test_a_generating_method_registered_in_a_test_exports_draws_its_latent_map_a
 
 
 def test_a_method_that_generates_no_weights_is_refused_by_the_contract(toy_registered, reach_demos, tmp_path):
-    from lwd.export import export_run
+    from lwd.deploy.export import export_run
     from lwd.latents import latent_map
     from lwd.pipeline import train_run
 

@@ -18,7 +18,7 @@ pytest.importorskip("onnxruntime")
 def exported(tmp_path_factory):
     from lwd.checkpoint import save_model
     from lwd.config import DataInfo, RunConfig, TrainConfig
-    from lwd.export import export_controller, export_onnx
+    from lwd.deploy.export import export_controller, export_onnx
 
     root = tmp_path_factory.mktemp("runtime")
     episodes = make_episodes()
@@ -47,8 +47,8 @@ class _Recording:
 
 
 def test_loop_installs_fresh_weights_without_waiting_and_reports_timing(exported):
-    from lwd.numpy_controller import Controller
-    from lwd.runtime import OnnxGeneratorProcess, run_loop
+    from lwd.deploy.numpy_controller import Controller
+    from lwd.deploy.runtime import OnnxGeneratorProcess, run_loop
 
     folder, obs = exported
     controller = _Recording(Controller.load(folder))
@@ -79,7 +79,7 @@ def test_generator_weights_are_those_of_the_exported_graph(exported):
     """The process returns what generator.onnx computes for its seeded noise and the history sent."""
     import onnxruntime as ort
 
-    from lwd.runtime import OnnxGeneratorProcess
+    from lwd.deploy.runtime import OnnxGeneratorProcess
 
     folder, obs = exported
     history = obs[:2]
@@ -98,7 +98,7 @@ def test_generator_weights_are_those_of_the_exported_graph(exported):
 
 
 def test_missing_generator_is_a_clear_error(tmp_path):
-    from lwd.runtime import OnnxGeneratorProcess
+    from lwd.deploy.runtime import OnnxGeneratorProcess
 
     with pytest.raises(FileNotFoundError, match="lwd export RUN --format onnx"):
         OnnxGeneratorProcess(tmp_path)

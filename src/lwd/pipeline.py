@@ -232,7 +232,7 @@ def evaluate_run(
 
     model = load_model(run_dir)
     if exported is not None:  # the policies run from the exported files (e.g. ONNX generator, NumPy controller)
-        from lwd.exported import load_exported
+        from lwd.deploy.exported import load_exported
 
         model = load_exported(model, exported, run_dir)
     run = read_run_config(run_dir)

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> None:
         args.format = args.target
         export_data.run(args)
         return
-    from lwd.export import export_run
+    from lwd.deploy.export import export_run
 
     if args.data is not None:
         raise ValueError("export a run with: lwd export RUN --format FORMAT --out DIR "

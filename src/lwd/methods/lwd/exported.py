@@ -6,8 +6,8 @@ npz` and `--format onnx` write. The initial latent noise of each generation is d
 the in-library policy draws it (torch, seeded by the episode), and DDIM with eta = 0 draws nothing
 else, so the two evaluations differ only by float rounding between ONNX Runtime and torch and
 should give the same success on the same seeds. When DIR also holds `lwd export RUN --format c`,
-the compiled C controller (`lwd.export_c.CController`) runs the steps instead of the NumPy one.
-Reached through `LWDWeightGenerator.load_exported` (`lwd.exported.load_exported`).
+the compiled C controller (`lwd.deploy.export_c.CController`) runs the steps instead of the NumPy one.
+Reached through `LWDWeightGenerator.load_exported` (`lwd.deploy.exported.load_exported`).
 
 A run that reads camera frames also needs `DIR/encoder.onnx` (`lwd export RUN --format encoder`):
 every step its frames go through it in ONNX Runtime, and the step vector [obs, features] goes to
@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from lwd import numpy_controller
-from lwd.exported import check_hashes, read_json_object
+from lwd.deploy import numpy_controller
+from lwd.deploy.exported import check_hashes, read_json_object
 from lwd.methods.base import GenerationRuntime, Policy
 from lwd.methods.history import ObsHistory
 from lwd.optional import require
@@ -69,7 +69,7 @@ class ExportedMethod:
         except Exception as err:  # noqa: BLE001  (user-supplied code: whatever it raises is a bad file)
             raise ValueError(f"{folder}/lwd_controller.py does not load the controller ({type(err).__name__}: {err})") from err
         if (folder / "c.json").is_file():  # a C export beside them (--format c): it runs the control steps
-            from lwd.export_c import CController, check_record
+            from lwd.deploy.export_c import CController, check_record
 
             check_record(folder, run_dir, method.target.num_params, method.step_dim)
             try:

@@ -1,7 +1,7 @@
 """LWD's ONNX export (`lwd export RUN --format onnx`): `controller.onnx` (theta and raw stacked
 observations in, raw action out: new weights need no re-export) and `generator.onnx` (initial latent
 noise, raw observation history and task id in, theta out: DDIM unrolled through the model's own
-prior and decoder), each checked against torch with ONNX Runtime. `lwd.export` runs it through
+prior and decoder), each checked against torch with ONNX Runtime. `lwd.deploy.export` runs it through
 `LWDWeightGenerator.exporters()`; `lwd.methods.lwd.exported` evaluates a run from these files.
 
 A run trained with style_condition exports its unconditional generator: the prior with the 'no

@@ -18,11 +18,11 @@ The C API (names prefixed `lwd_`: C has one namespace, and a robot's program has
 theta has the layout of `lwd.methods.target_mlp` (layer by layer: weight (in, out) row-major,
 then bias (out,); normalised observations in, normalised action out). `lwd_set_weights` folds
 the normalisers into the first and last layer in double precision exactly as the NumPy
-controller (`lwd.numpy_controller.Controller.set_weights`) does, so a step is only the MLP.
+controller (`lwd.deploy.numpy_controller.Controller.set_weights`) does, so a step is only the MLP.
 
 `CController` (below) compiles the sources with the machine's C compiler into a cache folder and
 drives the library through ctypes with the NumPy controller's interface (`load`, `set_weights`,
-`act`, `reset`, `obs_steps`), so `lwd eval --exported` and `lwd.runtime.run_loop` can run it.
+`act`, `reset`, `obs_steps`), so `lwd eval --exported` and `lwd.deploy.runtime.run_loop` can run it.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def c_sources(layer_sizes: list[int], activation: str, obs_steps: int, obs_scale
 
 def write_c(generator: Any, run_dir: str | Path, tmp: Path) -> dict[str, Any]:
     """The C export of `generator` (a `lwd.methods.base.WeightGenerator`) into the empty folder `tmp`;
-    returns the c.json record. `lwd.export.export_c` runs it (refusing existing files unless
+    returns the c.json record. `lwd.deploy.export.export_c` runs it (refusing existing files unless
     overwrite, leaving nothing of a failed export); the sources are compiled once here (when a
     compiler exists) so a broken export fails now, not on the robot."""
     from lwd.data.keys import ACTION, OBS

@@ -5,9 +5,9 @@ The formats every such method has need only its generated MLP's shape (`WeightGe
 and the normalisers:
 
 npz: the generated MLP's description (`controller.json`), its normalisers (`controller.npz`) and
-the standalone NumPy runner (`lwd_controller.py`, a copy of `lwd.numpy_controller`); the weights
+the standalone NumPy runner (`lwd_controller.py`, a copy of `lwd.deploy.numpy_controller`); the weights
 come from the generator at run time (`Controller.set_weights`).
-c: the same control step as dependency-free C99 (`lwd.export_c`).
+c: the same control step as dependency-free C99 (`lwd.deploy.export_c`).
 
 A method adds its own formats through `WeightGenerator.exporters()` (LWD: onnx, its generator and
 controller as ONNX graphs). A run of a method that generates no weights is refused by the contract.
@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from lwd import numpy_controller
+from lwd.deploy import numpy_controller
 from lwd.checkpoint import file_sha256, load_model
 from lwd.data.keys import ACTION, OBS
-from lwd.export_c import write_c
+from lwd.deploy.export_c import write_c
 from lwd.methods.base import Exporter, WeightGenerator, weight_generator_of
 
 #: The files each shared format writes into the export folder (a method's own formats list theirs).
@@ -87,7 +87,7 @@ def export_onnx(run_dir: str | Path, out: str | Path, inference_steps: int | Non
 
 
 def export_c(run_dir: str | Path, out: str | Path, overwrite: bool = False) -> Path:
-    """Write the C controller of a trained run into folder `out` (`lwd.export_c`); returns it."""
+    """Write the C controller of a trained run into folder `out` (`lwd.deploy.export_c`); returns it."""
     export_run(run_dir, "c", out, overwrite)
     return Path(out)
 

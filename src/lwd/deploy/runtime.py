@@ -10,13 +10,13 @@ well the rate was held (lateness of each step against its deadline, the controll
 time, overruns) and how stale the weights were (steps between the observation a weight vector
 was generated from and each step that used it).
 
-    from lwd.runtime import OnnxGeneratorProcess, run_loop
+    from lwd.deploy.runtime import OnnxGeneratorProcess, run_loop
     with OnnxGeneratorProcess("exported/") as generator:
         report = run_loop(controller, generator, observe, apply, steps=5000, rate_hz=1000, action_horizon=8)
 
 The controller is anything with `obs_steps`, `set_weights(theta)` and `act(obs)`: the NumPy
 runner, or the compiled C export (`lwd export RUN --format c`) through
-`lwd.export_c.CController.load("exported/")`, whose step costs about a microsecond instead of
+`lwd.deploy.export_c.CController.load("exported/")`, whose step costs about a microsecond instead of
 several (BENCHMARKS.md, "Deployable controllers").
 
 Only NumPy and the standard library run in this process; the generator process needs
