@@ -8,7 +8,7 @@ units; z-dependence of the decoded policies for posterior latents of other segme
 the prior generates; behaviour cloning error with posterior vs generated latents; how well generated
 latents match the posterior (MMD, nearest-neighbour ratio, off-support share); and how far each
 segment's decoded policy drifts from the demonstrated states when run closed-loop for H steps from the
-segment's start, with posterior and with generated latents (`lwd.reconstruct.segment_drift`). Use
+segment's start, with posterior and with generated latents (`lwd.analysis.reconstruct.segment_drift`). Use
 demonstrations the run was not trained on (e.g. `lwd demos SUITE --seed-start 5000`).
 """
 
@@ -25,7 +25,7 @@ import torch
 from lwd.checkpoint import load_model
 from lwd.data import Episodes
 from lwd.methods.lwd.diagnostics import posterior_report, prior_report
-from lwd.reconstruct import segment_drift
+from lwd.analysis.reconstruct import segment_drift
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ from lwd.demos import parse_seeds, rollout_expert
 from lwd.envs.pusht import MAX_EPISODE_STEPS, PushTEnv
 from lwd.experts.pusht import STYLES, PushTExpert, pose_errors
 from lwd.provenance import provenance
-from lwd.styles import path_distance
+from lwd.analysis.styles import path_distance
 
 ANGLE_DONE = np.radians(15.0)
 DISTANCE_DONE = 20.0

@@ -1,4 +1,4 @@
-"""Style labels (lwd.styles): the rule's accuracy on expert episodes of known style, and the
+"""Style labels (lwd.analysis.styles): the rule's accuracy on expert episodes of known style, and the
 generation measures of trained runs (style mix and its TV distance to the data's, per-style
 success, consistency within an episode).
 
@@ -14,7 +14,7 @@ keeping failures too) on the given seeds of every task of the suite, labels each
 writes the confusion matrix (rows: the style that played; columns: the label, "undecided"
 included), the accuracy over all episodes and over the decided ones, and the experts' own
 consistency. `compare` evaluates each run exactly as `lwd eval` does (the same seeds, envs and
-per-episode policies), records the rollouts (`lwd.evaluation.rollouts`) and writes `lwd.styles.style_report`.
+per-episode policies), records the rollouts (`lwd.evaluation.rollouts`) and writes `lwd.analysis.styles.style_report`.
 Both write a PNG next to the JSON and keep the command, commit, date and machine.
 """
 
@@ -32,7 +32,7 @@ from lwd.data import Episodes
 from lwd.data.episodes import concatenate
 from lwd.demos import collect_demos, parse_seeds
 from lwd.provenance import provenance
-from lwd.styles import UNDECIDED, label_episodes, plot_report, style_report, style_rule, style_summary
+from lwd.analysis.styles import UNDECIDED, label_episodes, plot_report, style_report, style_rule, style_summary
 from lwd.suites import make_suite
 
 
@@ -73,7 +73,7 @@ def accuracy(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _as_style(row: dict[str, Any]) -> Any:
-    from lwd.styles import EpisodeStyle
+    from lwd.analysis.styles import EpisodeStyle
 
     return EpisodeStyle(row["label"], tuple(row["halves"]))
 

@@ -12,7 +12,7 @@ and what asking costs in success, against the same run unconditioned.
 Every condition (no style, then each style at each --guidance weight; default: every style the run
 knows, guidance 1) is evaluated exactly as `lwd eval RUN --style S --guidance W` evaluates it (the
 same seeds, envs and per-episode policies, `lwd.evaluation.rollouts` keeping the trajectories), and every
-episode is labelled by the suite's rule (`lwd.styles`: PushT, robomimic/lift, the Metaworld MT10
+episode is labelled by the suite's rule (`lwd.analysis.styles`: PushT, robomimic/lift, the Metaworld MT10
 tasks). Per condition the JSON has:
 - accuracy: the share of all episodes labelled as the requested style (undecided ones count as
   misses), with its Wilson interval, and among the decided episodes alone;
@@ -38,7 +38,7 @@ import numpy as np
 
 from lwd.provenance import provenance
 from lwd.stats import wilson
-from lwd.styles import UNDECIDED, label_episodes, style_rule, style_summary
+from lwd.analysis.styles import UNDECIDED, label_episodes, style_rule, style_summary
 from lwd.suites import make_suite
 
 

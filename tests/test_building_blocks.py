@@ -234,7 +234,7 @@ def test_no_import_cycle_between_folders():
 
 
 def test_top_floors_name_no_method():
-    files = [SRC / f"{name}.py" for name in ("evaluation/evaluate", "pipeline", "bench", "training/train", "deploy/export", "deploy/exported", "latents", "reconstruct")]
+    files = [SRC / f"{name}.py" for name in ("evaluation/evaluate", "pipeline", "bench", "training/train", "deploy/export", "deploy/exported", "analysis/latents", "analysis/reconstruct")]
     files += sorted((SRC / "cli").glob("*.py"))  # the CLI: one module per command
     assert SRC / "cli" / "__init__.py" in files
     for file in files:

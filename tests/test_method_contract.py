@@ -256,11 +256,11 @@ def test_a_generating_method_registered_in_a_test_exports_draws_its_latent_map_a
     from lwd.checkpoint import load_model
     from lwd.deploy.export import export_run
     from lwd.deploy.export_c import compiler
-    from lwd.latents import latent_map
+    from lwd.analysis.latents import latent_map
     from lwd.methods.target_mlp import numpy_mlp_forward
     from lwd.deploy.numpy_controller import Controller
     from lwd.pipeline import train_run
-    from lwd.reconstruct import reconstruct
+    from lwd.analysis.reconstruct import reconstruct
 
     register_method(ToyGen)
     assert "toygen" in base.generating_method_names() and "toy" not in base.generating_method_names()
@@ -292,7 +292,7 @@ def test_a_generating_method_registered_in_a_test_exports_draws_its_latent_map_a
 
 def test_a_method_that_generates_no_weights_is_refused_by_the_contract(toy_registered, reach_demos, tmp_path):
     from lwd.deploy.export import export_run
-    from lwd.latents import latent_map
+    from lwd.analysis.latents import latent_map
     from lwd.pipeline import train_run
 
     train_run("toy", reach_demos, tmp_path / "run", progress=False)

@@ -63,7 +63,7 @@ def test_reconstruction_needs_seeded_demos_and_an_encoder(reach, tmp_path, capsy
 
 
 def test_segment_drift_replays_each_segment_start_and_runs_its_policy_for_h_steps(reach):
-    from lwd.reconstruct import segment_drift
+    from lwd.analysis.reconstruct import segment_drift
 
     for latents in ("posterior", "prior"):
         drift = segment_drift(reach / "lwd", reach / "held.zarr", episodes=2, latents=latents, progress=False)

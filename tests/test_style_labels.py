@@ -1,4 +1,4 @@
-"""Style labels of episodes and the generation measures built on them (lwd.styles, lwd.evaluation.rollouts)."""
+"""Style labels of episodes and the generation measures built on them (lwd.analysis.styles, lwd.evaluation.rollouts)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lwd.data import Episodes
-from lwd.styles import (
+from lwd.analysis.styles import (
     UNDECIDED, EpisodeStyle, PushTRule, confusion_matrix, label_episodes, pusht_block_poses, style_report,
     style_rule, style_shares, style_summary, total_variation,
 )

@@ -224,7 +224,7 @@ def evaluate_run(
     None values mean "as trained"), and an option the method does not take is an error.
 
     `rollouts`: also save every episode's trajectory (observations, actions, generation steps) as an
-    episode store there (`lwd.evaluation.rollouts`), e.g. for `lwd.styles`; the evaluation is the same.
+    episode store there (`lwd.evaluation.rollouts`), e.g. for `lwd.analysis.styles`; the evaluation is the same.
 
     `video` > 0 replays the first that many episodes with rendering afterwards and writes their
     videos to `video_dir` (default: `videos/` in the run directory); `result["videos"]` lists them."""

@@ -19,7 +19,7 @@ def add_parser(subcommands: Subcommands) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    from lwd.latents import latent_map
+    from lwd.analysis.latents import latent_map
 
     check_writable(args.out)
     info = latent_map(args.run, args.data, args.out, args.stride)

@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> None:
     """Encode demonstrations, decode their policies, run them from the demonstrations' own starts."""
     from tabulate import tabulate
 
-    from lwd.reconstruct import reconstruct
+    from lwd.analysis.reconstruct import reconstruct
 
     if args.out:
         check_writable(args.out)

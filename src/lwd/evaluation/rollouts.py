@@ -1,7 +1,7 @@
 """Record the trajectories of an evaluation: what the policy saw and did at every step.
 
 `lwd eval` keeps one record per episode (task, seed, success, steps, scores). Measures that read
-behaviour (style labels, `lwd.styles`) need the trajectories themselves. `record_rollouts` runs
+behaviour (style labels, `lwd.analysis.styles`) need the trajectories themselves. `record_rollouts` runs
 the very evaluation `lwd eval` runs (`lwd.evaluation.evaluate.evaluate`: the same seeds, envs, perturbations
 and per-episode policy objects, for any method) with every policy wrapped in a recorder, and
 returns the result dict next to an `Episodes` store of the rollouts:
@@ -17,7 +17,7 @@ returns the result dict next to an `Episodes` store of the rollouts:
 `lwd eval RUN --rollouts PATH` (`lwd.pipeline.evaluate_run(..., rollouts=PATH)`) writes this store.
 
 in the evaluation's episode order (task, then seed). The store is what `lwd demos` writes plus
-`generated`, so one reader (e.g. `lwd.styles.label_episodes`) serves demonstrations and rollouts.
+`generated`, so one reader (e.g. `lwd.analysis.styles.label_episodes`) serves demonstrations and rollouts.
 
 Why a wrapper and not a hook in the evaluator: the evaluator stays the one loop every result comes
 from, and recording cannot change what it measures. The recorder steps each policy on its own
