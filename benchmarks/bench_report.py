@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from lwd.bench import markdown_table, plot_grid
+from lwd.experiments.bench import markdown_table, plot_grid
 
 RESULTS = Path(__file__).parent / "results"
 DOCS = Path(__file__).parent.parent / "docs"

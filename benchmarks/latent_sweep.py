@@ -22,8 +22,8 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-from lwd.study import StudySpec, plan_study, spec_root
-from lwd.study import _results_dir as results_dir
+from lwd.experiments.study import StudySpec, plan_study, spec_root
+from lwd.experiments.study import _results_dir as results_dir
 
 DIAGNOSTICS = {  # column name -> (stage, key) in a cell's training.reports[stage]["latent"]
     "KL (nats)": ("vae", "kl"),

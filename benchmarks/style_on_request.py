@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from lwd.provenance import provenance
-from lwd.stats import wilson
+from lwd.experiments.stats import wilson
 from lwd.analysis.styles import UNDECIDED, label_episodes, style_rule, style_summary
 from lwd.suites import make_suite
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lwd.bench import markdown_table, plot_grid
+from lwd.experiments.bench import markdown_table, plot_grid
 
 
 def _cell(method, horizon, perturb, success, score=None):

@@ -78,7 +78,7 @@ def test_default_batched_acting_steps_each_policy_alone():
 
 # ------------------------------------------------------------------ bench planning
 def test_bench_plans_cells_through_each_methods_hook():
-    from lwd.bench import plan_cells
+    from lwd.experiments.bench import plan_cells
 
     cells = plan_cells(["lwd", "dp-ddim", "bc"], [8, 16], ["none", "action-noise:0.1"], {"dp": "cpu"}, {"dp": ["steps=7"]},
                        seed=2, ddim_steps=5)
@@ -95,7 +95,7 @@ def test_bench_plans_cells_through_each_methods_hook():
 
 
 def test_bench_refuses_unknown_methods_and_variants():
-    from lwd.bench import plan_cells
+    from lwd.experiments.bench import plan_cells
 
     with pytest.raises(ValueError, match="unknown bench method.*known: bc, dp, dp-ddim, lcmlp, lwd, warpd"):
         plan_cells(["lwd-ddim"], [8], ["none"], {}, {}, 0, 10)
@@ -234,7 +234,8 @@ def test_no_import_cycle_between_folders():
 
 
 def test_top_floors_name_no_method():
-    files = [SRC / f"{name}.py" for name in ("evaluation/evaluate", "pipeline", "bench", "training/train", "deploy/export", "deploy/exported", "analysis/latents", "analysis/reconstruct")]
+    files = [SRC / f"{name}.py" for name in ("evaluation/evaluate", "pipeline", "experiments/bench", "training/train",
+                                             "deploy/export", "deploy/exported", "analysis/latents", "analysis/reconstruct")]
     files += sorted((SRC / "cli").glob("*.py"))  # the CLI: one module per command
     assert SRC / "cli" / "__init__.py" in files
     for file in files:

@@ -185,7 +185,7 @@ def test_state_only_lwd_and_bc_keep_their_configs_weights_and_study_keys():
     from lwd.data import MinMaxNormalizer
     from lwd.methods.base import build_method
     from lwd.pipeline import build_configs
-    from lwd.study import StudySpec, missing_cells, plan_study
+    from lwd.experiments.study import StudySpec, missing_cells, plan_study
 
     image_fields = {"encoder_from", "encoder_steps", "encoder_batch_size", "encoder_lr", "crop_shape", "image_width",
                     "image_keypoints", "camera_features"}
@@ -258,7 +258,7 @@ def test_an_exported_image_run_takes_step_vectors_and_evaluates_as_the_library_d
 
 def test_a_pusht_image_study_trains_and_evaluates_lwd_bc_and_dp_on_frames(runs, tmp_path, monkeypatch):
     import lwd.pipeline
-    from lwd.study import run_study
+    from lwd.experiments.study import run_study
 
     _, data = runs
     make_suite = lwd.pipeline.make_suite  # the study's evaluations run 6-step episodes (the suite's are 300)

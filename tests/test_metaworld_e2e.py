@@ -121,7 +121,7 @@ def test_periodic_evaluation_during_training_is_logged(reach_demos, tmp_path):
 
 
 def test_bench_reuses_a_cached_run_only_with_identical_settings(reach_demos, tmp_path):
-    from lwd.bench import check_reuse
+    from lwd.experiments.bench import check_reuse
 
     run = tmp_path / "run"
     assert main(["train", "bc", "--data", str(reach_demos), "--out", str(run), "--set", "steps=5", "--seed", "3"]) == 0

@@ -108,7 +108,7 @@ def reach_demos(tmp_path_factory):
 
 
 def test_a_method_registered_in_a_test_runs_train_eval_info_and_bench(toy_registered, reach_demos, tmp_path):
-    from lwd.bench import bench_labels, run_bench
+    from lwd.experiments.bench import bench_labels, run_bench
     from lwd.checkpoint import load_model, read_run_config
     from lwd.pipeline import evaluate_run, run_info, train_run
 

@@ -298,7 +298,7 @@ def test_noise_injected_demos_carry_the_experts_clean_labels():
 
 
 def test_calibration_runs_the_expert_under_each_push_and_picks_the_largest_it_survives():
-    from lwd.calibrate import calibrate_push
+    from lwd.experiments.calibrate import calibrate_push
     from lwd.suites import make_suite
 
     result = calibrate_push(make_suite("pusht/state"), [0, 400], probability=0.5, episodes=2, progress=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lwd.stats import across_seeds, apart_in_every_seed, success_interval, wilson
+from lwd.experiments.stats import across_seeds, apart_in_every_seed, success_interval, wilson
 
 
 def test_wilson_contains_its_estimate_exactly_at_the_edges():

@@ -29,7 +29,7 @@ set = ["steps=3"]
 
 
 def test_study_runs_missing_cells_only_and_reruns_a_changed_one(tmp_path, counted):
-    from lwd.study import run_study
+    from lwd.experiments.study import run_study
 
     spec = tmp_path / "tiny.toml"
     spec.write_text(SPEC)
@@ -64,7 +64,7 @@ def test_a_study_resumes_on_a_fresh_machine_from_its_result_files_alone(tmp_path
     """Cell files are all a study needs: with runs/ and data/ gone, finished cells are not rerun."""
     import shutil
 
-    from lwd.study import run_study
+    from lwd.experiments.study import run_study
 
     spec = tmp_path / "tiny.toml"
     spec.write_text(SPEC.replace("seeds = [0, 1]", "seeds = [0]"))
@@ -78,7 +78,7 @@ def test_a_study_resumes_on_a_fresh_machine_from_its_result_files_alone(tmp_path
 
 
 def test_spec_errors_name_the_problem(tmp_path):
-    from lwd.study import StudySpec
+    from lwd.experiments.study import StudySpec
 
     with pytest.raises(ValueError, match=r"unknown keys \['seed'\]"):
         StudySpec.parse({"name": "x", "suite": "pusht", "episodes": 1, "seeds": [0], "horizons": [8], "data": {}, "methods": {},
@@ -96,7 +96,7 @@ def test_another_study_reuses_cells_with_the_same_settings_only(tmp_path, counte
     reused) and runs only what differs: here a new horizon and BC with more steps."""
     import json
 
-    from lwd.study import run_study
+    from lwd.experiments.study import run_study
 
     first = tmp_path / "tiny.toml"
     first.write_text(SPEC.replace("seeds = [0, 1]", "seeds = [0]"))
@@ -139,7 +139,7 @@ def test_a_study_runs_under_torchrun_with_ranks_sharing_each_job(tmp_path):
 
 
 def test_seed_and_method_filters_run_a_slice_and_refuse_unknown_values(tmp_path, counted):
-    from lwd.study import run_study
+    from lwd.experiments.study import run_study
 
     spec = tmp_path / "tiny.toml"
     spec.write_text(SPEC)
@@ -160,8 +160,8 @@ def test_seed_and_method_filters_run_a_slice_and_refuse_unknown_values(tmp_path,
 
 
 def test_tables_list_separated_pairs_and_apart_in_every_seed_pairs_apart():
-    from lwd.stats import success_interval
-    from lwd.study import separated_pairs
+    from lwd.experiments.stats import success_interval
+    from lwd.experiments.study import separated_pairs
 
     def row(method, per_seed, horizon=16):
         interval = success_interval(per_seed)
@@ -182,7 +182,7 @@ def test_tables_list_separated_pairs_and_apart_in_every_seed_pairs_apart():
 
 def test_styled_data_is_made_with_its_mix_and_keyed_apart(tmp_path):
     from lwd.data import Episodes
-    from lwd.study import StudySpec, _make_data
+    from lwd.experiments.study import StudySpec, _make_data
 
     raw = {"name": "x", "suite": "metaworld/reach-wall-low", "episodes": 1, "seeds": [0], "horizons": [8],
            "data": {"mixed": {"demos": 8, "styles": "left,right"}, "plain": {"demos": 8}}, "methods": {"bc": {}}}
@@ -202,7 +202,7 @@ def test_styled_data_is_made_with_its_mix_and_keyed_apart(tmp_path):
 def test_n_envs_enters_a_cells_key_only_where_batched_plans_can_move_its_result():
     import tomllib
 
-    from lwd.study import StudySpec, plan_study
+    from lwd.experiments.study import StudySpec, plan_study
 
     def keys(extra: str) -> list[str]:
         return [cell.key for cell in plan_study(StudySpec.parse(tomllib.loads(extra + SPEC)))]

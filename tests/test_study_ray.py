@@ -127,8 +127,8 @@ def _cells(root: Path) -> dict[str, Path]:
 
 def test_a_study_on_a_ray_cluster_writes_the_local_cells_and_resumes(tmp_path, ray_cluster, counted, capsys):
     pytest.importorskip("metaworld")
-    from lwd.cluster import ClusterJobError, connected
-    from lwd.study import run_study
+    from lwd.experiments.cluster import ClusterJobError, connected
+    from lwd.experiments.study import run_study
 
     local, on_ray = tmp_path / "local", tmp_path / "ray"
     for root in (local, on_ray):
@@ -178,7 +178,7 @@ def test_a_study_on_a_ray_cluster_writes_the_local_cells_and_resumes(tmp_path, r
 
 
 def test_a_node_without_the_study_files_is_refused_in_one_line(tmp_path):
-    from lwd.cluster import SharedFilesystemError, _digest, check_shared
+    from lwd.experiments.cluster import SharedFilesystemError, _digest, check_shared
 
     spec = tmp_path / "tiny.toml"
     spec.write_text(SPEC)
@@ -194,8 +194,8 @@ def test_a_node_without_the_study_files_is_refused_in_one_line(tmp_path):
 
 
 def test_engine_options_are_checked_before_any_work(tmp_path, monkeypatch):
-    from lwd.cluster import check_address
-    from lwd.study import run_study
+    from lwd.experiments.cluster import check_address
+    from lwd.experiments.study import run_study
 
     spec = tmp_path / "tiny.toml"
     spec.write_text(SPEC)

@@ -11,7 +11,7 @@ from lwd.outputs import check_writable
 
 
 def add_parser(subcommands: Subcommands) -> argparse.ArgumentParser:
-    from lwd.bench import bench_labels
+    from lwd.experiments.bench import bench_labels
 
     b = subcommands.add_parser("bench", help="methods x action horizons x perturbations, side by side -> JSON, table, plots")
     b.add_argument("env", help="suite name, e.g. pusht, robomimic/lift or metaworld/mt10")
@@ -34,7 +34,7 @@ def add_parser(subcommands: Subcommands) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    from lwd.bench import run_bench
+    from lwd.experiments.bench import run_bench
 
     check_writable(args.out, folder=True)
     overrides: dict[str, list[str]] = {}

@@ -22,7 +22,7 @@ def add_parser(subcommands: Subcommands) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    from lwd.calibrate import calibrate_push
+    from lwd.experiments.calibrate import calibrate_push
     from lwd.suites import make_suite
 
     if args.out:

@@ -10,7 +10,7 @@ from lwd.cli.common import Subcommands, int_list, positive
 
 
 def add_parser(subcommands: Subcommands) -> argparse.ArgumentParser:
-    from lwd.study import ENGINES
+    from lwd.experiments.study import ENGINES
 
     s = subcommands.add_parser("study", help="run a study spec (TOML): data x methods x seeds x H x perturbations, cached per cell")
     s.add_argument("spec", help="study spec, e.g. benchmarks/studies/robomimic-lift.toml")
@@ -32,7 +32,7 @@ def add_parser(subcommands: Subcommands) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    from lwd.study import RESULTS_ROOT, run_study, spec_root
+    from lwd.experiments.study import RESULTS_ROOT, run_study, spec_root
 
     root = Path(args.root) if args.root else spec_root(args.spec)
     summary = run_study(args.spec, jobs=args.jobs, root=root, dry_run=args.dry_run, only=args.only.split(",") if args.only else None,

@@ -7,7 +7,7 @@ on a real cluster of separate processes, not a stand-in. Slurm through submitit 
 candidate: it needs a Slurm controller, which neither this machine nor CI has, so its path could
 only be mocked.
 
-A task is exactly a local job: `lwd.study._run_group` trains (or reuses, or resumes) one training
+A task is exactly a local job: `lwd.experiments.study._run_group` trains (or reuses, or resumes) one training
 run and evaluates its cells, each cell ending as its JSON file in the study's results folder. So
 the cache is the same one: cells land where a local run puts them, a rerun (on Ray or locally)
 runs only the cells without a file, and a finished cell is never run again. Data is made on the
@@ -139,7 +139,7 @@ def _group_task(job: Callable[..., None], spec_path: str, root: str, cells: list
 
 def run_groups(ray: Any, study: str, job: Callable[..., None], work: list[tuple[str, str, list[Any], bool]], names: list[str],
                check_folder: Path, progress: bool = True) -> None:
-    """Run `job` (`lwd.study._run_group`, given rather than imported: the study imports this module)
+    """Run `job` (`lwd.experiments.study._run_group`, given rather than imported: the study imports this module)
     on each item of `work` (spec path, root, cells, progress; named by `names`) as one Ray task, and
     wait for all. A failed job does not stop the others (their cells are kept); then one error names
     every failed job and the first one's cause."""

@@ -34,7 +34,7 @@ so a study resumes on any machine: only cells without a matching file run, a cha
 changes the key and reruns that cell, and training runs (under `runs/studies/`, named by their
 own key, so studies share them) are reused or resumed when present. Cells that share a training run form one job; jobs run in
 parallel one-thread processes (`--jobs`), or as tasks on a Ray cluster (`--engine ray --address HOST:PORT`,
-`lwd.cluster`) that write the same cell files. The study writes `<name>.json` (every figure),
+`lwd.experiments.cluster`) that write the same cell files. The study writes `<name>.json` (every figure),
 `<name>.md` (a table with 95% intervals: Wilson over episodes for one seed; for several, the wider of
 Student-t over the seeds and Wilson over all their episodes) and `<name>.png` (success against H
 with error bars).
@@ -279,7 +279,7 @@ class StudyCell:
 
 def plan_study(spec: StudySpec) -> list[StudyCell]:
     """Every cell of the study, keyed by everything that decides its result."""
-    from lwd.bench import plan_cells, split_label
+    from lwd.experiments.bench import plan_cells, split_label
     from lwd.config import key_dict
     from lwd.pipeline import build_configs
 
@@ -363,7 +363,7 @@ def run_study(spec_path: str | Path, jobs: int = 1, root: str | Path | None = No
     the repository of the spec file (`spec_root`), whatever the working directory.
 
     `engine` "ray" runs each job as a task on the Ray cluster at `address` (HOST:PORT of its head;
-    default RAY_ADDRESS), whose nodes share this root's filesystem (`lwd.cluster`): the same cell
+    default RAY_ADDRESS), whose nodes share this root's filesystem (`lwd.experiments.cluster`): the same cell
     files, so either engine resumes what the other started."""
     from lwd.training.hardware import barrier, join_launch
     from lwd.outputs import check_writable
@@ -418,7 +418,7 @@ def run_study(spec_path: str | Path, jobs: int = 1, root: str | Path | None = No
     if groups:
         from contextlib import nullcontext
 
-        from lwd.cluster import connected, run_groups
+        from lwd.experiments.cluster import connected, run_groups
 
         # On Ray: connect first, so a wrong address is said before the data takes minutes to make.
         with connected(address, progress) if engine == "ray" else nullcontext() as ray:
@@ -487,7 +487,7 @@ def _run_group(spec_path: str, root_text: str, cells: list[StudyCell], progress:
     the job runs in a process started for it elsewhere (a Ray worker)."""
     import torch
 
-    from lwd.bench import check_reuse
+    from lwd.experiments.bench import check_reuse
     from lwd.checkpoint import has_train_state
     from lwd.training.hardware import launched_world
     from lwd.pipeline import evaluate_run, train_run
@@ -558,7 +558,7 @@ def load_cells(spec: StudySpec, cells: list[StudyCell], root: Path) -> list[dict
 
 def summarise_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (data, method, H, perturbation) over its seeds: success with its 95% interval."""
-    from lwd.stats import success_interval, wilson
+    from lwd.experiments.stats import success_interval, wilson
 
     rows: dict[tuple, dict[str, Any]] = {}
     for rec in records:
@@ -581,9 +581,9 @@ def summarise_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def separated_pairs(rows: list[dict[str, Any]], rule: str = "intervals") -> list[str]:
     """For each (data, H, perturbation), the method pairs told apart: by `rule` "intervals", their 95%
-    intervals do not overlap; by "every seed", `lwd.stats.apart_in_every_seed` (weaker: every seed
+    intervals do not overlap; by "every seed", `lwd.experiments.stats.apart_in_every_seed` (weaker: every seed
     above every seed and pooled episodes separated), listed only where the intervals do overlap."""
-    from lwd.stats import apart_in_every_seed
+    from lwd.experiments.stats import apart_in_every_seed
 
     if rule not in ("intervals", "every seed"):
         raise ValueError(f"rule must be 'intervals' or 'every seed', got {rule!r}")

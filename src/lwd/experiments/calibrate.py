@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from lwd.demos import rollout_expert
 from lwd.envs.perturb import apply_perturbation
-from lwd.stats import wilson
+from lwd.experiments.stats import wilson
 from lwd.suites import Suite
 
 
