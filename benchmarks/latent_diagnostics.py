@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lwd.analysis.reconstruct import segment_drift
 from lwd.checkpoint import load_model
 from lwd.data import Episodes
 from lwd.methods.lwd.diagnostics import posterior_report, prior_report
-from lwd.analysis.reconstruct import segment_drift
 
 
 def main() -> None:

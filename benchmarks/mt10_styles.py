@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from lwd.analysis.styles import path_distance
 from lwd.demos import parse_seeds, rollout_expert
 from lwd.envs.metaworld import MAX_EPISODE_STEPS, MT10_TASKS, MetaworldTaskEnv
 from lwd.experts.metaworld import STYLES, MetaworldExpert
 from lwd.provenance import provenance
-from lwd.analysis.styles import path_distance
 
 RISE = 0.03  # m: "sideways" is read when the hand has first risen this far
 SPEED_STEPS = 30

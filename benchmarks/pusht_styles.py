@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from lwd.analysis.styles import path_distance
 from lwd.demos import parse_seeds, rollout_expert
 from lwd.envs.pusht import MAX_EPISODE_STEPS, PushTEnv
 from lwd.experts.pusht import STYLES, PushTExpert, pose_errors
 from lwd.provenance import provenance
-from lwd.analysis.styles import path_distance
 
 ANGLE_DONE = np.radians(15.0)
 DISTANCE_DONE = 20.0

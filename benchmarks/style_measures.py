@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from lwd.analysis.styles import UNDECIDED, label_episodes, plot_report, style_report, style_rule, style_summary
 from lwd.data import Episodes
 from lwd.data.episodes import concatenate
 from lwd.demos import collect_demos, parse_seeds
 from lwd.provenance import provenance
-from lwd.analysis.styles import UNDECIDED, label_episodes, plot_report, style_report, style_rule, style_summary
 from lwd.suites import make_suite
 
 

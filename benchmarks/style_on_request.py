@@ -36,9 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from lwd.provenance import provenance
-from lwd.experiments.stats import wilson
 from lwd.analysis.styles import UNDECIDED, label_episodes, style_rule, style_summary
+from lwd.experiments.stats import wilson
+from lwd.provenance import provenance
 from lwd.suites import make_suite
 
 

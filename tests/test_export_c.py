@@ -12,9 +12,9 @@ import torch
 
 from lwd.data import MinMaxNormalizer
 from lwd.deploy.export_c import ACTIVATION_C, CController, build_library, c_sources
+from lwd.deploy.numpy_controller import Controller
 from lwd.methods.lwd import LWD, LWDConfig
 from lwd.methods.target_mlp import ACTIVATIONS, TargetMLPSpec, batched_mlp_forward
-from lwd.deploy.numpy_controller import Controller
 
 from conftest import assert_exported_eval_matches_library, make_episodes
 

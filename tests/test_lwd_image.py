@@ -183,9 +183,9 @@ def test_encoder_from_weights_or_a_run_is_used_unchanged_and_a_mismatch_says_wha
 def test_state_only_lwd_and_bc_keep_their_configs_weights_and_study_keys():
     from lwd.config import DataInfo, key_dict
     from lwd.data import MinMaxNormalizer
+    from lwd.experiments.study import StudySpec, missing_cells, plan_study
     from lwd.methods.base import build_method
     from lwd.pipeline import build_configs
-    from lwd.experiments.study import StudySpec, missing_cells, plan_study
 
     image_fields = {"encoder_from", "encoder_steps", "encoder_batch_size", "encoder_lr", "crop_shape", "image_width",
                     "image_keypoints", "camera_features"}
@@ -232,9 +232,9 @@ def test_lwd_info_of_an_image_run_costs_the_encoder_and_times_steps_with_frames(
 def test_an_exported_image_run_takes_step_vectors_and_evaluates_as_the_library_does(runs, tmp_path):
     pytest.importorskip("onnxruntime")
     from lwd.checkpoint import load_model
-    from lwd.evaluation.evaluate import evaluate
     from lwd.deploy.export import export_run
     from lwd.deploy.exported import load_exported
+    from lwd.evaluation.evaluate import evaluate
 
     root, _ = runs
     out = tmp_path / "export"

@@ -108,8 +108,8 @@ def reach_demos(tmp_path_factory):
 
 
 def test_a_method_registered_in_a_test_runs_train_eval_info_and_bench(toy_registered, reach_demos, tmp_path):
-    from lwd.experiments.bench import bench_labels, run_bench
     from lwd.checkpoint import load_model, read_run_config
+    from lwd.experiments.bench import bench_labels, run_bench
     from lwd.pipeline import evaluate_run, run_info, train_run
 
     assert "toy" in bench_labels()
@@ -253,14 +253,14 @@ class ToyGen(Method):
 def test_a_generating_method_registered_in_a_test_exports_draws_its_latent_map_and_reconstructs(
         toy_registered, reach_demos, tmp_path):
     """The deployment and analysis tools reach a generating method only through its WeightGenerator."""
+    from lwd.analysis.latents import latent_map
+    from lwd.analysis.reconstruct import reconstruct
     from lwd.checkpoint import load_model
     from lwd.deploy.export import export_run
     from lwd.deploy.export_c import compiler
-    from lwd.analysis.latents import latent_map
-    from lwd.methods.target_mlp import numpy_mlp_forward
     from lwd.deploy.numpy_controller import Controller
+    from lwd.methods.target_mlp import numpy_mlp_forward
     from lwd.pipeline import train_run
-    from lwd.analysis.reconstruct import reconstruct
 
     register_method(ToyGen)
     assert "toygen" in base.generating_method_names() and "toy" not in base.generating_method_names()
@@ -291,8 +291,8 @@ def test_a_generating_method_registered_in_a_test_exports_draws_its_latent_map_a
 
 
 def test_a_method_that_generates_no_weights_is_refused_by_the_contract(toy_registered, reach_demos, tmp_path):
-    from lwd.deploy.export import export_run
     from lwd.analysis.latents import latent_map
+    from lwd.deploy.export import export_run
     from lwd.pipeline import train_run
 
     train_run("toy", reach_demos, tmp_path / "run", progress=False)

@@ -179,8 +179,8 @@ class _ExpertPolicy:
 
 def test_recorded_rollouts_of_any_policy_are_the_evaluated_episodes_and_carry_their_styles():
     pytest.importorskip("metaworld")
-    from lwd.methods.base import Cost, RuntimeOptions
     from lwd.evaluation.rollouts import record_rollouts
+    from lwd.methods.base import Cost, RuntimeOptions
     from lwd.suites import make_suite
 
     suite = make_suite("metaworld/window-open-v3")

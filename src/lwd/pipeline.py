@@ -19,9 +19,9 @@ from lwd.checkpoint import load_model, read_run_config
 from lwd.config import DataInfo, RunConfig, TrainConfig, apply_overrides, from_dict
 from lwd.data import DatasetError, Episodes, MinMaxNormalizer
 from lwd.data.keys import ACTION, OBS, STYLE, TASK
-from lwd.training.hardware import Hardware
 from lwd.methods.base import Method, build_method, get_method, resolve_preset
 from lwd.suites import make_suite
+from lwd.training.hardware import Hardware
 
 
 def build_configs(method: str, preset: str = "default", overrides: list[str] | tuple[str, ...] = (),

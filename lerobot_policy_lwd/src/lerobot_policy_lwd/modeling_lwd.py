@@ -31,9 +31,9 @@ from lwd.config import DataInfo
 from lwd.data import MinMaxNormalizer
 from lwd.data.keys import ACTIONS, MASK, OBS, OBS_HISTORY, STATES
 from lwd.data.keys import ACTION as LWD_ACTION
-from lwd.training.ema import EMA
 from lwd.methods.base import GenerationRuntime
 from lwd.methods.lwd import LWD
+from lwd.training.ema import EMA
 
 from lerobot_policy_lwd.configuration_lwd import LWDConfig
 

@@ -50,8 +50,8 @@ def _presets_epilog() -> str:
 
 
 def run(args: argparse.Namespace) -> None:
-    from lwd.training.hardware import Hardware, launched_world
     from lwd.pipeline import run_info, train_run
+    from lwd.training.hardware import Hardware, launched_world
 
     hardware = Hardware(args.device, args.precision, args.threads, args.grad_accum)
     rank, world = launched_world()

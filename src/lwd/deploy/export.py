@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from lwd.deploy import numpy_controller
 from lwd.checkpoint import file_sha256, load_model
 from lwd.data.keys import ACTION, OBS
+from lwd.deploy import numpy_controller
 from lwd.deploy.export_c import write_c
 from lwd.methods.base import Exporter, WeightGenerator, weight_generator_of
 

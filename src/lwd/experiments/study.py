@@ -279,8 +279,8 @@ class StudyCell:
 
 def plan_study(spec: StudySpec) -> list[StudyCell]:
     """Every cell of the study, keyed by everything that decides its result."""
-    from lwd.experiments.bench import plan_cells, split_label
     from lwd.config import key_dict
+    from lwd.experiments.bench import plan_cells, split_label
     from lwd.pipeline import build_configs
 
     cells = []
@@ -365,8 +365,8 @@ def run_study(spec_path: str | Path, jobs: int = 1, root: str | Path | None = No
     `engine` "ray" runs each job as a task on the Ray cluster at `address` (HOST:PORT of its head;
     default RAY_ADDRESS), whose nodes share this root's filesystem (`lwd.experiments.cluster`): the same cell
     files, so either engine resumes what the other started."""
-    from lwd.training.hardware import barrier, join_launch
     from lwd.outputs import check_writable
+    from lwd.training.hardware import barrier, join_launch
 
     if engine not in ENGINES:
         raise ValueError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
@@ -487,11 +487,11 @@ def _run_group(spec_path: str, root_text: str, cells: list[StudyCell], progress:
     the job runs in a process started for it elsewhere (a Ray worker)."""
     import torch
 
-    from lwd.experiments.bench import check_reuse
     from lwd.checkpoint import has_train_state
-    from lwd.training.hardware import launched_world
+    from lwd.experiments.bench import check_reuse
     from lwd.pipeline import evaluate_run, train_run
     from lwd.provenance import provenance
+    from lwd.training.hardware import launched_world
 
     torch.set_num_threads(1)
     rank, world = launched_world()

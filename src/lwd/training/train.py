@@ -47,9 +47,9 @@ from lwd.checkpoint import (
 )
 from lwd.config import RunConfig, TrainConfig
 from lwd.data import Episodes
+from lwd.methods.base import Method, Stage
 from lwd.training.ema import EMA
 from lwd.training.hardware import Hardware, make_accelerator
-from lwd.methods.base import Method, Stage
 
 LOG_EVERY = 50
 RANK_SEED_STRIDE = 1_000_003
