@@ -22,7 +22,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-from lwd.experiments.study import StudySpec, plan_study, spec_root
+from lwd.experiments.study import StudySpec, horizon_axes, plan_study, save_with_legend, spec_root
 from lwd.experiments.study import _results_dir as results_dir
 
 DIAGNOSTICS = {  # column name -> (stage, key) in a cell's training.reports[stage]["latent"]
@@ -113,18 +113,8 @@ def plot(spec: StudySpec, rows: list[dict[str, Any]], path: Path) -> None:
             ys = [(every_step or row["cells"][f"H{h}|{perturb}"])["score_mean"] for h in hs]
             if hs:
                 ax.plot(hs, ys, marker="o", color=f"C{i % 10}", ls="-" if i < 10 else "--", label=row["label"])
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(spec.horizons)
-        ax.set_xticklabels([str(h) for h in spec.horizons])
-        ax.set_ylim(0, 1.02)
-        ax.set_xlabel("action horizon H")
-        ax.set_ylabel("mean coverage score")
-        ax.set_title(f"{spec.suite}: {perturb}", fontsize=9)
-        ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        horizon_axes(ax, spec.horizons, "mean coverage score", f"{spec.suite}: {perturb}")
+    save_with_legend(fig, axes, path)
 
 
 def main() -> None:

@@ -663,14 +663,26 @@ def plot(spec: StudySpec, rows: list[dict[str, Any]], path: Path) -> None:
             ys = [r["success"] for r in mine]
             err = [[y - r["low"] for y, r in zip(ys, mine)], [r["high"] - y for y, r in zip(ys, mine)]]
             ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, color=f"C{i}", label=method)
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(horizons)
-        ax.set_xticklabels([str(h) for h in horizons])
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_xlabel("action horizon H")
-        ax.set_ylabel("success rate (95% interval)")
-        ax.set_title(f"{spec.suite}: {data} data, {perturb}", fontsize=9)
-        ax.grid(alpha=0.3)
+        horizon_axes(ax, horizons, "success rate (95% interval)", f"{spec.suite}: {data} data, {perturb}", bottom=-0.02)
+    save_with_legend(fig, axes, path)
+
+
+def horizon_axes(ax: Any, horizons: list[int], ylabel: str, title: str, bottom: float = 0.0) -> None:
+    """A panel of some rate against the action horizon H (log2 axis, a tick per H, rates 0-1)."""
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(horizons)
+    ax.set_xticklabels([str(h) for h in horizons])
+    ax.set_ylim(bottom, 1.02)
+    ax.set_xlabel("action horizon H")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+
+
+def save_with_legend(fig: Any, axes: Any, path: Path) -> None:
+    """One legend to the right of the first row's last panel; the figure saved and closed."""
+    import matplotlib.pyplot as plt
+
     axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
