@@ -18,3 +18,20 @@ def test_provenance_has_no_note_when_the_commit_did_not_move(monkeypatch):
     record = prov.provenance(["lwd", "eval"])
     assert "git_commit_at_write" not in record and "note" not in record
     assert {"date", "machine"} <= record.keys()
+
+
+def test_the_dataset_hash_leaves_out_how_long_the_collection_took_and_still_knows_old_runs_hashes(tmp_path):
+    from lwd.provenance import data_matches, episodes_hash
+
+    from conftest import make_episodes
+
+    first, again = make_episodes(), make_episodes()
+    first.attrs["seconds"], again.attrs["seconds"] = 12.52, 13.07  # `lwd demos` twice, same seeds
+    assert episodes_hash(first) == episodes_hash(again)
+    again.attrs["dart_noise"] = 0.1
+    assert episodes_hash(first) != episodes_hash(again)
+    first.save(tmp_path / "d.zarr")
+    recorded_before = episodes_hash(first, legacy=True)  # what a run trained before the change recorded
+    assert recorded_before != episodes_hash(first)
+    assert data_matches(tmp_path / "d.zarr", recorded_before)[0] and data_matches(tmp_path / "d.zarr", episodes_hash(first))[0]
+    assert not data_matches(tmp_path / "d.zarr", episodes_hash(again))[0]

@@ -184,7 +184,7 @@ def read_run_provenance(run_dir: str | Path) -> dict[str, Any]:
 def check_training_data(run_dir: str | Path) -> str | None:
     """A one-line warning when the dataset a run was trained on has changed since (its content hash
     differs from the one in provenance.json) or is gone; None when it matches or was not recorded."""
-    from lwd.provenance import data_hash
+    from lwd.provenance import data_matches
 
     data = read_run_provenance(run_dir).get("data")
     if not isinstance(data, dict) or not data.get("sha256") or not data.get("absolute_path"):
@@ -193,10 +193,10 @@ def check_training_data(run_dir: str | Path) -> str | None:
     if not path.exists():
         return f"{run_dir} was trained on {path}, which no longer exists; results cannot be tied to that data"
     try:
-        now = data_hash(path)
+        same, now = data_matches(path, str(data["sha256"]))
     except (DatasetError, OSError) as err:
         return f"{run_dir} was trained on {path}, which can no longer be read ({' '.join(str(err).split())})"
-    if now != data["sha256"]:
+    if not same:
         return (f"the data {run_dir} was trained on, {path}, has changed since training "
                 f"(content sha256 {now[:12]}, was {str(data['sha256'])[:12]}); results may not match that data")
     return None

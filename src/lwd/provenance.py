@@ -106,11 +106,18 @@ def command_line() -> list[str]:
     return _default_command()
 
 
-def episodes_hash(episodes: Any) -> str:
+COLLECTION_ATTRS = ("seconds",)
+"""Attributes that describe how a collection went, not what the data holds (`lwd demos` records its
+wall-clock time): two collections of the same seeded demonstrations differ only there."""
+
+
+def episodes_hash(episodes: Any, legacy: bool = False) -> str:
     """SHA-256 of an episode store's content: every data array (name, dtype, shape, values, in key
-    order), the episode ends, the camera frames (if any) and the attributes. It depends on what the
-    data holds, not on how it is stored (directory or zip, chunking, compression), so a run can tell
-    whether the dataset it was trained on has changed since."""
+    order), the episode ends, the camera frames (if any) and the attributes but COLLECTION_ATTRS. It
+    depends on what the data holds, not on how it is stored (directory or zip, chunking,
+    compression) or how long it took to make, so a run can tell whether the dataset it was trained
+    on has changed since. legacy: the hash runs recorded before COLLECTION_ATTRS were left out
+    (every attribute counted)."""
     import hashlib
     import json
 
@@ -127,15 +134,19 @@ def episodes_hash(episodes: Any) -> str:
         digest.update(f"frames/{key}|uint8|{frames.shape}\n".encode())
         for block in frames.blocks():
             digest.update(np.ascontiguousarray(block).tobytes())
-    digest.update(json.dumps(episodes.attrs, sort_keys=True, default=str).encode())
+    attrs = episodes.attrs if legacy else {k: v for k, v in episodes.attrs.items() if k not in COLLECTION_ATTRS}
+    digest.update(json.dumps(attrs, sort_keys=True, default=str).encode())
     return digest.hexdigest()
 
 
-def data_hash(path: str | Path) -> str:
-    """`episodes_hash` of the episode store at `path`."""
+def data_matches(path: str | Path, recorded: str) -> tuple[bool, str]:
+    """Whether the episode store at `path` holds the data a run recorded as `recorded` (by either
+    hash: runs from before COLLECTION_ATTRS recorded the legacy one); and its hash now."""
     from lwd.data import Episodes
 
-    return episodes_hash(Episodes.load(path))
+    episodes = Episodes.load(path)
+    now = episodes_hash(episodes)
+    return now == recorded or episodes_hash(episodes, legacy=True) == recorded, now
 
 
 def provenance(command: list[str] | None = None) -> dict[str, Any]:
