@@ -13,10 +13,17 @@ PRESETS: dict[str, Preset] = {
     # a DDIM-10 generation from 36 M to 9.3 M FLOPs (lwd info). Same MLP, same training budget as `mt10`.
     "mt10-lite": Preset(method={"hyper_hidden": (64,), "denoiser_width": 128, "denoiser_blocks": 2}, extends="mt10"),
     # Single-task, state-conditioned: the prior sees the last To=2 observations and the generated
-    # MLP sees the last 2 as well (velocity); segments of H=16.
-    "pusht": Preset(method={"horizon": 16, "policy_obs_steps": 2, "condition": "state", "vae_steps": 20000, "prior_steps": 6000},
-                    train={"batch_size": 64, "lr": 1e-3}),
-    "robomimic": Preset(extends="pusht"),
+    # MLP sees the last 2 as well (velocity); segments of H=16. With the default latent (64) and KL
+    # weight (1e-4) the VAE's posterior collapsed on PushT (KL 7e-5 nats: one fixed MLP); kept under
+    # this name for the studies measured with it and as robomimic's base.
+    "pusht-kl1e-4": Preset(method={"horizon": 16, "policy_obs_steps": 2, "condition": "state", "vae_steps": 20000,
+                                   "prior_steps": 6000},
+                           train={"batch_size": 64, "lr": 1e-3}),
+    # The PushT latent sweep's choice (benchmarks/studies/pusht-latent.toml, BENCHMARKS.md): a latent
+    # of 16 at the paper's KL weight 1e-10 keeps z informative (KL ~90 nats, 16 of 16 units active)
+    # and led every other setting at H <= 32 over both training seeds (success 0.83 / 0.75 at H = 8 / 16).
+    "pusht": Preset(method={"latent_dim": 16, "kl_weight": 1e-10}, extends="pusht-kl1e-4"),
+    "robomimic": Preset(extends="pusht-kl1e-4"),
     # PushT from camera frames (lwd demos pusht/image): pusht's LWD on step vectors [agent x, y, 64
     # features] of a frozen encoder of Diffusion Policy's image-cpu size (width 16), trained first
     # by behaviour cloning on the same demos (2000 steps of 32 frames; lwd.methods.frozen_vision).
