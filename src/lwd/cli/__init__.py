@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         if not _CtrlC.caused(err):
             raise
         print("lwd: interrupted during start-up; nothing was written", file=sys.stderr)  # torch and the simulators importing
+        if argv is None:  # this process's own command line
+            _exit_now(130)
         return 130
     try:
         args.func(args)
@@ -117,6 +119,19 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         raise
     return 0
+
+
+def _exit_now(status: int) -> None:
+    """Exit at once with `status`, output flushed. After a Ctrl-C that landed in the start-up imports,
+    the normal exit after this message ended once (a loaded test run) with the process killed by
+    SIGINT (status -2, not 130). CPython re-sends SIGINT to itself at exit when it has recorded a
+    KeyboardInterrupt as unhandled; which code let it record that here was not pinned down. Nothing
+    has been written at this point, so there is nothing for exit handlers to finish."""
+    import os
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def _os_error(err: BaseException) -> str:
