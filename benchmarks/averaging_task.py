@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from lwd.analysis.styles import wall_crossing
 from lwd.checkpoint import load_model
 from lwd.demos import parse_seeds, parse_styles, rollout_expert, write_demos
 from lwd.envs.reach_wall import LOW_START
@@ -64,15 +65,11 @@ FINGERS = [3, 21]  # obs: the finger opening, now and one step before (Metaworld
 def path_figures(path: np.ndarray) -> dict[str, Any]:
     """aside_cm, pressed and passed of one episode's fingertip path (T, 3); see the module docstring."""
     half = np.flatnonzero(path[:, 1] >= HALFWAY_Y)
-    crossed = np.flatnonzero(path[:, 1] >= WALL_LOW[1])
+    passed, passed_at = wall_crossing(path)
     between = (path[:, 0] > WALL_LOW[0] - 0.03) & (path[:, 0] < WALL_HIGH[0] + 0.03)
     pressed = between & (path[:, 1] > WALL_LOW[1] - PRESS_DEPTH) & (path[:, 1] < WALL_LOW[1]) & (path[:, 2] < WALL_HIGH[2])
-    passed = "never"
-    if len(crossed):
-        x = path[crossed[0], 0]
-        passed = "left" if x < WALL_LOW[0] else "right" if x > WALL_HIGH[0] else "over"
     return {"aside_cm": round(100 * float(path[half[0], 0] - path[0, 0]), 2) if len(half) else None,
-            "pressed": int(pressed.sum()), "passed": passed, "passed_at": int(crossed[0]) if len(crossed) else None}
+            "pressed": int(pressed.sum()), "passed": passed, "passed_at": passed_at}
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:

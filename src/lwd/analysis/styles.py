@@ -252,6 +252,18 @@ class MetaworldRule:
 RW_ASIDE = 0.03  # m: a half of the style phase names a side once the hand is this far aside of its start
 
 
+def wall_crossing(hand: np.ndarray) -> tuple[str, int | None]:
+    """Where fingertips (T, 3) first cross reach-wall's front face: ("left" | "right" | "over", step),
+    or ("never", None). Left is below the wall's left end (smaller x), right beyond its right end."""
+    from lwd.experts.reach_wall import WALL_HIGH, WALL_LOW
+
+    crossed = np.flatnonzero(hand[:, 1] >= WALL_LOW[1])
+    if not len(crossed):
+        return "never", None
+    x = hand[crossed[0], 0]
+    return ("left" if x < WALL_LOW[0] else "right" if x > WALL_HIGH[0] else "over"), int(crossed[0])
+
+
 class ReachWallRule:
     """`metaworld/reach-wall-low` (and its /spread-<cm> controls): which end of the wall the hand
     rounds. The style phase runs until the fingertips (obs[:3]) first cross the wall's front face
@@ -264,22 +276,17 @@ class ReachWallRule:
     styles = ("left", "right")
 
     def label(self, obs: np.ndarray, task: str | None = None) -> EpisodeStyle:
-        from lwd.experts.reach_wall import WALL_HIGH, WALL_LOW
-
         hand = np.asarray(obs, np.float64)[:, :3]
-        crossed = np.flatnonzero(hand[:, 1] >= WALL_LOW[1])
-        end = int(crossed[0]) if len(crossed) else len(hand) - 1
-        label = UNDECIDED
-        if len(crossed):
-            x = hand[end, 0]
-            label = "left" if x < WALL_LOW[0] else "right" if x > WALL_HIGH[0] else UNDECIDED
+        side, step = wall_crossing(hand)
+        end = len(hand) - 1 if step is None else step
+        label = side if side in self.styles else UNDECIDED
 
         def judge(lo: int, hi: int) -> str:
             aside = hand[hi, 0] - hand[lo, 0]
             return UNDECIDED if hi <= lo or abs(aside) < RW_ASIDE else "left" if aside < 0 else "right"
 
         mid = end // 2
-        features = {"phase_end": end, "crossed": float(len(crossed) > 0),
+        features = {"phase_end": end, "crossed": float(step is not None),
                     "aside_at_phase_end_cm": float(100 * (hand[end, 0] - hand[0, 0]))}
         return EpisodeStyle(label, (judge(0, mid), judge(mid, end)), features)
 
