@@ -68,9 +68,9 @@ def test_the_runner_imports_numpy_and_the_standard_library_only(tmp_path):
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "ok"
 
 
-@pytest.mark.parametrize("condition", ["state", "task"])
-@pytest.mark.parametrize("eta", [0.0, 1.0])
-def test_onnx_generator_and_controller_match_torch(tmp_path, condition, eta):
+@pytest.mark.parametrize("condition,eta,decoder", [("state", 0.0, "chunked"), ("state", 1.0, "chunked"),
+                                                   ("task", 0.0, "chunked"), ("task", 1.0, "chunked"), ("task", 1.0, "basis")])
+def test_onnx_generator_and_controller_match_torch(tmp_path, condition, eta, decoder):
     """generator.onnx gives the weights LWD.generate_policy gives for the same noise (the initial
     draw, then, with a stochastic sampler, one draw per step), and controller.onnx the actions of
     the in-library policy with those weights (ONNX Runtime)."""
@@ -82,7 +82,8 @@ def test_onnx_generator_and_controller_match_torch(tmp_path, condition, eta):
 
     episodes = make_episodes()
     cfg = LWDConfig(latent_dim=8, policy_hidden=(32,), chunk_size=256, hyper_hidden=(32,), encoder_dim=16, encoder_heads=2,
-                    denoiser_width=32, denoiser_blocks=1, horizon=8, condition=condition, inference_steps=4, ddim_eta=eta)
+                    denoiser_width=32, denoiser_blocks=1, horizon=8, condition=condition, inference_steps=4, ddim_eta=eta,
+                    decoder=decoder, basis_size=6)
     torch.manual_seed(0)
     model = LWD(cfg, DataInfo(5, 2, ("t0", "t1")), MinMaxNormalizer.fit(episodes.data)).eval()
     with torch.no_grad():

@@ -47,6 +47,13 @@ class LWDConfig:
     chunk_size: int = 2048
     chunk_emb_dim: int = 64
     hyper_hidden: tuple[int, ...] = (256,)
+    decoder: str = field(default="chunked", metadata=ADDED_LATER)
+    """How z becomes theta: 'chunked' (von Oswald et al.'s chunked hypernetwork, ~2 x hyper_hidden[-1]
+    x P FLOPs per policy) or 'basis' (an MLP maps z to basis_size coefficients of a learned basis of
+    weight space: 2 x basis_size x P FLOPs; lwd.methods.lwd.hypernet). 'basis' is the cheaper
+    generator for per-step budgets where the decoder dominates (MT10 at H <= 32)."""
+    basis_size: int = field(default=32, metadata=ADDED_LATER)
+    """With decoder='basis': directions of the weight-space basis (the generated policies' subspace)."""
     encoder_dim: int = 64
     encoder_layers: int = 1
     encoder_heads: int = 4
@@ -111,7 +118,7 @@ class LWDConfig:
     def __post_init__(self) -> None:
         check_positive("LWDConfig", horizon=self.horizon, obs_steps=self.obs_steps, latent_dim=self.latent_dim,
                        chunk_size=self.chunk_size, chunk_emb_dim=self.chunk_emb_dim, inference_steps=self.inference_steps,
-                       latent_stride=self.latent_stride, vae_steps=self.vae_steps, prior_steps=self.prior_steps,
+                       latent_stride=self.latent_stride, basis_size=self.basis_size, vae_steps=self.vae_steps, prior_steps=self.prior_steps,
                        prior_lr=self.prior_lr, prior_batch_size=self.prior_batch_size, encoder_dim=self.encoder_dim,
                        encoder_layers=self.encoder_layers, encoder_heads=self.encoder_heads, denoiser_width=self.denoiser_width,
                        denoiser_blocks=self.denoiser_blocks, diffusion_train_steps=self.diffusion_train_steps)
@@ -129,6 +136,8 @@ class LWDConfig:
             raise ValueError(f"LWDConfig.condition must be 'task', 'state' or 'task+state', got {self.condition!r}")
         if self.segment_starts not in ("any", "episode"):
             raise ValueError(f"LWDConfig.segment_starts must be 'any' or 'episode', got {self.segment_starts!r}")
+        if self.decoder not in ("chunked", "basis"):
+            raise ValueError(f"LWDConfig.decoder must be 'chunked' or 'basis', got {self.decoder!r}")
         if self.sampler not in ("ddim", "ddpm"):
             raise ValueError(f"LWDConfig.sampler must be 'ddim' or 'ddpm', got {self.sampler!r}")
         if self.kl_weight < 0:
