@@ -39,3 +39,25 @@ def test_a_score_that_only_repeats_success_gets_no_columns(tmp_path):
     table = markdown_table(grid)
     assert "score" not in table and table.splitlines()[2].count("0.500") == 2
     plot_grid(grid, tmp_path)
+
+
+def test_generation_cost_over_seeds_keeps_only_cells_every_seed_has(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "benchmarks" / "generation_cost_seeds.py"
+    spec = importlib.util.spec_from_file_location("generation_cost_seeds", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def cell(h, k, success, measured):
+        return {"action_horizon": h, "inference_steps": k, "mean_success": success, "flops_per_step": 1000.0 * k / max(h, 1),
+                "flops_per_step_measured": measured}
+
+    (tmp_path / "s0.json").write_text(json.dumps({"cells": [cell(32, 2, 0.9, 100.0), cell(8, 2, 0.8, 300.0), cell(0, 1, 0.5, 50.0)]}))
+    (tmp_path / "s1.json").write_text(json.dumps({"cells": [cell(8, 2, 1.0, 500.0), cell(32, 2, 0.96, 200.0)]}))
+    rows = module.group_rows([tmp_path / "s0.json", tmp_path / "s1.json"])
+    assert [(r["action_horizon"], r["inference_steps"]) for r in rows] == [(8, 2), (32, 2)]  # episode: one seed only
+    assert rows[0]["successes"] == [0.8, 1.0] and abs(rows[0]["mean_success"] - 0.9) < 1e-12
+    assert rows[1]["flops_per_step_measured"] == 150.0
