@@ -308,6 +308,8 @@ def _cases(w: Path) -> list[tuple[str, list[str], str, str | None]]:
         ("export-bc-controller", ["export", bc, "--format", "npz", "--out", str(out / "ctl")],
          r"bc does not generate policy weights; export, latents and reconstruct need lcmlp, lwd or warpd", None),
         ("export-no-format", ["export", lwd, "--out", str(out / "ctl2")], r"export a run with: lwd export RUN --format npz\|onnx", str(out / "ctl2")),
+        ("export-steps-not-onnx", ["export", lwd, "--format", "npz", "--inference-steps", "2", "--out", str(out / "ctl3")],
+         r"--inference-steps sets the steps of the ONNX generator; it applies to --format onnx, not npz", str(out / "ctl3")),
         ("export-no-data", ["export-data", "lerobot", "--out", str(out / "lr")], r"required: data", str(out / "lr")),
         # importers
         ("robomimic-not-hdf5", ["import", "robomimic", str(w / "notes.txt"), "--out", str(out / "rm.zarr")], r"HDF5", str(out / "rm.zarr")),

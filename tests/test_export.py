@@ -254,3 +254,6 @@ def test_onnx_export_prints_one_line(tmp_path, capfd):
     captured = capfd.readouterr()
     lines = [line for line in (captured.out + captured.err).splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("wrote "), lines
+    assert "(DDIM, 2 steps)" in lines[0]  # the run's own
+    assert main(["export", str(tmp_path / "run"), "--format", "onnx", "--inference-steps", "3", "--out", str(tmp_path / "onnx3")]) == 0
+    assert "(DDIM, 3 steps)" in capfd.readouterr().out

@@ -23,6 +23,9 @@ def add_parser(subcommands: Subcommands) -> argparse.ArgumentParser:
                                                    "input, and generator.onnx; a run on camera frames also has encoder: "
                                                    "encoder.onnx, frames in, the features its controllers take)")
     ex.add_argument("--out", required=True, help="the controller folder (other formats' files may share it)")
+    ex.add_argument("--inference-steps", type=positive, default=None, metavar="N",
+                    help="--format onnx: the denoising steps generator.onnx runs (default: the run's); a generator "
+                         "is exported for one sampler length, so export the one you deploy (lwd eval --exported checks it)")
     ex.add_argument("--fps", type=positive, default=10, help=argparse.SUPPRESS)  # for the deprecated dataset spelling
     ex.add_argument("--frames", choices=("video", "image"), default="video", help=argparse.SUPPRESS)  # likewise
     overwrite_flag(ex, "exported files of this --format in the folder")
@@ -45,5 +48,11 @@ def run(args: argparse.Namespace) -> None:
     if args.data is not None:
         raise ValueError("export a run with: lwd export RUN --format FORMAT --out DIR "
                          "(datasets: lwd export-data robomimic|lerobot DATA --out ...)")
+    options = {}
+    if args.inference_steps is not None:
+        if args.format != "onnx":
+            raise ValueError(f"--inference-steps sets the steps of the ONNX generator; it applies to --format onnx, "
+                             f"not {args.format or 'no format'} (the npz and c controllers take weights, not noise)")
+        options["inference_steps"] = args.inference_steps
     check_writable(args.out, folder=True)
-    print(export_run(args.target, args.format or "", args.out, overwrite=args.overwrite)[1])  # lists the run's formats
+    print(export_run(args.target, args.format or "", args.out, overwrite=args.overwrite, **options)[1])  # lists the run's formats
