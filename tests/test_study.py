@@ -212,3 +212,56 @@ def test_n_envs_enters_a_cells_key_only_where_batched_plans_can_move_its_result(
     batched = keys("batch_plans = true\n")
     assert batched != one and keys("batch_plans = true\nn_envs = 1\n") == batched
     assert set(keys("batch_plans = true\nn_envs = 10\n")).isdisjoint(batched)
+
+
+STYLED_SPEC = """
+name = "styled"
+suite = "metaworld/reach-wall-low"
+episodes = 4
+seeds = [0]
+horizons = [8]
+perturbations = ["none"]
+
+[data.mixed]
+demos = 4
+styles = "left,right"
+
+[data.plain]
+demos = 2
+
+[methods.bc]
+set = ["steps=300"]
+"""
+
+
+def test_study_on_styled_data_records_the_rollouts_style_mix_as_the_rule_labels_them(tmp_path):
+    """A cell on data with styles labels each rollout by the suite's rule, during the evaluation; the
+    labels equal those of the same episodes recorded (lwd eval --rollouts) and labelled afterwards."""
+    import json
+
+    from lwd.analysis.styles import label_episodes, style_shares, total_variation
+    from lwd.data import Episodes
+    from lwd.experiments.study import run_study
+    from lwd.pipeline import evaluate_run
+
+    spec = tmp_path / "styled.toml"
+    spec.write_text(STYLED_SPEC)
+    run_study(spec, root=tmp_path, progress=False)
+    cells = {p.name.split("-")[1]: json.loads(p.read_text()) for p in (tmp_path / "benchmarks/results/studies/styled/cells").glob("*.json")}
+    mixed, plain = cells["mixed"], cells["plain"]
+    assert "styles" not in plain and all(len(row) == 6 for row in plain["episodes"])  # plain data: success only
+    labels = [row[6] for row in mixed["episodes"]]
+    record = mixed["styles"]
+    assert record["episodes"] == 4 and record["undecided"] == labels.count("undecided")
+    assert record["shares"] == style_shares(labels, ["left", "right"])
+
+    data = next((tmp_path / "data/studies").glob("*mixed*.zarr"))
+    demo_labels = [s.label for s in label_episodes(Episodes.load(data), "metaworld/reach-wall-low")]
+    assert record["data_shares"] == style_shares(demo_labels, ["left", "right"]) and record["data_episodes"] == 4
+    assert record["undecided"] < 4  # 300 BC steps round the wall: the labels say which way
+    assert record["tv_to_data"] == pytest.approx(total_variation(record["shares"], record["data_shares"]))
+
+    run = next((tmp_path / "runs/studies").glob("bc-*"))
+    recorded = evaluate_run(run, env="metaworld/reach-wall-low", episodes=4, progress=False, rollouts=tmp_path / "rollouts.zarr")
+    assert [s.label for s in label_episodes(Episodes.load(recorded["rollouts"]))] == labels
+    assert "Style mix of the rollouts" in (tmp_path / "benchmarks/results/studies/styled.md").read_text()

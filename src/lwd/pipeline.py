@@ -218,6 +218,7 @@ def evaluate_run(
     shard: tuple[int, int] = (0, 1),
     exported: str | Path | None = None,
     rollouts: str | Path | None = None,
+    label_styles: bool = False,
     **runtime: Any,
 ) -> dict[str, Any]:
     """Evaluate a trained run; `runtime` holds the method's run-time options (e.g. action_horizon=16;
@@ -225,6 +226,9 @@ def evaluate_run(
 
     `rollouts`: also save every episode's trajectory (observations, actions, generation steps) as an
     episode store there (`lwd.evaluation.rollouts`), e.g. for `lwd.analysis.styles`; the evaluation is the same.
+
+    `label_styles`: give every episode row the style its behaviour shows, by the suite's rule
+    (`lwd.analysis.styles.style_rule`; a suite without one is refused before any episode runs).
 
     `video` > 0 replays the first that many episodes with rendering afterwards and writes their
     videos to `video_dir` (default: `videos/` in the run directory); `result["videos"]` lists them."""
@@ -243,8 +247,17 @@ def evaluate_run(
     suite = make_suite(suite_name)
     if vector == "async":
         suite.make_env(suite.tasks[0]).close()  # warm per-process caches before the workers fork
+    label_style = None
+    if label_styles:
+        if rollouts is not None:
+            raise ValueError("label the recorded rollouts instead (lwd.analysis.styles.label_episodes on the store)")
+        from lwd.analysis.styles import style_rule
+
+        rule = style_rule(suite.name)
+        label_style = lambda obs, task: rule.label(obs, task).label  # noqa: E731
     if rollouts is None:
-        result = evaluate(model, suite, episodes, n_envs, seed_start, tasks, perturb, options, vector, progress, batch_plans, shard)
+        result = evaluate(model, suite, episodes, n_envs, seed_start, tasks, perturb, options, vector, progress, batch_plans, shard,
+                          label_style)
     else:
         from lwd.evaluation.rollouts import record_rollouts
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -38,6 +39,16 @@ class EpisodeResult:
     final_score: float | None = None
     """Score at the episode's last step. Unlike the max, random pushes cannot raise it by a lucky
     shove the policy then undoes, so it is the fairer figure under perturbations."""
+    style: str | None = None
+    """The behaviour the episode showed, by the suite's style rule (`lwd.analysis.styles`), when the
+    evaluation was asked to label episodes; None otherwise (and then left out of the result's rows)."""
+
+    def row(self) -> dict[str, Any]:
+        """As the result's "episodes" list holds it."""
+        out = asdict(self)
+        if out["style"] is None:
+            del out["style"]
+        return out
 
 
 class _SlotEnv(gym.Env):
@@ -120,6 +131,11 @@ def policy_observation(method: Method, obs: Any) -> Any:
     return obs
 
 
+def _low_dim(obs: Any) -> np.ndarray:
+    """The low-dim observations of all slots (an image suite's dict holds them under "obs")."""
+    return obs["obs"] if isinstance(obs, dict) else obs
+
+
 def _rows(obs: Any, index: Any, frames: bool) -> Any:
     """The observations of some slots (`index`: an int or a list) as a policy takes them: the low-dim
     rows, or with `frames` (a model that reads camera frames) the dict of all keys' rows."""
@@ -146,6 +162,8 @@ class EpisodeTally:
     success: bool = False
     max_score: float | None = None
     final_score: float | None = None
+    trace: list[np.ndarray] | None = None
+    """The low-dim observations each action was chosen from so far, kept only to label the episode's style."""
 
     def record(self, reward: float, success: bool, score: float) -> None:
         """One env step's outcome; a NaN score means the suite reports none."""
@@ -226,8 +244,15 @@ def evaluate(
     progress: bool = True,
     batch_plans: bool = False,
     shard: tuple[int, int] = (0, 1),
+    label_style: Callable[[np.ndarray, str], str] | None = None,
 ) -> dict[str, Any]:
     """Run every planned episode; returns per-episode results, per-task success and costs.
+
+    label_style: (an episode's low-dim observations (T, Do): the one each action was chosen from, as
+    demonstrations and recorded rollouts hold them; its task) -> a style name. When given, each
+    episode's observations are kept while it runs and its row gets "style": this is how studies
+    measure the style mix of a method's rollouts, also with batch_plans, without saving the rollouts.
+    It only reads observations, so what is measured is unchanged.
 
     shard: (rank, world size) when several processes (or nodes) share the evaluation: rank r runs
     every world-th episode of the plan from the r-th, and all ranks then gather every episode
@@ -285,6 +310,9 @@ def evaluate(
                 obs[key][mask] = np.asarray(new_obs[key])[mask]
         else:
             obs[mask] = np.asarray(new_obs, np.float32)[mask]
+        if label_style is not None:
+            for i, *_ in new:
+                schedule.running[i].trace = [_low_dim(obs)[i].copy()]
 
     try:
         start_next(list(range(n_envs)))
@@ -305,8 +333,12 @@ def evaluate(
             for i in active:
                 tally = schedule.running[i]
                 tally.record(rewards[i], success[i], scores[i])
+                if tally.trace is not None and not done[i]:  # the observations actions were chosen from, as demos hold them
+                    tally.trace.append(_low_dim(obs)[i].copy())
                 if done[i]:
                     results.append(tally.result())
+                    if label_style is not None:
+                        results[-1].style = label_style(np.stack(tally.trace), tally.task)
                     bar.update(1)
                     finished.append(i)
             if finished:
@@ -319,7 +351,7 @@ def evaluate(
     if world > 1:
         from lwd.training.hardware import gather_json
 
-        shares = gather_json({"episodes": [asdict(r) for r in results], "seconds": seconds,
+        shares = gather_json({"episodes": [r.row() for r in results], "seconds": seconds,
                               "steps": sum(p.steps for p in policies), "generations": sum(p.generations for p in policies)})
         results = [EpisodeResult(**row) for share in shares for row in share["episodes"]]
         seconds = max(share["seconds"] for share in shares)
@@ -381,7 +413,7 @@ def summarise(
         "per_task": per_task,
         "cost": measured_cost(method.cost(runtime, episode_steps=suite.max_episode_steps), policies),
         "seconds": round(seconds, 2),
-        "episodes": [asdict(r) for r in results],
+        "episodes": [r.row() for r in results],
     }
 
 

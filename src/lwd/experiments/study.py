@@ -498,7 +498,11 @@ def _run_group(spec_path: str, root_text: str, cells: list[StudyCell], progress:
     root = Path(root_text)
     spec = StudySpec.load(spec_path)
     first = cells[0]
-    data = next(d for d in spec.data if d.name == first.data).location(spec.suite, root)
+    data_spec = next(d for d in spec.data if d.name == first.data)
+    data = data_spec.location(spec.suite, root)
+    # data made of several expert styles: each rollout is labelled by the suite's style rule, and the
+    # cell records the mix against the demonstrations' own (labelled by the same rule)
+    data_styles = demo_style_mix(data, spec.suite) if data_spec.styles and _has_style_rule(spec.suite) else None
     run_dir = root / RUNS_ROOT / f"{first.method}-{first.run_key}"  # keyed by every training setting: shared across studies
     job = f"{first.label} {first.data} seed {first.seed}"
     if (run_dir / "model.safetensors").exists():
@@ -516,7 +520,8 @@ def _run_group(spec_path: str, root_text: str, cells: list[StudyCell], progress:
         t0 = time.perf_counter()
         result = evaluate_run(run_dir, env=spec.suite, episodes=spec.episodes, n_envs=spec.n_envs, seed_start=spec.seed_start,
                               perturb=None if cell.perturbation == "none" else cell.perturbation, progress=False,
-                              batch_plans=spec.batch_plans, shard=(rank, world), **cell.runtime)
+                              batch_plans=spec.batch_plans, shard=(rank, world), label_styles=data_styles is not None,
+                              **cell.runtime)
         if rank > 0:
             continue  # every rank has the gathered result; rank 0 writes it
         record = {
@@ -531,7 +536,9 @@ def _run_group(spec_path: str, root_text: str, cells: list[StudyCell], progress:
                          # what stages measured about themselves (WARPD: the world model's held-out
                          # rollout error per length), kept with the cell since runs/ is not
                          **({"reports": log["reports"]} if log.get("reports") else {})},
-            "episodes": [[e["task"], e["seed"], int(e["success"]), e["steps"], e["max_score"], e["final_score"]] for e in result["episodes"]],
+            "episodes": [[e["task"], e["seed"], int(e["success"]), e["steps"], e["max_score"], e["final_score"],
+                          *([e["style"]] if "style" in e else [])] for e in result["episodes"]],
+            **({"styles": rollout_style_mix([e["style"] for e in result["episodes"]], data_styles)} if data_styles else {}),
             "seconds": round(time.perf_counter() - t0, 1),
             "provenance": provenance(command),
         }
@@ -542,6 +549,39 @@ def _run_group(spec_path: str, root_text: str, cells: list[StudyCell], progress:
         horizon = "" if cell.horizon is None else f" H = {cell.horizon},"
         _say(progress and rank == 0, f"{job}:{horizon} {cell.perturbation}: success {record['mean_success']:.2f} "
                                      f"({record['successes']}/{record['episodes_run']}) in {record['seconds']:,.0f} s")
+
+
+def _has_style_rule(suite: str) -> bool:
+    from lwd.analysis.styles import style_rule
+
+    try:
+        style_rule(suite)
+    except ValueError:
+        return False  # styled data on a suite whose observations cannot show the style: success only
+    return True
+
+
+def demo_style_mix(data: Path, suite: str) -> dict[str, Any]:
+    """The style shares of a study's demonstrations, by the same rule that labels the rollouts
+    (so the two mixes are measured alike; the expert's drawn mix is in the store's attributes)."""
+    from lwd.analysis.styles import UNDECIDED, label_episodes, style_rule, style_shares
+    from lwd.data import Episodes
+
+    labels = [style.label for style in label_episodes(Episodes.load(data), suite)]
+    styles = list(style_rule(suite).styles)
+    return {"styles": styles, "shares": style_shares(labels, styles), "undecided": labels.count(UNDECIDED), "episodes": len(labels)}
+
+
+def rollout_style_mix(labels: list[str], data_styles: dict[str, Any]) -> dict[str, Any]:
+    """A cell's style record: its rollouts' shares among decided episodes, how many were undecided,
+    and the total-variation distance to the demonstrations' shares (0: the same mix, 1: disjoint)."""
+    from lwd.analysis.styles import UNDECIDED, style_shares, total_variation
+
+    shares = style_shares(labels, data_styles["styles"])
+    decided = len(labels) - labels.count(UNDECIDED)
+    return {"shares": shares, "undecided": labels.count(UNDECIDED), "episodes": len(labels), "data_shares": data_styles["shares"],
+            "data_undecided": data_styles["undecided"], "data_episodes": data_styles["episodes"],
+            "tv_to_data": total_variation(shares, data_styles["shares"]) if decided else None}
 
 
 def _say(show: bool, line: str) -> None:
@@ -570,6 +610,8 @@ def summarise_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row["per_seed"].append((rec["successes"], rec["episodes_run"]))
         row["samples"].append(sum(rec["training"]["samples"].values()))
         row["train_seconds"].append(sum(rec["training"]["seconds"].values()))
+        if "styles" in rec:
+            row.setdefault("styles", []).append(rec["styles"])
     out = []
     for row in rows.values():
         interval = success_interval(row["per_seed"])
@@ -635,7 +677,31 @@ def markdown(spec: StudySpec, rows: list[dict[str, Any]]) -> str:
     if apart:
         text += ("Apart in every seed and over pooled episodes, intervals overlapping (weaker evidence: "
                  "every seed above every seed, pooled Wilson intervals disjoint): " + "; ".join(apart) + ".\n")
-    return text
+    return text + style_markdown(rows)
+
+
+def style_markdown(rows: list[dict[str, Any]]) -> str:
+    """The style mix of the rollouts against the demonstrations', for cells on data with styles."""
+    styled = [r for r in rows if r.get("styles")]
+    if not styled:
+        return ""
+    lines = ["", "Style mix of the rollouts (lwd.analysis.styles rule; shares among decided episodes, mean over "
+             "seeds) against the demonstrations' (same rule); TV: total-variation distance per seed; cells "
+             "evaluated before styles were recorded are missing.", "",
+             "| data | method | H | perturbation | seeds | rollout shares | demo shares | TV per seed | undecided / episodes |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in styled:
+        records = r["styles"]
+        names = list(records[0]["shares"])
+        mean = {n: sum(rec["shares"][n] for rec in records) / len(records) for n in names}
+        tv = " / ".join("-" if rec["tv_to_data"] is None else f"{rec['tv_to_data']:.2f}" for rec in records)
+        undecided = sum(rec["undecided"] for rec in records)
+        episodes = sum(rec["episodes"] for rec in records)
+        lines.append(f"| {r['data']} | {r['method']} | {r['horizon'] if r['horizon'] is not None else 'every step'} | "
+                     f"{r['perturbation']} | {len(records)} | " + ", ".join(f"{n} {v:.2f}" for n, v in mean.items())
+                     + " | " + ", ".join(f"{n} {v:.2f}" for n, v in records[0]["data_shares"].items())
+                     + f" | {tv} | {undecided} / {episodes} |")
+    return "\n".join(lines) + "\n"
 
 
 def plot(spec: StudySpec, rows: list[dict[str, Any]], path: Path) -> None:
