@@ -1,7 +1,8 @@
 """`lwd quickstart`: the whole method on Metaworld MT10 in one command, on a CPU, in < 15 minutes.
 
 1. Collect 50 demonstrations per task from Metaworld's scripted experts.
-2. Train task-conditioned LWD (preset `mt10-quick`): VAE with hypernetwork decoder, then the prior.
+2. Train task-conditioned LWD (preset `mt10-quick`): VAE whose decoder writes the MLP's weights from a
+   32-direction weight basis (`decoder=basis`), then the latent prior.
 3. Evaluate 50 episodes per task on fixed test seeds; print per-task success, FLOPs and params;
    write results.json and results.png.
 Finished stages are reused when the command is run again on the same folder.
