@@ -18,10 +18,14 @@ After the prior stage (generated latents):
   condition: how different the policies the prior generates for one situation are.
 - `bc_mse_prior`: each segment's actions against the policy generated for its condition.
 - `prior_mmd`, `posterior_mmd`: squared MMD (RBF kernel, median bandwidth) between generated latents
-  and posterior means of one half of the segments, against the MMD between the two halves (the
-  floor that sampling noise alone gives). Measured on training segments (the prior saw them all).
-- `nn_ratio`, `off_support`: distance from each generated latent to its nearest posterior latent,
-  median over the same for posterior latents of the other half; and the share of generated latents
+  and posterior samples z ~ q(z | segment) of one half of the segments, against the MMD between the
+  two halves (the floor that sampling noise alone gives). Measured on training segments (the prior
+  saw them all). Posterior *samples*, not means: the prior is trained on the aggregated posterior,
+  so in a dimension the KL has collapsed (q = N(0, 1)) its samples spread like the prior's; against
+  the means (logged before 2026-12-07, `reference` absent) every sample of a model with collapsed
+  dimensions looked off support (1.00 on MT10 and on the collapsed PushT settings).
+- `nn_ratio`, `off_support`: distance from each generated latent to its nearest posterior sample,
+  median over the same for posterior samples of the other half; and the share of generated latents
   farther than 95% of the posterior ones are. Latents sampled *between* clusters of the posterior
   show up as a ratio above 1 and a share above 0.05.
 All latent distances are in standardised units (the prior's).
@@ -116,7 +120,7 @@ def prior_report(model: "LWD", dataset: SegmentDataset, starts: np.ndarray, segm
     batch, inputs = _segments(model, dataset, starts, segments, seed)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        mu, _ = model.vae.encoder(batch[STATES], batch[ACTIONS], batch[MASK], batch.get(TASK))
+        mu, logvar = model.vae.encoder(batch[STATES], batch[ACTIONS], batch[MASK], batch.get(TASK))
         cond = model.condition(batch.get(TASK), batch.get(OBS_HISTORY))  # (B, C)
         n = len(mu)
         z = model.sample_latents(cond.repeat_interleave(policies, 0), generator)  # (B*K, Dz)
@@ -125,7 +129,8 @@ def prior_report(model: "LWD", dataset: SegmentDataset, starts: np.ndarray, segm
         spread = action_spread(model.target, thetas, inputs[:, 0])
         scale = model.latent_std
         generated = ((z.reshape(n, policies, -1)[:, 0] - model.latent_mean) / scale)  # (B, Dz): one per condition
-        posterior = (mu - model.latent_mean) / scale
+        drawn = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, generator=generator)  # what the prior learned
+        posterior = (drawn - model.latent_mean) / scale
         half = n // 2
         reference, held = posterior[:half], posterior[half:]
         pooled = torch.cat([reference, held])
@@ -141,6 +146,7 @@ def prior_report(model: "LWD", dataset: SegmentDataset, starts: np.ndarray, segm
             "posterior_mmd": mmd_rbf(held, reference, bandwidth),
             "nn_ratio": float(gen_nn.median() / post_nn.median().clamp_min(1e-12)),
             "off_support": float((gen_nn > torch.quantile(post_nn, 0.95)).float().mean()),
+            "reference": "posterior samples",
         }
 
 
