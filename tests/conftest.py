@@ -56,23 +56,33 @@ def lift_env():
     env.close()
 
 
-def assert_exported_eval_matches_library(run, folder, episodes: int, tmp_path) -> None:
+def assert_exported_eval_matches_library(run, folder, episodes: int, tmp_path, steps_compared: int = 40) -> None:
     """`lwd eval RUN --exported FOLDER` gives the library's episodes: the same seeds, successes and
-    lengths; summed rewards within 3% (actions agree to float rounding, contact-rich steps drift
-    slightly); the same number of generations, more than 3."""
+    lengths, the same number of generations (more than 3), and, recorded with --rollouts, the same
+    observations and actions over each episode's first `steps_compared` steps (within 1e-3).
+
+    Not the whole trajectories, nor summed rewards: actions agree to float rounding (~1e-7), but an
+    untrained policy's 500 contact-rich steps amplify that, and where it ends up depends on the
+    machine's float kernels (summed rewards 5.5% apart on one 2026-12-07 machine, 1.1% on others)."""
     import json
 
     from lwd.cli import main
+    from lwd.data import Episodes
 
     args = ["eval", str(run), "--episodes", str(episodes)]
-    assert main([*args, "--out", str(tmp_path / "library.json")]) == 0
-    assert main([*args, "--exported", str(folder), "--out", str(tmp_path / "exported.json")]) == 0
+    assert main([*args, "--out", str(tmp_path / "library.json"), "--rollouts", str(tmp_path / "library.zarr")]) == 0
+    assert main([*args, "--exported", str(folder), "--out", str(tmp_path / "exported.json"),
+                 "--rollouts", str(tmp_path / "exported.zarr")]) == 0
     library, exported = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("library", "exported"))
     assert [(e["seed"], e["success"], e["steps"]) for e in exported["episodes"]] == \
            [(e["seed"], e["success"], e["steps"]) for e in library["episodes"]]
-    np.testing.assert_allclose([e["total_reward"] for e in exported["episodes"]],
-                               [e["total_reward"] for e in library["episodes"]], rtol=0.03)
     assert exported["cost"]["generations"] == library["cost"]["generations"] > 3
+    ours, theirs = Episodes.load(tmp_path / "library.zarr"), Episodes.load(tmp_path / "exported.zarr")
+    assert ours.num_episodes == theirs.num_episodes == len(library["episodes"])
+    for i in range(ours.num_episodes):
+        a, b = ours.episode(i), theirs.episode(i)
+        for key in ("obs", "action"):
+            np.testing.assert_allclose(b[key][:steps_compared], a[key][:steps_compared], atol=1e-3, err_msg=f"episode {i}, {key}")
 
 
 @pytest.fixture
