@@ -50,7 +50,7 @@ from lwd.methods.frozen_vision import FrozenVision, lazy
 from lwd.methods.lwd.config import LWDConfig
 from lwd.methods.lwd.denoiser import LatentDenoiser
 from lwd.methods.lwd.encoder import TrajectoryEncoder
-from lwd.methods.lwd.hypernet import BasisHypernetwork, ChunkedHypernetwork
+from lwd.methods.lwd.hypernet import BasisHypernetwork, ChunkedHypernetwork, WeightDecoder
 from lwd.methods.lwd.presets import PRESETS
 from lwd.methods.lwd.style import LWDRuntime, StyleRequest, drop_styles, guided_noise, style_request
 from lwd.methods.target_mlp import TargetMLPSpec, batched_mlp_forward
@@ -67,7 +67,7 @@ class LWDVAE(nn.Module):
             d_model=cfg.encoder_dim, n_layers=cfg.encoder_layers, n_heads=cfg.encoder_heads,
             num_tasks=info.task_inputs,
         )
-        self.decoder: ChunkedHypernetwork | BasisHypernetwork
+        self.decoder: WeightDecoder
         if cfg.decoder == "basis":
             self.decoder = BasisHypernetwork(target, cfg.latent_dim, basis_size=cfg.basis_size, hidden=cfg.hyper_hidden)
         else:
