@@ -14,8 +14,8 @@ and suites run exactly as before.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -129,11 +129,6 @@ def policy_observation(method: Method, obs: Any) -> Any:
     if isinstance(obs, dict) and not method.info.images:
         return obs["obs"]
     return obs
-
-
-def _low_dim(obs: Any) -> np.ndarray:
-    """The low-dim observations of all slots (an image suite's dict holds them under "obs")."""
-    return obs["obs"] if isinstance(obs, dict) else obs
 
 
 def _rows(obs: Any, index: Any, frames: bool) -> Any:
@@ -312,7 +307,7 @@ def evaluate(
             obs[mask] = np.asarray(new_obs, np.float32)[mask]
         if label_style is not None:
             for i, *_ in new:
-                schedule.running[i].trace = [_low_dim(obs)[i].copy()]
+                schedule.running[i].trace = [_rows(obs, i, frames=False).copy()]
 
     try:
         start_next(list(range(n_envs)))
@@ -334,7 +329,7 @@ def evaluate(
                 tally = schedule.running[i]
                 tally.record(rewards[i], success[i], scores[i])
                 if tally.trace is not None and not done[i]:  # the observations actions were chosen from, as demos hold them
-                    tally.trace.append(_low_dim(obs)[i].copy())
+                    tally.trace.append(_rows(obs, i, frames=False).copy())
                 if done[i]:
                     results.append(tally.result())
                     if label_style is not None:

@@ -502,7 +502,7 @@ def _run_group(spec_path: str, root_text: str, cells: list[StudyCell], progress:
     data = data_spec.location(spec.suite, root)
     # data made of several expert styles: each rollout is labelled by the suite's style rule, and the
     # cell records the mix against the demonstrations' own (labelled by the same rule)
-    data_styles = demo_style_mix(data, spec.suite) if data_spec.styles and _has_style_rule(spec.suite) else None
+    data_styles = demo_style_mix(data, spec.suite) if data_spec.styles else None
     run_dir = root / RUNS_ROOT / f"{first.method}-{first.run_key}"  # keyed by every training setting: shared across studies
     job = f"{first.label} {first.data} seed {first.seed}"
     if (run_dir / "model.safetensors").exists():
@@ -551,24 +551,18 @@ def _run_group(spec_path: str, root_text: str, cells: list[StudyCell], progress:
                                      f"({record['successes']}/{record['episodes_run']}) in {record['seconds']:,.0f} s")
 
 
-def _has_style_rule(suite: str) -> bool:
-    from lwd.analysis.styles import style_rule
-
-    try:
-        style_rule(suite)
-    except ValueError:
-        return False  # styled data on a suite whose observations cannot show the style: success only
-    return True
-
-
-def demo_style_mix(data: Path, suite: str) -> dict[str, Any]:
+def demo_style_mix(data: Path, suite: str) -> dict[str, Any] | None:
     """The style shares of a study's demonstrations, by the same rule that labels the rollouts
-    (so the two mixes are measured alike; the expert's drawn mix is in the store's attributes)."""
+    (so the two mixes are measured alike; the expert's drawn mix is in the store's attributes).
+    None on a suite whose observations cannot show the style (no rule): its cells record success only."""
     from lwd.analysis.styles import UNDECIDED, label_episodes, style_rule, style_shares
     from lwd.data import Episodes
 
+    try:
+        styles = list(style_rule(suite).styles)
+    except ValueError:
+        return None
     labels = [style.label for style in label_episodes(Episodes.load(data), suite)]
-    styles = list(style_rule(suite).styles)
     return {"styles": styles, "shares": style_shares(labels, styles), "undecided": labels.count(UNDECIDED), "episodes": len(labels)}
 
 
@@ -578,10 +572,10 @@ def rollout_style_mix(labels: list[str], data_styles: dict[str, Any]) -> dict[st
     from lwd.analysis.styles import UNDECIDED, style_shares, total_variation
 
     shares = style_shares(labels, data_styles["styles"])
-    decided = len(labels) - labels.count(UNDECIDED)
-    return {"shares": shares, "undecided": labels.count(UNDECIDED), "episodes": len(labels), "data_shares": data_styles["shares"],
+    undecided = labels.count(UNDECIDED)
+    return {"shares": shares, "undecided": undecided, "episodes": len(labels), "data_shares": data_styles["shares"],
             "data_undecided": data_styles["undecided"], "data_episodes": data_styles["episodes"],
-            "tv_to_data": total_variation(shares, data_styles["shares"]) if decided else None}
+            "tv_to_data": total_variation(shares, data_styles["shares"]) if undecided < len(labels) else None}
 
 
 def _say(show: bool, line: str) -> None:
