@@ -176,6 +176,9 @@ def test_encoder_from_weights_or_a_run_is_used_unchanged_and_a_mismatch_says_wha
     with pytest.raises(ValueError, match=r"add --set camera_features=8$"):
         train_run("lwd", data, tmp_path / "y", overrides=[*no_stage, "camera_features=4", f"encoder_from={root / 'lwd'}"],
                   progress=False)
+    with pytest.raises(ValueError, match=r"add --set crop_shape=\[88,88\] image_pool=1$"):  # pool: from the config
+        train_run("lwd", data, tmp_path / "p", overrides=[*no_stage, "image_pool=2", "crop_shape=[40,40]",
+                                                          f"encoder_from={root / 'lwd'}"], progress=False)
     with pytest.raises(ValueError, match="neither a run directory nor a .safetensors file"):
         train_run("lwd", data, tmp_path / "z", overrides=[*no_stage, f"encoder_from={tmp_path / 'nothing'}"], progress=False)
 
@@ -224,9 +227,14 @@ def test_lwd_info_of_an_image_run_costs_the_encoder_and_times_steps_with_frames(
     assert info["flops_image_encoders"] > 0 and info["latency_steps"] == 3
     assert info["flops_policy_step"] == info["flops_image_encoders"] + info["flops_generated_mlp"]
     preset = preset_info("lwd", "pusht-image", 2, 2, env="pusht/image")
-    encoder = ImageEncoder((96, 96, 3), (84, 84), 16, 32, 64).eval()
+    encoder = ImageEncoder((96, 96, 3), (42, 42), 16, 32, 64, pool=2).eval()  # the preset's: frames pooled 2x
     assert preset["flops_image_encoders"] == count_flops(lambda: encoder(torch.zeros(1, 96, 96, 3, dtype=torch.uint8)))
     assert preset["params_image_encoders"] == sum(p.numel() for p in encoder.parameters())
+    # what pooling is for: the issue's >= 10x fewer FLOPs per control step than DP image-cpu at H = 32
+    lwd32 = preset_info("lwd", "pusht-image", 2, 2, env="pusht/image", action_horizon=32)["flops_per_step"]
+    dp32 = preset_info("dp", "image-cpu", 2, 2, env="pusht/image", overrides=["horizon=36"], action_horizon=32)["flops_per_step"]
+    full32 = preset_info("lwd", "pusht-image-full", 2, 2, env="pusht/image", action_horizon=32)["flops_per_step"]
+    assert dp32 > 10 * lwd32 and dp32 < 10 * full32
 
 
 def test_an_exported_image_run_takes_step_vectors_and_evaluates_as_the_library_does(runs, tmp_path):

@@ -91,3 +91,22 @@ def test_crops_are_central_in_eval_and_random_per_frame_in_training():
         ImageEncoder((8, 8, 3), crop_shape=(10, 10), width=16)
     with pytest.raises(ValueError, match="multiple of 16"):
         ImageEncoder((8, 8, 3), crop_shape=(6, 6), width=24)
+
+
+def test_a_pooled_encoder_sees_what_the_same_encoder_sees_on_the_smaller_frame_at_a_third_of_the_flops():
+    from lwd.flops import count_flops
+
+    torch.manual_seed(0)
+    small = torch.randint(0, 256, (3, 48, 48, 3), dtype=torch.uint8)
+    big = small.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)  # every 2x2 block one colour: pooling undoes it
+    pooled = ImageEncoder((96, 96, 3), crop_shape=(42, 42), width=16, pool=2).eval()
+    plain = ImageEncoder((48, 48, 3), crop_shape=(42, 42), width=16).eval()
+    plain.load_state_dict(pooled.state_dict())  # pooling adds no weights
+    torch.testing.assert_close(pooled(big), plain(small), rtol=1e-5, atol=1e-5)
+    full = ImageEncoder((96, 96, 3), crop_shape=(84, 84), width=16).eval()
+    frame = torch.zeros(1, 96, 96, 3, dtype=torch.uint8)
+    assert count_flops(lambda: pooled(frame)) < count_flops(lambda: full(frame)) / 3
+    with pytest.raises(ValueError, match=r"must fit in the 48x48 frames \(pooled 2x from 96x96\)"):
+        ImageEncoder((96, 96, 3), crop_shape=(84, 84), width=16, pool=2)
+    with pytest.raises(ValueError, match="divide the 96x96 frames"):
+        ImageEncoder((96, 96, 3), crop_shape=(20, 20), width=16, pool=5)

@@ -356,13 +356,14 @@ def _trained_with(run_dir: Path) -> str:
 
 
 def preset_info(method: str, preset: str, obs_dim: int, action_dim: int, num_tasks: int = 0, latency_steps: int = 0,
-                env: str | None = None, **runtime: Any) -> dict[str, Any]:
+                env: str | None = None, overrides: list[str] | tuple[str, ...] = (), **runtime: Any) -> dict[str, Any]:
     """What a preset sets (its method and optimiser settings, `extends` chain applied; "sets KEY" rows)
     and the cost of an untrained model built from it: FLOPs and params need no training. With an image
-    suite as `env`, a method that reads frames is costed with its image encoders."""
+    suite as `env`, a method that reads frames is costed with its image encoders. `overrides`
+    (key=value) change settings as `lwd train --set` does, e.g. DP's horizon=36 that H = 32 needs."""
     import numpy as np
 
-    cfg, _ = build_configs(method, preset)
+    cfg, _ = build_configs(method, preset, overrides)
     settings, train = resolve_preset(get_method(method), preset)
     sets = {f"sets {key}": repr(value) for key, value in settings.items()}
     sets.update({f"sets train.{key}": repr(value) for key, value in train.items()})
@@ -373,6 +374,7 @@ def preset_info(method: str, preset: str, obs_dim: int, action_dim: int, num_tas
     images = make_suite(env).images if env and get_method(method).reads_images else ()
     model = build_method(method, cfg, DataInfo(obs_dim, action_dim, tasks, images=images), normalizer, seed=0)
     episode_steps = make_suite(env).max_episode_steps if env else None
+    sets.update({f"--set {item.partition('=')[0]}": item.partition("=")[2] for item in overrides})
     return {"method": method, "preset": preset, **(sets or {"sets": "nothing (the config's defaults)"}),
             "obs / action dims": f"{obs_dim} / {action_dim}", "trained": "no (cost only)",
             **describe(model, runtime, latency_steps, episode_steps)}

@@ -33,7 +33,7 @@ Where the encoder comes from (`encoder_from`, a setting of the method):
   one encoder without sharing files.
 - a run directory: the camera encoders of a trained image run (Diffusion Policy `dp`, or an lwd /
   bc run with frozen features), loaded from its model.safetensors. Its image settings (crop_shape,
-  image_width, image_keypoints, camera_features) and frame shapes must be this run's.
+  image_width, image_keypoints, camera_features, image_pool) and frame shapes must be this run's.
 - a .safetensors file: your own weights, laid out as `ImageEncoder.state_dict()` names them, under
   "<image key>." per camera (or with no prefix when there is one camera; "encoders.<image key>."
   as Diffusion Policy runs store them).
@@ -64,7 +64,7 @@ HEAD_HIDDEN = (256, 256)
 """Hidden widths of the MLP head that trains the encoder by behaviour cloning ("encoder" stage)."""
 EMBED_BATCH = 256
 """Frames embedded per forward pass when a dataset's features are computed."""
-IMAGE_SETTINGS = ("crop_shape", "image_width", "image_keypoints", "camera_features")
+IMAGE_SETTINGS = ("crop_shape", "image_width", "image_keypoints", "camera_features", "image_pool")
 """The config fields that fix an encoder's architecture (the same names in dp, lwd and bc configs)."""
 
 
@@ -74,7 +74,7 @@ def check_image_settings(owner: str, cfg: Any) -> None:
         raise ValueError(f"{owner}.crop_shape must be [height, width] in pixels, e.g. [84, 84]; got {cfg.crop_shape!r}")
     if cfg.image_width < 16 or cfg.image_width % 16:
         raise ValueError(f"{owner}.image_width must be a multiple of 16 (GroupNorm groups of 16 channels), got {cfg.image_width}")
-    for name in ("image_keypoints", "camera_features", "encoder_steps", "encoder_batch_size"):
+    for name in ("image_keypoints", "camera_features", "image_pool", "encoder_steps", "encoder_batch_size"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{owner}.{name} must be >= 1, got {getattr(cfg, name)}")
     if cfg.encoder_lr <= 0:
@@ -95,7 +95,8 @@ class FrozenVision(nn.Module):
         self.image_keys = tuple(key for key, _ in images)
         self.low_dim = low_dim
         self.encoders = nn.ModuleDict({
-            key: ImageEncoder(tuple(shape), cfg.crop_shape, cfg.image_width, cfg.image_keypoints, cfg.camera_features)
+            key: ImageEncoder(tuple(shape), cfg.crop_shape, cfg.image_width, cfg.image_keypoints, cfg.camera_features,
+                                cfg.image_pool)
             for key, shape in images
         })
         self.feature_dim = len(images) * cfg.camera_features
@@ -229,7 +230,7 @@ class FrozenVision(nn.Module):
             torch.manual_seed(seed)
             for key in self.image_keys:
                 fresh = ImageEncoder(self.encoders[key].frame_shape, cfg.crop_shape, cfg.image_width,
-                                     cfg.image_keypoints, cfg.camera_features)
+                                     cfg.image_keypoints, cfg.camera_features, cfg.image_pool)
                 self.encoders[key].load_state_dict(fresh.state_dict())
             for layer in self.head:
                 if isinstance(layer, nn.Linear):
@@ -286,7 +287,8 @@ class FrozenVision(nn.Module):
     def _check_source_run(self, path: Path, raw: dict[str, Any]) -> None:
         """A source run's frames and image settings must be this model's (one line naming the fix)."""
         settings = raw.get("method_config", {}) if isinstance(raw, dict) else {}
-        theirs = {name: settings.get(name) for name in IMAGE_SETTINGS}
+        # image_pool came later: a config.json without it was trained at full resolution
+        theirs = {name: settings.get(name, 1 if name == "image_pool" else None) for name in IMAGE_SETTINGS}
         ours = {name: list(v) if isinstance(v, tuple) else v for name, v in ((n, getattr(self.cfg, n)) for n in IMAGE_SETTINGS)}
         if any(v is None for v in theirs.values()):
             raise ValueError(f"encoder_from={str(path)!r}: that run has no image encoder settings ({raw.get('method')} "

@@ -40,6 +40,10 @@ class BCConfig:
     """Spatial-softmax keypoints per camera."""
     camera_features: int = field(default=64, metadata=ADDED_LATER)
     """Features per camera and step."""
+    image_pool: int = field(default=1, metadata=ADDED_LATER)
+    """Average-pool each frame over pool x pool pixels before the crop (crop_shape is then in pooled
+    pixels; 1: full resolution, as Diffusion Policy). The frozen encoder runs at every control step,
+    as LWD's does; the same setting freezes the same encoder."""
 
     def __post_init__(self) -> None:
         check_positive("BCConfig", steps=self.steps, obs_steps=self.obs_steps)

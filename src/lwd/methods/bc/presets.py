@@ -9,5 +9,6 @@ PRESETS: dict[str, Preset] = {
     # BC on features for PushT from camera frames: the last 2 step vectors (as LWD's pusht-image MLP
     # sees them) of the encoder LWD's pusht-image freezes (the same image settings; with the same
     # seed, bit for bit the same encoder).
-    "pusht-image": Preset(method={"obs_steps": 2, "image_width": 16}, extends="default"),
+    "pusht-image": Preset(method={"obs_steps": 2, "image_width": 16, "image_pool": 2, "crop_shape": (42, 42)},
+                          extends="default"),
 }

@@ -62,6 +62,10 @@ class DPConfig:
     """Spatial-softmax keypoints per camera."""
     camera_features: int = field(default=64, metadata=ADDED_LATER)
     """Features per camera and step after the encoder's linear layer."""
+    image_pool: int = field(default=1, metadata=ADDED_LATER)
+    """Average-pool each frame over pool x pool pixels before the crop (crop_shape is then in pooled
+    pixels; 1: full resolution, as the reference). DP runs its encoders once per plan, so pooling
+    matters less to its cost than to methods that encode every step."""
 
     def __post_init__(self) -> None:
         for name in ("horizon", "obs_steps", "action_steps", "kernel_size", "diffusion_step_embed_dim", "n_groups",
@@ -114,6 +118,6 @@ class DPConfig:
             raise ValueError(f"DPConfig.crop_shape must be [height, width] in pixels, e.g. [84, 84]; got {self.crop_shape!r}")
         if self.image_width < 16 or self.image_width % 16:
             raise ValueError(f"DPConfig.image_width must be a multiple of 16 (GroupNorm groups of 16 channels), got {self.image_width}")
-        for name in ("image_keypoints", "camera_features"):
+        for name in ("image_keypoints", "camera_features", "image_pool"):
             if getattr(self, name) < 1:
                 raise ValueError(f"DPConfig.{name} must be >= 1, got {getattr(self, name)}")

@@ -80,7 +80,8 @@ class DiffusionPolicy(Method):
         self.encoders: nn.ModuleDict | None = None  # one image encoder per camera; None for low-dim data
         if self.image_keys:
             self.encoders = nn.ModuleDict({
-                key: ImageEncoder(tuple(shape), cfg.crop_shape, cfg.image_width, cfg.image_keypoints, cfg.camera_features)
+                key: ImageEncoder(tuple(shape), cfg.crop_shape, cfg.image_width, cfg.image_keypoints, cfg.camera_features,
+                                cfg.image_pool)
                 for key, shape in info.images
             })
         self.step_dim = info.obs_dim + len(self.image_keys) * cfg.camera_features
