@@ -88,3 +88,35 @@ def test_latent_diagnostics_benchmark_writes_json_and_plot(reach, tmp_path, monk
     assert len(record["posterior"]["kl_per_dim"]) == 8 and 0 <= record["posterior"]["active_units"] <= 8
     assert set(record["drift"]) == {"posterior", "prior"}
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_label_separability_is_one_on_clusters_and_chance_on_noise():
+    from lwd.analysis.latents import label_separability
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(["left", "right"], 200)
+    groups = np.arange(400) // 4  # episodes of 4 segments, one label each
+    clustered = rng.normal(size=(400, 6)) * 0.1 + (labels == "right")[:, None] * 3.0
+    result = label_separability(clustered, labels, groups)
+    assert result["knn_accuracy"] == 1.0 and result["recall"] == {"left": 1.0, "right": 1.0} and result["chance"] == 0.5
+    noise = label_separability(rng.normal(size=(400, 6)), labels, groups)
+    assert abs(noise["knn_accuracy"] - 0.5) < 0.1 and noise["balanced_chance"] == 0.5
+    # neighbours never come from the point's own episode: tight per-episode clumps with labels alternating
+    # by episode would look perfectly separable if they could vote for themselves
+    clumps = np.repeat(rng.normal(size=(100, 6)) * 5, 4, axis=0) + rng.normal(size=(400, 6)) * 0.01
+    alternating = np.where(groups % 2 == 0, "left", "right")
+    assert label_separability(clumps, alternating, groups)["knn_accuracy"] < 0.7
+    assert label_separability(clumps, alternating, np.arange(400))["knn_accuracy"] == 1.0  # (as if each point its own episode)
+
+
+def test_latent_map_of_styled_demos_is_coloured_by_style_and_says_how_far_the_latent_tells_them_apart(reach, tmp_path, capsys):
+    styled = tmp_path / "styled.zarr"
+    assert main(["demos", "metaworld/reach-v3", "--episodes", "6", "--styles", "all", "--out", str(styled)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "map.json"
+    assert main(["latents", str(reach / "lwd"), "--data", str(styled), "--out", str(tmp_path / "map.png"), "--json", str(out)]) == 0
+    assert "coloured by style" in capsys.readouterr().out
+    info = json.loads(out.read_text())
+    sep = info["separability"]
+    assert info["coloured_by"] == "style" and sep["points"] == info["points"] and 0 <= sep["knn_accuracy"] <= 1
+    assert set(sep["recall"]) <= {"scripted", "lift-first", "slow"} and sep["balanced_chance"] == 1 / len(sep["recall"])
