@@ -26,6 +26,7 @@ from lwd.analysis.reconstruct import segment_drift
 from lwd.checkpoint import load_model
 from lwd.data import Episodes
 from lwd.methods.lwd.diagnostics import posterior_report, prior_report
+from lwd.provenance import provenance
 
 
 def main() -> None:
@@ -45,6 +46,7 @@ def main() -> None:
     starts = model.segment_starts(episodes, dataset)
     with torch.no_grad():
         record = {"run": args.run, "data": args.data, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "provenance": provenance(),
                   "posterior": posterior_report(model, dataset, starts), "prior": prior_report(model, dataset, starts)}
     record["drift"] = {kind: segment_drift(args.run, args.data, args.episodes, kind, progress=True) for kind in ("posterior", "prior")}
     out = Path(args.out)
