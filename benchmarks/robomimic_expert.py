@@ -7,9 +7,10 @@ An episode succeeds if the env's own success check is true at any step within 40
 terminates there). CPU time is `time.process_time()` around each episode (env + expert), so it
 is comparable across machines with other loads; run with OMP_NUM_THREADS=1.
 
-`--style` runs one of the expert's styles (Lift: waypoint, other-grasp, slow); each episode then
-also records what tells the styles apart, from the observations: how far the hand turned about
-the vertical (deg, first to last step) and its mean speed (cm per step).
+`--style` runs one of the expert's styles (Lift: waypoint, other-grasp, slow; Can: waypoint,
+side-grasp, slow); each episode then also records what tells the styles apart, from the
+observations: how far the hand turned about the vertical (deg, first to last step) and its mean
+speed (cm per step).
 
     python benchmarks/robomimic_expert.py --task lift --style other-grasp --seeds 100000:100050 \
         --out benchmarks/results/robomimic-expert-lift-other-grasp.json
@@ -51,7 +52,7 @@ def main() -> None:
     p.add_argument("--task", choices=TASKS, required=True)
     p.add_argument("--seeds", default="100000:100050")
     p.add_argument("--salt", type=int, default=0)
-    p.add_argument("--style", default="waypoint", help="the expert's style (lift: waypoint, other-grasp, slow)")
+    p.add_argument("--style", default="waypoint", help="the expert's style (lift: waypoint, other-grasp, slow; can: waypoint, side-grasp, slow)")
     p.add_argument("--perturb", default=None, help="e.g. block-push:20:0.02 / object-push:3:0.05: how robust the expert is")
     p.add_argument("--out", default=None)
     args = p.parse_args()

@@ -120,7 +120,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="mode", required=True)
     a = sub.add_parser("accuracy", help="the rule on expert episodes of each style")
-    a.add_argument("suite", help="pusht, robomimic/lift, metaworld/mt10 or a metaworld MT10 task")
+    a.add_argument("suite", help="pusht, robomimic/lift, robomimic/can, metaworld/mt10 or a metaworld MT10 task")
     a.add_argument("--seeds", default="100000:100050", help="a:b (b exclusive), consecutive")
     a.add_argument("--out", required=True)
     c = sub.add_parser("compare", help="trained runs' rollouts against their data")

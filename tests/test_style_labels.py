@@ -125,8 +125,8 @@ def test_report_gives_the_rules_accuracy_on_recorded_styles_and_the_tv_of_rollou
 
 
 def test_suites_without_style_labels_are_refused_in_one_line():
-    with pytest.raises(ValueError, match="no style labels for 'robomimic/can'"):
-        style_rule("robomimic/can")
+    with pytest.raises(ValueError, match="no style labels for 'robomimic/square'"):
+        style_rule("robomimic/square")
     with pytest.raises(ValueError, match="no style labels for 'pusht/image'"):
         style_rule("pusht/image")
 
@@ -151,6 +151,23 @@ def test_lift_rule_names_the_style_of_expert_episodes(lift_env):
     for style in LIFT_STYLES:
         run = rollout_expert(lift_env, RobomimicExpert("lift", style=style), 100000, 400)
         assert run.success and style_rule("robomimic/lift").label(np.asarray(run.obs)).label == style
+
+
+def test_can_rule_names_the_style_of_expert_episodes():
+    pytest.importorskip("robosuite")
+    from lwd.demos import rollout_expert
+    from lwd.envs.robomimic import RobomimicEnv
+    from lwd.experts.robomimic import CAN_STYLES, RobomimicExpert
+
+    env = RobomimicEnv("can")
+    try:
+        for style in CAN_STYLES:
+            run = rollout_expert(env, RobomimicExpert("can", style=style), 100001, 400)
+            assert run.success and style_rule("robomimic/can").label(np.asarray(run.obs)).label == style
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match="need robomimic Can's 23-d observations"):
+        style_rule("robomimic/can").label(np.zeros((5, 19)))
 
 
 # --- rollouts of any method, recorded through the evaluator -----------------------------------------

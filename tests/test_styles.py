@@ -162,7 +162,39 @@ def test_lift_styles_grasp_across_other_faces_or_move_slower_and_all_succeed(lif
     assert speed["slow"] < 2 / 3 * speed["waypoint"]
 
 
-def test_lift_suite_offers_its_styles_and_can_has_none():
+def test_lift_and_can_suites_offer_their_styles_and_square_has_none():
     assert make_suite("robomimic/lift").styles == ("waypoint", "other-grasp", "slow")
-    with pytest.raises(ValueError, match="--styles: the robomimic/can expert has one way only"):
-        parse_styles("all", make_suite("robomimic/can"))
+    assert make_suite("robomimic/can").styles == ("waypoint", "side-grasp", "slow")
+    with pytest.raises(ValueError, match="--styles: the robomimic/square expert has one way only"):
+        parse_styles("all", make_suite("robomimic/square"))
+
+
+# --- robomimic Can ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def can_env():
+    pytest.importorskip("robosuite")
+    from lwd.envs.robomimic import RobomimicEnv
+
+    env = RobomimicEnv("can")
+    yield env
+    env.close()
+
+
+def test_can_styles_are_deterministic_grasp_from_another_side_or_move_slower_and_all_succeed(can_env):
+    """From the same start: side-grasp's hand is turned 1.0-1.3 rad when the can leaves the table
+    (waypoint's within 0.4 rad plus tracking), slow moves the hand at most 2/3 as fast."""
+    from lwd.envs.robomimic import MAX_EPISODE_STEPS
+    from lwd.experts.robomimic import RobomimicExpert, _hand_yaw
+
+    yaw, speed = {}, {}
+    for style in ("waypoint", "side-grasp", "slow"):
+        run = rollout_expert(can_env, RobomimicExpert("can", style=style), LIFT_SEED, MAX_EPISODE_STEPS)
+        obs = np.asarray(run.obs, np.float64)
+        assert run.success, style
+        again = rollout_expert(can_env, RobomimicExpert("can", style=style), LIFT_SEED, 30)
+        np.testing.assert_array_equal(np.asarray(again.obs, np.float64), obs[:len(again.obs)])
+        lifted = int(np.argmax(obs[:, 9] > obs[:20, 9].min() + 0.01))  # the can's height: obs[9]
+        yaw[style] = abs(_hand_yaw(obs[lifted, 17:21]))  # eef quat: obs[17:21]
+        speed[style] = np.linalg.norm(np.diff(obs[:lifted, 14:17], axis=0), axis=1).mean()  # eef pos: obs[14:17]
+    assert yaw["waypoint"] < 0.5 and 0.9 < yaw["side-grasp"] < 1.4
+    assert speed["slow"] < 2 / 3 * speed["waypoint"]

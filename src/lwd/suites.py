@@ -100,7 +100,7 @@ def _pusht_suite(obs_type: str) -> Suite:
 def _robomimic_suite(task_name: str, image: bool = False) -> Suite:
     """robomimic/<task> (low-dim obs) or robomimic/<task>/image (proprioception + the agentview camera)."""
     from lwd.envs import robomimic
-    from lwd.experts.robomimic import LIFT_STYLES, RobomimicExpert
+    from lwd.experts.robomimic import STYLES, RobomimicExpert
 
     cameras = robomimic.IMAGE_CAMERAS if image else ()
 
@@ -111,7 +111,7 @@ def _robomimic_suite(task_name: str, image: bool = False) -> Suite:
     images = tuple((robomimic.image_key(camera), (side, side, 3)) for camera in cameras)
     obs_dim = robomimic.PROPRIO_DIM if image else robomimic.OBS_DIMS[task_name]
     return Suite(f"robomimic/{task_name}" + ("/image" if image else ""), (task_name,), obs_dim, robomimic.ACTION_DIM,
-                 robomimic.MAX_EPISODE_STEPS, make_env, RobomimicExpert, styles=LIFT_STYLES if task_name == "lift" else (),
+                 robomimic.MAX_EPISODE_STEPS, make_env, RobomimicExpert, styles=STYLES.get(task_name, ()),
                  make_task_style_expert=lambda task, style: RobomimicExpert(task, style=style), images=images)
 
 

@@ -26,6 +26,9 @@ hands over to the same behaviour, so labels there would read nothing):
   otherwise the hand's yaw at the lift names the grasp: "other-grasp" if it is nearer (modulo the
   gripper's 180 deg symmetry) to the yaw that closes across the cube's other pair of faces than
   to the one nearest the hand's start yaw ("waypoint"); "undecided" if the cube is never lifted.
+- robomimic Can (23-d obs): the same style phase and "slow" test as Lift's; otherwise "side-grasp"
+  if the hand's yaw at the lift is more than 0.7 rad from 0 (modulo 180 deg; the expert keeps
+  within 0.4 rad, side-grasp turns to 1.0-1.3 either way), else "waypoint".
 - Metaworld MT10 tasks: the style phase runs until the hand is within 2 cm (horizontally) of the
   scripted policy's first waypoint (`lwd.experts.metaworld.APPROACH`) and starts down (at least 10
   steps). "lift-first" if the hand climbs at least 4 cm above the higher of its start and that
@@ -158,11 +161,36 @@ class PushTRule:
 LIFT_LIFTED = 0.01  # m above the cube's start height
 LIFT_SLOW_P90 = 0.0085  # m per step
 LIFT_STILL = 0.001  # m per step: slower steps are the hand holding still
+CAN_SIDE_YAW = 0.7  # rad: Can's hand yaw at the lift beyond which the grasp is side-grasp's
+CAN_SETTLE_STEPS = 20  # the can rests on the table by then, and no expert reaches it sooner
 
 
 def _fold(angle: float) -> float:
     """Distance of an angle from 0 modulo pi (a two-finger gripper is symmetric under a half turn)."""
     return abs((angle + math.pi / 2) % math.pi - math.pi / 2)
+
+
+def _lift_phase(object_z: np.ndarray, settle_steps: int | None = None) -> tuple[int, bool]:
+    """Last step of a pick's style phase: the first step the object is LIFT_LIFTED above its resting
+    height (it spawns in the air and settles in a few steps: counted from then), else the last step;
+    and whether it was lifted at all. The resting height is the lowest over the first `settle_steps`
+    (all steps when None: Lift's cube is never put lower; Can's can ends in a bin below the table)."""
+    rest = object_z[:settle_steps].min()
+    settled = int(np.argmax(object_z < rest + 0.002))
+    lifted = settled + np.flatnonzero(object_z[settled:] > rest + LIFT_LIFTED)
+    return (int(lifted[0]), True) if len(lifted) else (len(object_z) - 1, False)
+
+
+def _slow(hand: np.ndarray, lo: int, hi: int) -> bool:
+    """Whether the hand's per-step travel over [lo, hi] has its 90th percentile below LIFT_SLOW_P90
+    (steps under LIFT_STILL, the hand holding still while the gripper closes, left out)."""
+    steps = np.linalg.norm(np.diff(hand[lo:hi + 1], axis=0), axis=1)
+    steps = steps[steps > LIFT_STILL]
+    return bool(len(steps)) and float(np.percentile(steps, 90)) < LIFT_SLOW_P90
+
+
+def _speed_p90_cm(hand: np.ndarray, end: int) -> float:
+    return float(100 * np.percentile(np.linalg.norm(np.diff(hand[:end + 1], axis=0), axis=1), 90)) if end else 0.0
 
 
 class LiftRule:
@@ -175,18 +203,13 @@ class LiftRule:
         if obs.ndim != 2 or obs.shape[1] != 19:
             raise ValueError(f"Lift style labels need robomimic Lift's 19-d observations, got shape {obs.shape}")
         cube, cube_quat, hand, hand_quat = obs[:, 0:3], obs[:, 3:7], obs[:, 10:13], obs[:, 13:17]
-        rest = cube[:, 2].min()  # the cube spawns in the air and settles in a few steps: count from then
-        settled = int(np.argmax(cube[:, 2] < rest + 0.002))
-        lifted = settled + np.flatnonzero(cube[settled:, 2] > rest + LIFT_LIFTED)
-        end = int(lifted[0]) if len(lifted) else len(obs) - 1
+        end, lifted = _lift_phase(cube[:, 2])
         start_yaw = _hand_yaw(hand_quat[0])
         turn = _wrap(_yaw_of(cube_quat[0]) - start_yaw + math.pi / 4) % (math.pi / 2) - math.pi / 4  # as the expert
         grasps = {"waypoint": start_yaw + turn, "other-grasp": start_yaw + turn + (math.pi / 2 if turn < 0 else -math.pi / 2)}
 
         def judge(lo: int, hi: int, decide_grasp: bool) -> str:
-            steps = np.linalg.norm(np.diff(hand[lo:hi + 1], axis=0), axis=1)
-            steps = steps[steps > LIFT_STILL]  # not the steps the hand holds still (closing the gripper)
-            if len(steps) and np.percentile(steps, 90) < LIFT_SLOW_P90:
+            if _slow(hand, lo, hi):
                 return "slow"
             if not decide_grasp:
                 return UNDECIDED
@@ -194,11 +217,39 @@ class LiftRule:
             return min(grasps, key=lambda name: _fold(yaw - grasps[name]))
 
         mid = end // 2
-        label = judge(0, end, bool(len(lifted)))
-        features = {"lifted_at": end if len(lifted) else -1,
-                    "speed_p90_cm": float(100 * np.percentile(np.linalg.norm(np.diff(hand[:end + 1], axis=0), axis=1), 90)) if end else 0.0,
+        label = judge(0, end, lifted)
+        features = {"lifted_at": end if lifted else -1, "speed_p90_cm": _speed_p90_cm(hand, end),
                     "grasp_yaw_from_waypoint_deg": math.degrees(_fold(_hand_yaw(hand_quat[end]) - grasps["waypoint"]))}
         return EpisodeStyle(label, (judge(0, mid, True), judge(mid, end, True)), features)
+
+
+class CanRule:
+    """Can: "slow" as Lift's; else the hand's yaw when the can leaves the table names the grasp,
+    "side-grasp" if it is more than CAN_SIDE_YAW from 0 (modulo the gripper's half-turn symmetry;
+    the expert's waypoint yaw is drawn in +-0.4 rad, side-grasp's in +-(1.0-1.3) rad)."""
+
+    styles = ("waypoint", "side-grasp", "slow")
+
+    def label(self, obs: np.ndarray, task: str | None = None) -> EpisodeStyle:
+        from lwd.experts.robomimic import _hand_yaw
+
+        obs = np.asarray(obs, np.float64)
+        if obs.ndim != 2 or obs.shape[1] != 23:
+            raise ValueError(f"Can style labels need robomimic Can's 23-d observations, got shape {obs.shape}")
+        can, hand, hand_quat = obs[:, 7:10], obs[:, 14:17], obs[:, 17:21]  # object-state: to-eef pos, quat, then can pos
+        end, lifted = _lift_phase(can[:, 2], CAN_SETTLE_STEPS)
+
+        def judge(lo: int, hi: int, decide_grasp: bool) -> str:
+            if _slow(hand, lo, hi):
+                return "slow"
+            if not decide_grasp:
+                return UNDECIDED
+            return "side-grasp" if _fold(_hand_yaw(hand_quat[hi])) > CAN_SIDE_YAW else "waypoint"
+
+        mid = end // 2
+        features = {"lifted_at": end if lifted else -1, "speed_p90_cm": _speed_p90_cm(hand, end),
+                    "grasp_yaw_deg": math.degrees(_fold(_hand_yaw(hand_quat[end])))}
+        return EpisodeStyle(judge(0, end, lifted), (judge(0, mid, True), judge(mid, end, True)), features)
 
 
 # --- Metaworld MT10 ------------------------------------------------------------------------------
@@ -292,7 +343,7 @@ class ReachWallRule:
 
 
 # --- which rule, and the measures ----------------------------------------------------------------
-def style_rule(suite_name: str) -> PushTRule | LiftRule | MetaworldRule | ReachWallRule:
+def style_rule(suite_name: str) -> PushTRule | LiftRule | CanRule | MetaworldRule | ReachWallRule:
     """The labelling rule of a suite; suites whose experts have no styles (or whose observations
     cannot show them) are refused in one line."""
     key = suite_name.strip().lower()
@@ -302,9 +353,11 @@ def style_rule(suite_name: str) -> PushTRule | LiftRule | MetaworldRule | ReachW
         return PushTRule()
     if key == "robomimic/lift":
         return LiftRule()
+    if key == "robomimic/can":
+        return CanRule()
     if key in ("mt10", "metaworld/mt10") or key.startswith("metaworld/"):
         return MetaworldRule()
-    raise ValueError(f"no style labels for {suite_name!r}: they exist for pusht, pusht/state, robomimic/lift, "
+    raise ValueError(f"no style labels for {suite_name!r}: they exist for pusht, pusht/state, robomimic/lift and can, "
                      "metaworld/reach-wall-low and the Metaworld MT10 tasks (pusht/image's low-dim observation lacks the block pose)")
 
 

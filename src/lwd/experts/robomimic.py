@@ -15,12 +15,17 @@ RNG seeded by ``[seed, salt]``, so demonstrations are not one trajectory replaye
 (grasp branch, nut orientation) are discrete functions of the object's yaw, so the data is
 genuinely multimodal near those boundaries.
 
-Styles (Lift only, `LIFT_STYLES`, chosen per episode by `lwd demos --styles`):
+Styles (Lift and Can, `STYLES`, chosen per episode by `lwd demos --styles`):
 - "waypoint" (the default): the expert above, exactly;
-- "other-grasp": closes across the other pair of the cube's faces, so the hand turns 45-90 deg
+- Lift "other-grasp": closes across the other pair of the cube's faces, so the hand turns 45-90 deg
   before the grasp instead of 0-45 deg (the grasp yaw differs from "waypoint"'s by 90 deg);
-- "slow": an operator-like careful profile, drawn per episode on top of the same draws: speed
-  0.35-0.5 instead of 0.7-1.0 and a higher hover (12-16 cm instead of 5-10 cm) before descending.
+- Can "side-grasp": the hand turns to a yaw of 1.0-1.3 rad either way (side drawn per episode)
+  before the grasp, where "waypoint" keeps within 0.4 rad of its start: the fingers close on the
+  can from another side, and the wrist turns through the approach;
+- "slow" (both): an operator-like careful profile, drawn per episode on top of the same draws:
+  speed 0.35-0.5 instead of 0.7-1.0 and a higher hover (12-16 cm instead of 5-10 cm) before
+  descending.
+Style draws come after the shared ones, so every other parameter of a seed stays the same.
 """
 
 from __future__ import annotations
@@ -33,6 +38,10 @@ TASKS = ("lift", "can", "square")
 """The tasks this expert has a state machine for."""
 LIFT_STYLES = ("waypoint", "other-grasp", "slow")
 """Lift's styles, in a fixed order (a dataset's integer `style` ids index this); see the module docstring."""
+CAN_STYLES = ("waypoint", "side-grasp", "slow")
+"""Can's styles, in a fixed order; see the module docstring."""
+STYLES: dict[str, tuple[str, ...]] = {"lift": LIFT_STYLES, "can": CAN_STYLES}
+"""Each task's styles (a task not named here has only "waypoint")."""
 
 
 _POS_SCALE = 0.05  # metres of goal offset per unit of position action
@@ -94,9 +103,9 @@ class RobomimicExpert:
     def __init__(self, task: str, salt: int = 0, style: str = "waypoint") -> None:
         if task not in TASKS:
             raise ValueError(f"unknown robomimic task {task!r}; this expert knows: {', '.join(TASKS)}")
-        if style != "waypoint" and (task != "lift" or style not in LIFT_STYLES):
+        if style != "waypoint" and style not in STYLES.get(task, ()):
             raise ValueError(f"unknown {task} expert style {style!r}; known: "
-                             + (", ".join(LIFT_STYLES) if task == "lift" else "waypoint only"))
+                             + (", ".join(STYLES[task]) if task in STYLES else "waypoint only"))
         self.task = task
         self.style = style
         self.salt = int(salt)
@@ -192,6 +201,10 @@ class RobomimicExpert:
                 drop_z=u(0.90, 0.93),
                 yaw=u(-0.4, 0.4),
             )
+            if self.style == "side-grasp":
+                self._p.update(yaw=u(1.0, 1.3) * (1.0 if self._rng.random() < 0.5 else -1.0))
+            elif self.style == "slow":
+                self._p.update(speed=u(0.35, 0.5), approach_h=u(0.12, 0.16))
         else:
             self._p.update(
                 handle_d=u(0.060, 0.068),
