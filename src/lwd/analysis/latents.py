@@ -116,7 +116,10 @@ def latent_map(run_dir: str | Path, data: str | Path, out: str | Path, stride: i
         panels.append(("t-SNE", coords, None))
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.4), squeeze=False)
     for ax, (title, coords, explained) in zip(axes[0], panels):
-        points = ax.scatter(coords[:, 0], coords[:, 1], c=colour, cmap=cmap, s=6, alpha=0.8)
+        if label in ("style", "task"):  # categories: each id its own tab10 colour, as in the legend
+            points = ax.scatter(coords[:, 0], coords[:, 1], c=plt.get_cmap(cmap)(np.asarray(colour, int) % 10), s=6, alpha=0.8)
+        else:
+            points = ax.scatter(coords[:, 0], coords[:, 1], c=colour, cmap=cmap, s=6, alpha=0.8)
         if explained is not None:
             title += f" ({explained[0]:.0%} + {explained[1]:.0%} of variance)"
         ax.set_title(title, fontsize=9)
@@ -132,7 +135,7 @@ def latent_map(run_dir: str | Path, data: str | Path, out: str | Path, stride: i
         title += (f"\n{label} from the latent, {separability['k']}-NN across episodes: {separability['knn_accuracy']:.2f} "
                   f"(balanced {separability['balanced_accuracy']:.2f}; chance {separability['chance']:.2f} / "
                   f"{separability['balanced_chance']:.2f})")
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title, fontsize=10, y=1.02 if separability is not None else 0.98)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120, bbox_inches="tight")
