@@ -45,15 +45,25 @@ def _methods_registered_by_a_test_are_forgotten():
             del base._REGISTRY[name]
 
 
-@pytest.fixture(scope="module")
-def lift_env():
-    """robomimic Lift (robosuite), one per test module: building it takes about a second."""
+def _robomimic_env(task: str):
     pytest.importorskip("robosuite")
     from lwd.envs.robomimic import RobomimicEnv
 
-    env = RobomimicEnv("lift")
+    env = RobomimicEnv(task)
     yield env
     env.close()
+
+
+@pytest.fixture(scope="module")
+def lift_env():
+    """robomimic Lift (robosuite), one per test module: building it takes about a second."""
+    yield from _robomimic_env("lift")
+
+
+@pytest.fixture(scope="module")
+def can_env():
+    """robomimic Can (robosuite), one per test module."""
+    yield from _robomimic_env("can")
 
 
 def assert_exported_eval_matches_library(run, folder, episodes: int, tmp_path, steps_compared: int = 40) -> None:

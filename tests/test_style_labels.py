@@ -153,19 +153,13 @@ def test_lift_rule_names_the_style_of_expert_episodes(lift_env):
         assert run.success and style_rule("robomimic/lift").label(np.asarray(run.obs)).label == style
 
 
-def test_can_rule_names_the_style_of_expert_episodes():
-    pytest.importorskip("robosuite")
+def test_can_rule_names_the_style_of_expert_episodes(can_env):
     from lwd.demos import rollout_expert
-    from lwd.envs.robomimic import RobomimicEnv
     from lwd.experts.robomimic import CAN_STYLES, RobomimicExpert
 
-    env = RobomimicEnv("can")
-    try:
-        for style in CAN_STYLES:
-            run = rollout_expert(env, RobomimicExpert("can", style=style), 100001, 400)
-            assert run.success and style_rule("robomimic/can").label(np.asarray(run.obs)).label == style
-    finally:
-        env.close()
+    for style in CAN_STYLES:
+        run = rollout_expert(can_env, RobomimicExpert("can", style=style), 100001, 400)
+        assert run.success and style_rule("robomimic/can").label(np.asarray(run.obs)).label == style
     with pytest.raises(ValueError, match="need robomimic Can's 23-d observations"):
         style_rule("robomimic/can").label(np.zeros((5, 19)))
 

@@ -170,16 +170,6 @@ def test_lift_and_can_suites_offer_their_styles_and_square_has_none():
 
 
 # --- robomimic Can ----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def can_env():
-    pytest.importorskip("robosuite")
-    from lwd.envs.robomimic import RobomimicEnv
-
-    env = RobomimicEnv("can")
-    yield env
-    env.close()
-
-
 def test_can_styles_are_deterministic_grasp_from_another_side_or_move_slower_and_all_succeed(can_env):
     """From the same start: side-grasp's hand is turned 1.0-1.3 rad when the can leaves the table
     (waypoint's within 0.4 rad plus tracking), slow moves the hand at most 2/3 as fast."""
