@@ -45,6 +45,7 @@ carries them in model.safetensors; `step_normalizer` joins them to the observati
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -287,12 +288,14 @@ class FrozenVision(nn.Module):
     def _check_source_run(self, path: Path, raw: dict[str, Any]) -> None:
         """A source run's frames and image settings must be this model's (one line naming the fix)."""
         settings = raw.get("method_config", {}) if isinstance(raw, dict) else {}
-        # image_pool came later: a config.json without it was trained at full resolution
-        theirs = {name: settings.get(name, 1 if name == "image_pool" else None) for name in IMAGE_SETTINGS}
-        ours = {name: list(v) if isinstance(v, tuple) else v for name, v in ((n, getattr(self.cfg, n)) for n in IMAGE_SETTINGS)}
-        if any(v is None for v in theirs.values()):
+        if not any(name in settings for name in IMAGE_SETTINGS):
             raise ValueError(f"encoder_from={str(path)!r}: that run has no image encoder settings ({raw.get('method')} "
                              "without camera frames?); give a run trained on image data")
+        # an image run from before a setting existed has no entry for it: it behaved as the setting's legacy value
+        later = {f.name: _jsonable(f.metadata.get("legacy", f.default)) for f in dataclasses.fields(self.cfg)
+                 if f.metadata.get("added_later")}
+        theirs = {name: settings.get(name, later.get(name)) for name in IMAGE_SETTINGS}
+        ours = {name: _jsonable(getattr(self.cfg, name)) for name in IMAGE_SETTINGS}
         if theirs != ours:
             fix = " ".join(f"{n}={_compact(theirs[n])}" for n in IMAGE_SETTINGS if theirs[n] != ours[n])
             raise ValueError(f"encoder_from={str(path)!r} has another encoder than these settings; add --set {fix}")
@@ -331,6 +334,11 @@ class FrozenVision(nn.Module):
 
     def encoder_params(self) -> int:
         return num_params(self.encoders)
+
+
+def _jsonable(value: Any) -> Any:
+    """A setting as config.json stores it (tuples become lists)."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _read_json(path: Path, source: str) -> dict[str, Any]:
