@@ -175,6 +175,8 @@ class StudySpec:
     n_envs: int = 1
     batch_plans: bool = False
     ddim_steps: int = 10
+    """DDIM steps of the `dp-ddim` arm only (a DDPM-trained DP sampled with fewer steps); LWD arms
+    generate with their config's sampler and `inference_steps`."""
     seed_start: int | None = None
     about: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
