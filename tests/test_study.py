@@ -239,7 +239,7 @@ def test_study_on_styled_data_records_the_rollouts_style_mix_as_the_rule_labels_
     labels equal those of the same episodes recorded (lwd eval --rollouts) and labelled afterwards."""
     import json
 
-    from lwd.analysis.styles import label_episodes, style_shares, total_variation
+    from lwd.analysis.styles import consistency, label_episodes, style_shares, total_variation
     from lwd.data import Episodes
     from lwd.experiments.study import run_study
     from lwd.pipeline import evaluate_run
@@ -263,5 +263,12 @@ def test_study_on_styled_data_records_the_rollouts_style_mix_as_the_rule_labels_
 
     run = next((tmp_path / "runs/studies").glob("bc-*"))
     recorded = evaluate_run(run, env="metaworld/reach-wall-low", episodes=4, progress=False, rollouts=tmp_path / "rollouts.zarr")
-    assert [s.label for s in label_episodes(Episodes.load(recorded["rollouts"]))] == labels
-    assert "Style mix of the rollouts" in (tmp_path / "benchmarks/results/studies/styled.md").read_text()
+    shown = label_episodes(Episodes.load(recorded["rollouts"]))
+    assert [s.label for s in shown] == labels
+    # whether each episode's style held over its phase: recorded per row (1 / 0 / null) and summed up as the rule says
+    assert [row[7] for row in mixed["episodes"]] == [None if s.consistent is None else int(s.consistent) for s in shown]
+    assert (record["consistency"], record["consistency_episodes"]) == consistency(labels, [s.consistent for s in shown])
+    demo_styles = label_episodes(Episodes.load(data), "metaworld/reach-wall-low")
+    assert record["data_consistency"] == consistency(demo_labels, [s.consistent for s in demo_styles])[0]
+    summary = (tmp_path / "benchmarks/results/studies/styled.md").read_text()
+    assert "Style mix of the rollouts" in summary and "style held (demos)" in summary

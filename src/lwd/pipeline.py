@@ -253,8 +253,7 @@ def evaluate_run(
             raise ValueError("label the recorded rollouts instead (lwd.analysis.styles.label_episodes on the store)")
         from lwd.analysis.styles import style_rule
 
-        rule = style_rule(suite.name)
-        label_style = lambda obs, task: rule.label(obs, task).label  # noqa: E731
+        label_style = style_rule(suite.name).label
     if rollouts is None:
         result = evaluate(model, suite, episodes, n_envs, seed_start, tasks, perturb, options, vector, progress, batch_plans, shard,
                           label_style)

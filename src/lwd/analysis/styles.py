@@ -382,6 +382,13 @@ def style_shares(labels: Sequence[str], styles: Sequence[str]) -> dict[str, floa
     return {style: (decided.count(style) / len(decided) if decided else 0.0) for style in styles}
 
 
+def consistency(labels: Sequence[str], consistent: Sequence[bool | None]) -> tuple[float | None, int]:
+    """The share of episodes whose style holds over their style phase (both halves alike), among the
+    decided episodes whose halves are both decided, and how many episodes that is (None, 0 if none)."""
+    judged = [bool(c) for label, c in zip(labels, consistent) if label != UNDECIDED and c is not None]
+    return (float(np.mean(judged)) if judged else None), len(judged)
+
+
 def path_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Mean distance between two paths (T, D), step by step, the shorter padded with its last point:
     how far apart two styles' trajectories from the same start run (hand or agent positions)."""
@@ -408,14 +415,14 @@ def confusion_matrix(true: Sequence[str], predicted: Sequence[str], styles: Sequ
 def style_summary(labels: Sequence[EpisodeStyle], styles: Sequence[str], successes: Sequence[bool] | None = None) -> dict[str, Any]:
     """Counts, shares of the decided labels, undecided share, per-style success, and consistency."""
     names = [s.label for s in labels]
-    judged = [s.consistent for s in labels if s.label != UNDECIDED and s.consistent is not None]
+    held, judged = consistency(names, [s.consistent for s in labels])
     out: dict[str, Any] = {
         "episodes": len(labels),
         "counts": {name: names.count(name) for name in (*styles, UNDECIDED)},
         "shares": style_shares(names, styles),
         "undecided_share": names.count(UNDECIDED) / max(len(names), 1),
-        "consistency": float(np.mean(judged)) if judged else None,
-        "consistency_episodes": len(judged),
+        "consistency": held,
+        "consistency_episodes": judged,
     }
     if successes is not None:
         out["success_rate"] = float(np.mean(successes)) if len(successes) else None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -25,6 +25,9 @@ from tqdm.auto import tqdm
 from lwd.envs.perturb import apply_perturbation
 from lwd.methods.base import Cost, Method, Policy, RuntimeOptions
 from lwd.suites import Suite
+
+if TYPE_CHECKING:
+    from lwd.analysis.styles import EpisodeStyle
 
 
 @dataclass
@@ -42,12 +45,16 @@ class EpisodeResult:
     style: str | None = None
     """The behaviour the episode showed, by the suite's style rule (`lwd.analysis.styles`), when the
     evaluation was asked to label episodes; None otherwise (and then left out of the result's rows)."""
+    style_consistent: bool | None = None
+    """Whether both halves of the episode's style phase show the same style (`EpisodeStyle.consistent`):
+    the issue's "does the style hold when the policy is regenerated every H steps"; None when a half is
+    undecided. Kept only beside `style`."""
 
     def row(self) -> dict[str, Any]:
         """As the result's "episodes" list holds it."""
         out = asdict(self)
         if out["style"] is None:
-            del out["style"]
+            del out["style"], out["style_consistent"]
         return out
 
 
@@ -239,13 +246,14 @@ def evaluate(
     progress: bool = True,
     batch_plans: bool = False,
     shard: tuple[int, int] = (0, 1),
-    label_style: Callable[[np.ndarray, str], str] | None = None,
+    label_style: Callable[[np.ndarray, str], EpisodeStyle] | None = None,
 ) -> dict[str, Any]:
     """Run every planned episode; returns per-episode results, per-task success and costs.
 
     label_style: (an episode's low-dim observations (T, Do): the one each action was chosen from, as
-    demonstrations and recorded rollouts hold them; its task) -> a style name. When given, each
-    episode's observations are kept while it runs and its row gets "style": this is how studies
+    demonstrations and recorded rollouts hold them; its task) -> its style (a suite rule's `label`).
+    When given, each episode's observations are kept while it runs and its row gets "style" and
+    "style_consistent": this is how studies
     measure the style mix of a method's rollouts, also with batch_plans, without saving the rollouts.
     It only reads observations, so what is measured is unchanged.
 
@@ -333,7 +341,8 @@ def evaluate(
                 if done[i]:
                     results.append(tally.result())
                     if label_style is not None:
-                        results[-1].style = label_style(np.stack(tally.trace), tally.task)
+                        shown = label_style(np.stack(tally.trace), tally.task)
+                        results[-1].style, results[-1].style_consistent = shown.label, shown.consistent
                     bar.update(1)
                     finished.append(i)
             if finished:

@@ -539,8 +539,9 @@ def _run_group(spec_path: str, root_text: str, cells: list[StudyCell], progress:
                          # rollout error per length), kept with the cell since runs/ is not
                          **({"reports": log["reports"]} if log.get("reports") else {})},
             "episodes": [[e["task"], e["seed"], int(e["success"]), e["steps"], e["max_score"], e["final_score"],
-                          *([e["style"]] if "style" in e else [])] for e in result["episodes"]],
-            **({"styles": rollout_style_mix([e["style"] for e in result["episodes"]], data_styles)} if data_styles else {}),
+                          *([e["style"], _flag(e["style_consistent"])] if "style" in e else [])] for e in result["episodes"]],
+            **({"styles": rollout_style_mix([e["style"] for e in result["episodes"]], data_styles,
+                                            [e["style_consistent"] for e in result["episodes"]])} if data_styles else {}),
             "seconds": round(time.perf_counter() - t0, 1),
             "provenance": provenance(command),
         }
@@ -557,27 +558,41 @@ def demo_style_mix(data: Path, suite: str) -> dict[str, Any] | None:
     """The style shares of a study's demonstrations, by the same rule that labels the rollouts
     (so the two mixes are measured alike; the expert's drawn mix is in the store's attributes).
     None on a suite whose observations cannot show the style (no rule): its cells record success only."""
-    from lwd.analysis.styles import UNDECIDED, label_episodes, style_rule, style_shares
+    from lwd.analysis.styles import UNDECIDED, consistency, label_episodes, style_rule, style_shares
     from lwd.data import Episodes
 
     try:
         styles = list(style_rule(suite).styles)
     except ValueError:
         return None
-    labels = [style.label for style in label_episodes(Episodes.load(data), suite)]
-    return {"styles": styles, "shares": style_shares(labels, styles), "undecided": labels.count(UNDECIDED), "episodes": len(labels)}
+    shown = label_episodes(Episodes.load(data), suite)
+    labels = [style.label for style in shown]
+    held, _ = consistency(labels, [style.consistent for style in shown])
+    return {"styles": styles, "shares": style_shares(labels, styles), "undecided": labels.count(UNDECIDED), "episodes": len(labels),
+            "consistency": held}
 
 
-def rollout_style_mix(labels: list[str], data_styles: dict[str, Any]) -> dict[str, Any]:
+def rollout_style_mix(labels: list[str], data_styles: dict[str, Any], consistent: list[bool | None] | None = None) -> dict[str, Any]:
     """A cell's style record: its rollouts' shares among decided episodes, how many were undecided,
-    and the total-variation distance to the demonstrations' shares (0: the same mix, 1: disjoint)."""
-    from lwd.analysis.styles import UNDECIDED, style_shares, total_variation
+    the total-variation distance to the demonstrations' shares (0: the same mix, 1: disjoint), and
+    (given each episode's `consistent`) the share whose style holds over the style phase, against
+    the demonstrations' own share: whether regenerating the policy every H steps keeps one behaviour."""
+    from lwd.analysis.styles import UNDECIDED, consistency, style_shares, total_variation
 
     shares = style_shares(labels, data_styles["styles"])
     undecided = labels.count(UNDECIDED)
+    held = {}
+    if consistent is not None:
+        share, judged = consistency(labels, consistent)
+        held = {"consistency": share, "consistency_episodes": judged, "data_consistency": data_styles.get("consistency")}
     return {"shares": shares, "undecided": undecided, "episodes": len(labels), "data_shares": data_styles["shares"],
             "data_undecided": data_styles["undecided"], "data_episodes": data_styles["episodes"],
-            "tv_to_data": total_variation(shares, data_styles["shares"]) if undecided < len(labels) else None}
+            "tv_to_data": total_variation(shares, data_styles["shares"]) if undecided < len(labels) else None, **held}
+
+
+def _flag(value: bool | None) -> int | None:
+    """A yes/no/unknown as a cell's episode rows hold it (1, 0, null)."""
+    return None if value is None else int(value)
 
 
 def _say(show: bool, line: str) -> None:
@@ -683,9 +698,11 @@ def style_markdown(rows: list[dict[str, Any]]) -> str:
         return ""
     lines = ["", "Style mix of the rollouts (lwd.analysis.styles rule; shares among decided episodes, mean over "
              "seeds) against the demonstrations' (same rule); TV: total-variation distance per seed; cells "
-             "evaluated before styles were recorded are missing.", "",
-             "| data | method | H | perturbation | seeds | rollout shares | demo shares | TV per seed | undecided / episodes |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "evaluated before styles were recorded are missing. Style held: the share of decided episodes whose "
+             "style phase shows the same style in both halves (mean over the seeds that recorded it; the demos' in "
+             "brackets).", "",
+             "| data | method | H | perturbation | seeds | rollout shares | demo shares | TV per seed | undecided / episodes | style held (demos) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in styled:
         records = r["styles"]
         names = list(records[0]["shares"])
@@ -693,10 +710,13 @@ def style_markdown(rows: list[dict[str, Any]]) -> str:
         tv = " / ".join("-" if rec["tv_to_data"] is None else f"{rec['tv_to_data']:.2f}" for rec in records)
         undecided = sum(rec["undecided"] for rec in records)
         episodes = sum(rec["episodes"] for rec in records)
+        held = [rec["consistency"] for rec in records if rec.get("consistency") is not None]
+        demos_held = records[0].get("data_consistency")
+        held_text = ("-" if not held else f"{sum(held) / len(held):.2f}") + ("" if demos_held is None else f" ({demos_held:.2f})")
         lines.append(f"| {r['data']} | {r['method']} | {r['horizon'] if r['horizon'] is not None else 'every step'} | "
                      f"{r['perturbation']} | {len(records)} | " + ", ".join(f"{n} {v:.2f}" for n, v in mean.items())
                      + " | " + ", ".join(f"{n} {v:.2f}" for n, v in records[0]["data_shares"].items())
-                     + f" | {tv} | {undecided} / {episodes} |")
+                     + f" | {tv} | {undecided} / {episodes} | {held_text} |")
     return "\n".join(lines) + "\n"
 
 
