@@ -272,3 +272,6 @@ def test_study_on_styled_data_records_the_rollouts_style_mix_as_the_rule_labels_
     assert record["data_consistency"] == consistency(demo_labels, [s.consistent for s in demo_styles])[0]
     summary = (tmp_path / "benchmarks/results/studies/styled.md").read_text()
     assert "Style mix of the rollouts" in summary and "style held (demos)" in summary
+    won = {name: [int(row[2]) for row in mixed["episodes"] if row[6] == name] for name in set(labels)}
+    by_style = ", ".join(f"{name} {sum(w) / len(w):.2f} ({len(w)})" for name, w in sorted(won.items(), key=lambda i: (i[0] == "undecided", i[0])))
+    assert f"| {by_style} |" in summary  # success per style the rollouts showed, pooled over seeds

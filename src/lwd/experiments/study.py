@@ -623,6 +623,11 @@ def summarise_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row["train_seconds"].append(sum(rec["training"]["seconds"].values()))
         if "styles" in rec:
             row.setdefault("styles", []).append(rec["styles"])
+            by_style = row.setdefault("success_by_style", {})  # pooled over seeds: {style: [successes, episodes]}
+            for episode in rec["episodes"]:
+                tally = by_style.setdefault(episode[6], [0, 0])
+                tally[0] += episode[2]
+                tally[1] += 1
     out = []
     for row in rows.values():
         interval = success_interval(row["per_seed"])
@@ -700,12 +705,14 @@ def style_markdown(rows: list[dict[str, Any]]) -> str:
              "seeds) against the demonstrations' (same rule); TV: total-variation distance per seed; cells "
              "evaluated before styles were recorded are missing. Style held: the share of decided episodes whose "
              "style phase shows the same style in both halves (mean over the seeds that recorded it; the demos' in "
-             "brackets).", "",
-             "| data | method | H | perturbation | seeds | rollout shares | demo shares | TV per seed | undecided / episodes | style held (demos) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "brackets). Success by style: pooled over seeds (episodes in brackets).", "",
+             "| data | method | H | perturbation | seeds | rollout shares | demo shares | TV per seed | undecided / episodes "
+             "| style held (demos) | success by style |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in styled:
         records = r["styles"]
         names = list(records[0]["shares"])
+        order = [*names, *sorted(set(r["success_by_style"]) - set(names))]  # the styles, then "undecided"
         mean = {n: sum(rec["shares"][n] for rec in records) / len(records) for n in names}
         tv = " / ".join("-" if rec["tv_to_data"] is None else f"{rec['tv_to_data']:.2f}" for rec in records)
         undecided = sum(rec["undecided"] for rec in records)
@@ -716,7 +723,9 @@ def style_markdown(rows: list[dict[str, Any]]) -> str:
         lines.append(f"| {r['data']} | {r['method']} | {r['horizon'] if r['horizon'] is not None else 'every step'} | "
                      f"{r['perturbation']} | {len(records)} | " + ", ".join(f"{n} {v:.2f}" for n, v in mean.items())
                      + " | " + ", ".join(f"{n} {v:.2f}" for n, v in records[0]["data_shares"].items())
-                     + f" | {tv} | {undecided} / {episodes} | {held_text} |")
+                     + f" | {tv} | {undecided} / {episodes} | {held_text} | "
+                     + ", ".join(f"{name} {won / seen:.2f} ({seen})" for name, (won, seen)
+                                 in sorted(r["success_by_style"].items(), key=lambda item: order.index(item[0]))) + " |")
     return "\n".join(lines) + "\n"
 
 
