@@ -10,7 +10,7 @@ import pytest
 
 from lwd.data import Episodes
 from lwd.analysis.styles import (
-    UNDECIDED, EpisodeStyle, PushTRule, confusion_matrix, label_episodes, pusht_block_poses, style_report,
+    UNDECIDED, EpisodeStyle, PushTRule, chance_total_variation, confusion_matrix, label_episodes, pusht_block_poses, style_report,
     style_rule, style_shares, style_summary, total_variation,
 )
 
@@ -83,6 +83,16 @@ def test_total_variation_and_shares_of_the_decided_labels():
     assert total_variation({"a": 1.0}, {"b": 1.0}) == 1.0
     assert style_shares(["a", UNDECIDED, "b", "a"], ["a", "b", "c"]) == pytest.approx({"a": 2 / 3, "b": 1 / 3, "c": 0.0})
     assert style_shares([UNDECIDED], ["a"]) == {"a": 0.0}
+
+
+def test_chance_tv_is_what_sampling_the_datas_own_mix_gives():
+    """Two styles: TV = |k/n - p| with k ~ Binomial(n, p), whose mean is known exactly; more episodes, less TV."""
+    n, p = 50, 0.51
+    exact = sum(math.comb(n, k) * p**k * (1 - p) ** (n - k) * abs(k / n - p) for k in range(n + 1))
+    mean, high = chance_total_variation({"left": p, "right": 1 - p}, n)
+    assert mean == pytest.approx(exact, abs=0.002) and exact < high < 0.2
+    assert chance_total_variation({"left": p, "right": 1 - p}, 4 * n)[0] == pytest.approx(mean / 2, rel=0.1)
+    assert chance_total_variation({"a": 1.0, "b": 0.0}, n) == (0.0, 0.0)  # one style: a perfect generator never misses
 
 
 def test_summary_counts_success_by_style_and_consistency_over_decided_halves():

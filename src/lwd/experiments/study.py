@@ -698,6 +698,8 @@ def markdown(spec: StudySpec, rows: list[dict[str, Any]]) -> str:
 
 def style_markdown(rows: list[dict[str, Any]]) -> str:
     """The style mix of the rollouts against the demonstrations', for cells on data with styles."""
+    from lwd.analysis.styles import chance_total_variation
+
     styled = [r for r in rows if r.get("styles")]
     if not styled:
         return ""
@@ -705,10 +707,12 @@ def style_markdown(rows: list[dict[str, Any]]) -> str:
              "seeds) against the demonstrations' (same rule); TV: total-variation distance per seed; cells "
              "evaluated before styles were recorded are missing. Style held: the share of decided episodes whose "
              "style phase shows the same style in both halves (mean over the seeds that recorded it; the demos' in "
-             "brackets). Success by style: pooled over seeds (episodes in brackets).", "",
-             "| data | method | H | perturbation | seeds | rollout shares | demo shares | TV per seed | undecided / episodes "
-             "| style held (demos) | success by style |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "brackets). Success by style: pooled over seeds (episodes in brackets). TV by chance: the mean and 95th "
+             "percentile of the TV a generator with exactly the demos' mix gets over a seed's decided episodes "
+             "(lwd.analysis.styles.chance_total_variation): a TV per seed below these is not told apart from 0.", "",
+             "| data | method | H | perturbation | seeds | rollout shares | demo shares | TV per seed | TV by chance "
+             "| undecided / episodes | style held (demos) | success by style |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in styled:
         records = r["styles"]
         names = list(records[0]["shares"])
@@ -717,13 +721,14 @@ def style_markdown(rows: list[dict[str, Any]]) -> str:
         tv = " / ".join("-" if rec["tv_to_data"] is None else f"{rec['tv_to_data']:.2f}" for rec in records)
         undecided = sum(rec["undecided"] for rec in records)
         episodes = sum(rec["episodes"] for rec in records)
+        chance_mean, chance_95 = chance_total_variation(records[0]["data_shares"], round((episodes - undecided) / len(records)))
         held = [rec["consistency"] for rec in records if rec.get("consistency") is not None]
         demos_held = records[0].get("data_consistency")
         held_text = ("-" if not held else f"{sum(held) / len(held):.2f}") + ("" if demos_held is None else f" ({demos_held:.2f})")
         lines.append(f"| {r['data']} | {r['method']} | {r['horizon'] if r['horizon'] is not None else 'every step'} | "
                      f"{r['perturbation']} | {len(records)} | " + ", ".join(f"{n} {v:.2f}" for n, v in mean.items())
                      + " | " + ", ".join(f"{n} {v:.2f}" for n, v in records[0]["data_shares"].items())
-                     + f" | {tv} | {undecided} / {episodes} | {held_text} | "
+                     + f" | {tv} | {chance_mean:.2f} / {chance_95:.2f} | {undecided} / {episodes} | {held_text} | "
                      + ", ".join(f"{name} {won / seen:.2f} ({seen})" for name, (won, seen)
                                  in sorted(r["success_by_style"].items(), key=lambda item: order.index(item[0]))) + " |")
     return "\n".join(lines) + "\n"
