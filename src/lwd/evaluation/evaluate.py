@@ -253,8 +253,8 @@ def evaluate(
     label_style: (an episode's low-dim observations (T, Do): the one each action was chosen from, as
     demonstrations and recorded rollouts hold them; its task) -> its style (a suite rule's `label`).
     When given, each episode's observations are kept while it runs and its row gets "style" and
-    "style_consistent": this is how studies
-    measure the style mix of a method's rollouts, also with batch_plans, without saving the rollouts.
+    "style_consistent": this is how studies measure the style mix of a method's rollouts, also with
+    batch_plans, without saving the rollouts.
     It only reads observations, so what is measured is unchanged.
 
     shard: (rank, world size) when several processes (or nodes) share the evaluation: rank r runs

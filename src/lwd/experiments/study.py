@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import sys
@@ -728,7 +729,8 @@ def style_markdown(rows: list[dict[str, Any]]) -> str:
         lines.append(f"| {r['data']} | {r['method']} | {r['horizon'] if r['horizon'] is not None else 'every step'} | "
                      f"{r['perturbation']} | {len(records)} | " + ", ".join(f"{n} {v:.2f}" for n, v in mean.items())
                      + " | " + ", ".join(f"{n} {v:.2f}" for n, v in records[0]["data_shares"].items())
-                     + f" | {tv} | {chance_mean:.2f} / {chance_95:.2f} | {undecided} / {episodes} | {held_text} | "
+                     + f" | {tv} | {'-' if math.isnan(chance_mean) else f'{chance_mean:.2f} / {chance_95:.2f}'} "
+                     + f"| {undecided} / {episodes} | {held_text} | "
                      + ", ".join(f"{name} {won / seen:.2f} ({seen})" for name, (won, seen)
                                  in sorted(r["success_by_style"].items(), key=lambda item: order.index(item[0]))) + " |")
     return "\n".join(lines) + "\n"
