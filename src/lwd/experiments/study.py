@@ -541,8 +541,8 @@ def _run_group(spec_path: str, root_text: str, cells: list[StudyCell], progress:
                          **({"reports": log["reports"]} if log.get("reports") else {})},
             "episodes": [[e["task"], e["seed"], int(e["success"]), e["steps"], e["max_score"], e["final_score"],
                           *([e["style"], _flag(e["style_consistent"])] if "style" in e else [])] for e in result["episodes"]],
-            **({"styles": rollout_style_mix([e["style"] for e in result["episodes"]], data_styles,
-                                            [e["style_consistent"] for e in result["episodes"]])} if data_styles else {}),
+            **({"styles": rollout_style_mix([e["style"] for e in result["episodes"]],
+                                            [e["style_consistent"] for e in result["episodes"]], data_styles)} if data_styles else {}),
             "seconds": round(time.perf_counter() - t0, 1),
             "provenance": provenance(command),
         }
@@ -559,36 +559,32 @@ def demo_style_mix(data: Path, suite: str) -> dict[str, Any] | None:
     """The style shares of a study's demonstrations, by the same rule that labels the rollouts
     (so the two mixes are measured alike; the expert's drawn mix is in the store's attributes).
     None on a suite whose observations cannot show the style (no rule): its cells record success only."""
-    from lwd.analysis.styles import UNDECIDED, consistency, label_episodes, style_rule, style_shares
+    from lwd.analysis.styles import UNDECIDED, label_episodes, style_rule, style_summary
     from lwd.data import Episodes
 
     try:
         styles = list(style_rule(suite).styles)
     except ValueError:
         return None
-    shown = label_episodes(Episodes.load(data), suite)
-    labels = [style.label for style in shown]
-    held, _ = consistency(labels, [style.consistent for style in shown])
-    return {"styles": styles, "shares": style_shares(labels, styles), "undecided": labels.count(UNDECIDED), "episodes": len(labels),
-            "consistency": held}
+    summary = style_summary(label_episodes(Episodes.load(data), suite), styles)
+    return {"styles": styles, "shares": summary["shares"], "undecided": summary["counts"][UNDECIDED],
+            "episodes": summary["episodes"], "consistency": summary["consistency"]}
 
 
-def rollout_style_mix(labels: list[str], data_styles: dict[str, Any], consistent: list[bool | None] | None = None) -> dict[str, Any]:
+def rollout_style_mix(labels: list[str], consistent: list[bool | None], data_styles: dict[str, Any]) -> dict[str, Any]:
     """A cell's style record: its rollouts' shares among decided episodes, how many were undecided,
     the total-variation distance to the demonstrations' shares (0: the same mix, 1: disjoint), and
-    (given each episode's `consistent`) the share whose style holds over the style phase, against
-    the demonstrations' own share: whether regenerating the policy every H steps keeps one behaviour."""
+    the share whose style holds over the style phase (from each episode's `consistent`) against the
+    demonstrations' own share: whether regenerating the policy every H steps keeps one behaviour."""
     from lwd.analysis.styles import UNDECIDED, consistency, style_shares, total_variation
 
     shares = style_shares(labels, data_styles["styles"])
     undecided = labels.count(UNDECIDED)
-    held = {}
-    if consistent is not None:
-        share, judged = consistency(labels, consistent)
-        held = {"consistency": share, "consistency_episodes": judged, "data_consistency": data_styles.get("consistency")}
+    held, judged = consistency(labels, consistent)
     return {"shares": shares, "undecided": undecided, "episodes": len(labels), "data_shares": data_styles["shares"],
             "data_undecided": data_styles["undecided"], "data_episodes": data_styles["episodes"],
-            "tv_to_data": total_variation(shares, data_styles["shares"]) if undecided < len(labels) else None, **held}
+            "tv_to_data": total_variation(shares, data_styles["shares"]) if undecided < len(labels) else None,
+            "consistency": held, "consistency_episodes": judged, "data_consistency": data_styles["consistency"]}
 
 
 def _flag(value: bool | None) -> int | None:
