@@ -408,13 +408,13 @@ def chance_total_variation(shares: Mapping[str, float], episodes: int, draws: in
     """The TV distance to `shares` of a perfect generator's mix over `episodes` decided episodes (each
     style drawn with exactly the data's share): its mean and 95th percentile over `draws` simulated
     evaluations. A measured TV at or below these is what sampling alone gives; e.g. two even styles
-    over 50 episodes: mean 0.056, 95% below 0.14, so one 50-episode cell cannot tell 0.10 from 0."""
-    names = list(shares)
-    p = np.asarray([shares[n] for n in names], np.float64)
+    over 50 episodes: mean 0.056, 95th percentile 0.14, so one 50-episode cell cannot tell 0.10 from 0."""
+    p = np.asarray(list(shares.values()), np.float64)
     if episodes < 1 or p.sum() <= 0:
         return float("nan"), float("nan")
-    counts = np.random.default_rng(seed).multinomial(episodes, p / p.sum(), size=draws)
-    tv = 0.5 * np.abs(counts / episodes - p / p.sum()).sum(axis=1)
+    p = p / p.sum()
+    counts = np.random.default_rng(seed).multinomial(episodes, p, size=draws)
+    tv = 0.5 * np.abs(counts / episodes - p).sum(axis=1)
     return float(tv.mean()), float(np.quantile(tv, 0.95))
 
 
